@@ -1,0 +1,41 @@
+# Set-up and the everyday commands. Each target creates the virtual
+# environment it needs, so a fresh clone needs nothing but Python 3.11.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+TORCH ?= torch==2.13.0
+export GRAPHREC_DATA_DIR ?= $(abspath ../shared/datasets)
+
+.PHONY: venv install dev demo test lint typecheck bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first, from the CPU wheel: a bare "torch" requirement would pull a CUDA build.
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+
+## demo: the main job on MovieLens-100K
+demo: install
+	$(VENV)/bin/graphrec datasets info ml-100k
+	$(VENV)/bin/graphrec split ml-100k --method random --ratios 0.8,0.1,0.1 --seed 2020 --out runs/ml-100k-split
+
+## test: the whole test suite (what CI runs)
+test: dev
+	$(PY) -m pytest -q
+
+lint: dev
+	$(VENV)/bin/ruff check graphrec tests experiments
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,149 @@
+"""The ``graphrec`` command line.
+
+Errors a user can cause (missing files, malformed rows, bad options) are
+printed as one ``error:`` line without a traceback, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from graphrec.errors import GraphrecError
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding the dataset's zip or extracted folder (default: $GRAPHREC_DATA_DIR, then the cache)")
+    p.add_argument("--no-download", action="store_true", help="never download; fail if no local copy is found")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="graphrec", description="Graph-based recommendation with GNNs and text features.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ds = sub.add_parser("datasets", help="list, download and describe public datasets")
+    ds_sub = ds.add_subparsers(dest="action", required=True)
+    ds_sub.add_parser("list", help="the datasets graphrec can load")
+    dl = ds_sub.add_parser("download", help="download a dataset's official archive (checksum verified)")
+    dl.add_argument("name")
+    dl.add_argument("--data-dir", default=None, help="where to put the archive (default: the cache)")
+    info = ds_sub.add_parser("info", help="counts, density, quantiles and rating histogram")
+    info.add_argument("name")
+    _add_data_dir(info)
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sp = sub.add_parser("split", help="split a dataset and export the parts as TSV")
+    sp.add_argument("name")
+    _add_data_dir(sp)
+    sp.add_argument("--method", default="random", choices=["random", "temporal", "user-temporal", "leave-one-out", "fixed"])
+    sp.add_argument("--ratios", default="0.8,0.1,0.1", help="train,valid,test ratios (default 0.8,0.1,0.1)")
+    sp.add_argument("--seed", type=int, default=2020)
+    sp.add_argument("--fixed", default=None, help="official split name for --method fixed (ML-100K: u1..u5, ua, ub)")
+    sp.add_argument("--implicit", type=float, default=None, metavar="THRESHOLD",
+                    help="keep interactions rated at least THRESHOLD, as implicit feedback")
+    sp.add_argument("--k-core", type=int, default=None, help="keep the k-core before splitting")
+    sp.add_argument("--out", required=True, help="folder for train.tsv, valid.tsv, test.tsv")
+    return parser
+
+
+def _load(name: str, data_dir: str | None, no_download: bool):  # type: ignore[no-untyped-def]
+    from graphrec.data import load_movielens
+
+    return load_movielens(name, data_dir, download=not no_download)
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from graphrec.data import DATASETS, dataset_info
+    from graphrec.data.movielens import fetch, locate
+
+    if args.action == "list":
+        for spec in DATASETS.values():
+            print(f"{spec.name:<16} {spec.description}")
+        return 0
+    if args.action == "download":
+        path = fetch(args.name, args.data_dir)
+        print(f"{args.name}: {path}")
+        return 0
+    dataset = _load(args.name, args.data_dir, args.no_download)
+    info = dataset_info(dataset)
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    files = locate(args.name, args.data_dir)
+    print(format_info(info, source=str(files.root) if files else None))
+    return 0
+
+
+def format_info(info: dict[str, Any], source: str | None = None) -> str:
+    lines = [f"{info['name']}" + (f"  ({source})" if source else "")]
+    lines.append(f"  users         {info['users']:>12,}")
+    lines.append(f"  items         {info['items']:>12,}")
+    lines.append(f"  interactions  {info['interactions']:>12,}")
+    lines.append(f"  density       {info['density']:>12.4%}")
+    if "tags" in info:
+        lines.append(f"  tags          {info['tags']:>12,}")
+    for key, label in (("per_user_quantiles", "per user"), ("per_item_quantiles", "per item")):
+        q = "  ".join(f"q{k}={v:g}" for k, v in info[key].items())
+        lines.append(f"  interactions {label}: {q}")
+    total = sum(info["rating_histogram"].values())
+    lines.append("  ratings:")
+    for value, count in info["rating_histogram"].items():
+        lines.append(f"    {value:>5}  {count:>10,}  {count / total:6.1%}")
+    if "fixed_splits" in info:
+        lines.append(f"  fixed splits: {', '.join(info['fixed_splits'])}")
+    return "\n".join(lines)
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    from graphrec.data import k_core, make_split, to_implicit
+
+    try:
+        ratios = [float(x) for x in args.ratios.split(",")]
+    except ValueError:
+        raise GraphrecError(f"--ratios: expected three comma-separated numbers, found {args.ratios!r}") from None
+    dataset = _load(args.name, args.data_dir, args.no_download)
+    if args.implicit is not None:
+        dataset = to_implicit(dataset, args.implicit)
+    if args.k_core is not None:
+        dataset = k_core(dataset, args.k_core)
+    split = make_split(dataset, args.method, ratios=ratios, seed=args.seed, fixed=args.fixed)
+    paths = split.export_tsv(args.out)
+    print(format_split(split))
+    for _name, path in paths.items():
+        print(f"  wrote {path}")
+    return 0
+
+
+def format_split(split) -> str:  # type: ignore[no-untyped-def]
+    st = split.stats()
+    lines = [f"{split.dataset.name}: {split.method}"]
+    for part, size in st.sizes.items():
+        extra = ""
+        if part in st.cold_users:
+            extra = (f"   cold start: {st.cold_users[part]} users, {st.cold_items[part]} items, "
+                     f"{st.cold_interactions[part]} interactions")
+        lines.append(f"  {part:<6}{size:>10,}{extra}")
+    return "\n".join(lines)
+
+
+COMMANDS = {"datasets": cmd_datasets, "split": cmd_split}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except GraphrecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

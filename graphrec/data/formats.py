@@ -1,0 +1,183 @@
+"""Loaders for logs that are not MovieLens: the LightGCN/NGCF text format and any CSV/Parquet file."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from graphrec.data.dataset import Dataset, Interactions
+from graphrec.data.io import Source
+from graphrec.data.preprocess import DuplicatePolicy, drop_duplicates
+from graphrec.data.vocab import Vocabulary
+from graphrec.errors import DataFormatError, DatasetNotFoundError
+
+
+def read_lightgcn_file(src: Source) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse one LightGCN-format file: each line ``user item item ...`` (non-negative ints).
+
+    Returns:
+        ``(users, items, listed_users)``: one entry per (user, item) pair, in
+        file order, and every user with a line (also those with no items).
+    """
+    raw = src.read_bytes()
+    if not raw.strip():
+        raise DataFormatError(src, "file is empty; expected lines 'user item item ...'")
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataFormatError(src, f"expected ASCII digits and spaces, found byte {raw[exc.start:exc.start + 1]!r}", line=line) from None
+    tokens = pd.Series(text.split("\n")).str.split().explode()
+    tokens = tokens[tokens.notna()]  # blank lines
+    values = pd.to_numeric(tokens, errors="coerce")
+    bad = values.isna().to_numpy() | (values.to_numpy(dtype=np.float64, na_value=-1) < 0)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise DataFormatError(src, f"expected a non-negative integer id, found {tokens.iloc[k]!r}", line=int(tokens.index[k]) + 1)
+    ids = values.to_numpy(dtype=np.int64)
+    line_no = tokens.index.to_numpy()
+    is_user = np.r_[True, line_no[1:] != line_no[:-1]]
+    user_of_token = ids[is_user][np.cumsum(is_user) - 1]
+    return user_of_token[~is_user], ids[~is_user], ids[is_user]
+
+
+def load_lightgcn_format(folder: str | Path, name: str | None = None) -> Dataset:
+    """Load a dataset published in the LightGCN/NGCF format (Gowalla, Yelp2018, Amazon-Book).
+
+    The folder holds ``train.txt`` and ``test.txt``. Interactions are implicit
+    (weight 1, no timestamps); ``fixed_split(dataset, "official")`` gives the
+    published train/test split.
+    """
+    root = Path(folder)
+    parts = {}
+    for part in ("train", "test"):
+        src = Source(root / f"{part}.txt")
+        if not src.exists():
+            raise DatasetNotFoundError(f"{src}: file not found; a LightGCN-format folder holds train.txt and test.txt")
+        parts[part] = read_lightgcn_file(src)
+    users = np.concatenate([parts["train"][0], parts["test"][0]])
+    items = np.concatenate([parts["train"][1], parts["test"][1]])
+    user_vocab = Vocabulary.from_values(np.concatenate([parts["train"][2], parts["test"][2]]), name="user")
+    item_vocab = Vocabulary.from_values(items, name="item")
+    inter = Interactions(user_vocab.encode(users), item_vocab.encode(items), np.ones(len(users), dtype=np.float32))
+    ds = Dataset(name or root.name, inter, user_vocab, item_vocab, implicit=True, source=root, fixed_splits=("official",))
+    return drop_duplicates(ds, "first")
+
+
+def load_interactions(
+    path: str | Path,
+    columns: Mapping[str, str] | None = None,
+    *,
+    sep: str = ",",
+    name: str | None = None,
+    duplicates: DuplicatePolicy = "last",
+) -> Dataset:
+    """Load a generic interaction log from CSV (optionally compressed) or Parquet.
+
+    Args:
+        path: ``.csv``, ``.tsv``, ``.csv.gz`` ... or ``.parquet``.
+        columns: Maps graphrec's fields to the file's column names:
+            ``{"user": "userId", "item": "movieId", "rating": "stars",
+            "timestamp": "ts"}``. ``user`` and ``item`` are required (default
+            names ``user`` and ``item``); without ``rating`` every interaction
+            has weight 1 (implicit). Timestamps may be numbers (seconds) or
+            date strings.
+        sep: Field separator of a text file.
+        duplicates: Policy for repeated (user, item) pairs, see
+            :func:`~graphrec.data.preprocess.drop_duplicates`.
+    """
+    p = Path(path)
+    mapping = {"user": "user", "item": "item", **(columns or {})}
+    unknown = set(mapping) - {"user", "item", "rating", "timestamp"}
+    if unknown:
+        raise ValueError(f"column mapping: unknown field(s) {sorted(unknown)}; expected user, item, rating, timestamp")
+    if not p.is_file():
+        raise DatasetNotFoundError(f"{p}: file not found")
+    wanted = list(mapping.values())
+    parquet = p.suffix.lower() in (".parquet", ".pq")
+    if parquet:
+        import pyarrow.parquet as pq
+
+        have = pq.read_schema(p).names
+        _check_columns(p, mapping, have)
+        frame = pd.read_parquet(p, columns=wanted)
+        row_to_line = 0  # rows are reported as "row N"
+    else:
+        try:
+            head = pd.read_csv(p, sep=sep, nrows=0)
+        except pd.errors.EmptyDataError:
+            raise DataFormatError(p, "file is empty; expected a header line naming the columns") from None
+        _check_columns(p, mapping, list(head.columns))
+        try:
+            # No usecols: with it the C parser ignores rows with too many fields.
+            frame = pd.read_csv(p, sep=sep, engine="c")[wanted]
+        except pd.errors.ParserError as exc:
+            m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+            if m:
+                raise DataFormatError(p, f"expected {m.group(1)} fields, found {m.group(3)}", line=int(m.group(2))) from None
+            raise DataFormatError(p, f"could not be parsed: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(p, f"not valid UTF-8 ({exc.reason}); give the file in UTF-8") from None
+        row_to_line = 2  # header is line 1
+    if len(frame) == 0:
+        raise DataFormatError(p, "has a header but no rows")
+
+    def where(row: int) -> dict[str, int | None]:
+        return {"line": row + row_to_line} if row_to_line else {"line": None}
+
+    for field in ("user", "item"):
+        col = frame[mapping[field]]
+        if col.isna().any():
+            row = int(np.argmax(col.isna().to_numpy()))
+            raise DataFormatError(p, f"column '{mapping[field]}' ({field}) is empty" + ("" if row_to_line else f" at row {row}"), **where(row))
+    user_ids, item_ids = _ids(frame[mapping["user"]]), _ids(frame[mapping["item"]])
+    if "rating" in mapping:
+        rating = _numeric(p, frame[mapping["rating"]], mapping["rating"], where, row_to_line)
+    else:
+        rating = np.ones(len(frame), dtype=np.float64)
+    ts = None
+    if "timestamp" in mapping:
+        ts = _timestamps(p, frame[mapping["timestamp"]], mapping["timestamp"], where, row_to_line)
+    user_vocab = Vocabulary.from_values(user_ids, name="user")
+    item_vocab = Vocabulary.from_values(item_ids, name="item")
+    inter = Interactions(user_vocab.encode(user_ids), item_vocab.encode(item_ids), rating, ts)
+    ds = Dataset(name or p.name.split(".")[0], inter, user_vocab, item_vocab, implicit="rating" not in mapping, source=p)
+    return drop_duplicates(ds, duplicates)
+
+
+def _check_columns(p: Path, mapping: Mapping[str, str], have: list[str]) -> None:
+    for field, column in mapping.items():
+        if column not in have:
+            raise DataFormatError(p, f"column '{column}' (mapped to {field}) not found; the file has columns {have}", line=1)
+
+
+def _ids(col: pd.Series) -> np.ndarray:
+    if col.dtype.kind in "iu":
+        return col.to_numpy(np.int64)
+    if col.dtype.kind == "f" and (col == col.round()).all():
+        return col.to_numpy(np.int64)
+    return col.astype(str).to_numpy(dtype=object)
+
+
+def _numeric(p: Path, col: pd.Series, name: str, where, row_to_line: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    values = pd.to_numeric(col, errors="coerce")
+    bad = values.isna().to_numpy()
+    if bad.any():
+        row = int(np.argmax(bad))
+        at = "" if row_to_line else f" at row {row}"
+        raise DataFormatError(p, f"column '{name}' expected a number{at}, found {col.iloc[row]!r}", **where(row))
+    return values.to_numpy(np.float64)
+
+
+def _timestamps(p: Path, col: pd.Series, name: str, where, row_to_line: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    values = pd.to_numeric(col, errors="coerce")
+    if values.isna().any() and col.dtype.kind not in "iuf":
+        parsed = pd.to_datetime(col, errors="coerce", utc=True)
+        if parsed.notna().all():
+            seconds = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+            return seconds.to_numpy(np.int64)
+    return _numeric(p, col, name, where, row_to_line).astype(np.int64)

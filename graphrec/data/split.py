@@ -1,0 +1,295 @@
+"""Leak-free train / valid / test splits.
+
+A :class:`Split` holds disjoint positions into a dataset's interactions. Every
+method keeps each (user, item) pair on one side only (datasets with repeated
+pairs must go through :func:`~graphrec.data.preprocess.drop_duplicates` first),
+and users or items seen only in valid/test are counted in
+:meth:`Split.stats` (cold start), never silently dropped.
+
+Per-user ratio sizes follow RecBole's rule so that both systems split alike:
+``n_valid = floor(r_valid * n)``, ``n_test = floor(r_test * n)``, the rest in
+train; a user whose share would round to zero but has more than one train
+interaction gives one interaction to that part.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from graphrec.data.dataset import Dataset, Interactions
+from graphrec.data.io import Source, read_table
+from graphrec.errors import DataFormatError, GraphrecError
+from graphrec.fs import atomic_path
+
+PARTS = ("train", "valid", "test")
+SplitMethod = Literal["random", "temporal", "user-temporal", "leave-one-out", "fixed"]
+
+
+@dataclass(frozen=True)
+class SplitStats:
+    """Sizes of a split and its cold-start counts.
+
+    Attributes:
+        sizes: Interactions per part.
+        cold_users: Per valid/test, users with no train interaction.
+        cold_items: Per valid/test, items with no train interaction.
+        cold_interactions: Per valid/test, interactions of a cold user or item.
+    """
+
+    sizes: dict[str, int]
+    cold_users: dict[str, int]
+    cold_items: dict[str, int]
+    cold_interactions: dict[str, int]
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Disjoint positions of a dataset's interactions in train, valid and test.
+
+    Attributes:
+        dataset: The dataset split.
+        train, valid, test: ``int64`` positions into ``dataset.interactions``.
+        method: How it was made (``"random 0.8/0.1/0.1 seed=2020"``).
+    """
+
+    dataset: Dataset
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+    method: str
+
+    def __post_init__(self) -> None:
+        n = len(self.dataset)
+        seen = np.zeros(n, dtype=np.int8)
+        for name in PARTS:
+            pos = np.ascontiguousarray(getattr(self, name), dtype=np.int64)
+            object.__setattr__(self, name, pos)
+            if len(pos) and (pos.min() < 0 or pos.max() >= n):
+                raise ValueError(f"split part '{name}' has positions outside [0, {n})")
+            np.add.at(seen, pos, 1)
+        if (seen > 1).any():
+            raise ValueError(f"split parts overlap at {int((seen > 1).sum())} interactions")
+        keys = self.dataset.interactions.pair_keys(self.dataset.num_items)
+        train_keys = keys[self.train]
+        for name in ("valid", "test"):
+            leaked = np.isin(keys[getattr(self, name)], train_keys)
+            if leaked.any():
+                raise ValueError(f"{int(leaked.sum())} (user, item) pairs of '{name}' are also in train")
+
+    def __repr__(self) -> str:
+        return f"Split({self.dataset.name!r}, {self.method}, train={len(self.train)}, valid={len(self.valid)}, test={len(self.test)})"
+
+    def part(self, name: str) -> Interactions:
+        """The interactions of ``"train"``, ``"valid"`` or ``"test"``."""
+        if name not in PARTS:
+            raise ValueError(f"split part must be one of {PARTS}, got {name!r}")
+        return self.dataset.interactions.take(getattr(self, name))
+
+    def stats(self) -> SplitStats:
+        inter = self.dataset.interactions
+        train_u = np.zeros(self.dataset.num_users, dtype=bool)
+        train_u[inter.user[self.train]] = True
+        train_i = np.zeros(self.dataset.num_items, dtype=bool)
+        train_i[inter.item[self.train]] = True
+        cold_u, cold_i, cold_n = {}, {}, {}
+        for name in ("valid", "test"):
+            pos = getattr(self, name)
+            u, i = inter.user[pos], inter.item[pos]
+            cold_u[name] = len(np.unique(u[~train_u[u]]))
+            cold_i[name] = len(np.unique(i[~train_i[i]]))
+            cold_n[name] = int((~train_u[u] | ~train_i[i]).sum())
+        return SplitStats({p: len(getattr(self, p)) for p in PARTS}, cold_u, cold_i, cold_n)
+
+    def export_tsv(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write ``train.tsv``, ``valid.tsv``, ``test.tsv`` (``user``, ``item``, ``timestamp``; raw ids).
+
+        Each file is written atomically. Peers such as RecBole read the same
+        files, so both systems train on identical data.
+        """
+        out = Path(out_dir)
+        paths = {}
+        for name in PARTS:
+            frame = self.dataset.frame(getattr(self, name)).drop(columns=["rating"])
+            path = out / f"{name}.tsv"
+            with atomic_path(path) as tmp:
+                frame.to_csv(tmp, sep="\t", index=False)
+            paths[name] = path
+        return paths
+
+
+def _require_unique_pairs(dataset: Dataset) -> None:
+    keys = dataset.interactions.pair_keys(dataset.num_items)
+    if len(np.unique(keys)) != len(keys):
+        raise GraphrecError(
+            f"{dataset.name}: {len(keys) - len(np.unique(keys))} repeated (user, item) pairs; "
+            "a pair could land in train and test. Apply graphrec.data.drop_duplicates first."
+        )
+
+
+def _check_ratios(ratios: Sequence[float]) -> np.ndarray:
+    r = np.asarray(ratios, dtype=np.float64)
+    if r.shape != (3,) or (r < 0).any() or r[0] <= 0:
+        raise ValueError(f"ratios must be three non-negative numbers (train, valid, test) with train > 0, got {list(ratios)}")
+    return r / r.sum()
+
+
+def _part_sizes(n: np.ndarray, ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """RecBole's per-group sizes (``_calcu_split_ids``), vectorised over groups."""
+    n = n.astype(np.int64)
+    valid = np.floor(ratios[1] * n).astype(np.int64)
+    test = np.floor(ratios[2] * n).astype(np.int64)
+    train = n - valid - test
+    for part, r in ((test, ratios[2]), (valid, ratios[1])):
+        bump = (train > 1) & (r * n > 0) & (r * n < 1)
+        part += bump
+        train -= bump
+    return train, valid, test
+
+
+def _assign_by_rank(order: np.ndarray, group: np.ndarray, num_groups: int, ratios: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Cut each group's ``order`` (positions grouped and ordered) into train/valid/test."""
+    g = group[order]
+    counts = np.bincount(g, minlength=num_groups)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.arange(len(order)) - starts[g]
+    n_train, n_valid, _ = _part_sizes(counts, ratios)
+    label = np.where(rank < n_train[g], 0, np.where(rank < n_train[g] + n_valid[g], 1, 2))
+    return tuple(np.sort(order[label == k]) for k in range(3))
+
+
+def random_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 2020) -> Split:
+    """Per-user random split: each user's interactions shuffled and cut by ``ratios``."""
+    _require_unique_pairs(dataset)
+    r = _check_ratios(ratios)
+    user = dataset.interactions.user
+    perm = np.random.default_rng(seed).permutation(len(user))
+    order = perm[np.argsort(user[perm], kind="stable")]
+    train, valid, test = _assign_by_rank(order, user, dataset.num_users, r)
+    return Split(dataset, train, valid, test, f"random {_fmt(r)} seed={seed}")
+
+
+def temporal_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), per_user: bool = False) -> Split:
+    """Temporal split: the oldest interactions train, the newest test.
+
+    Args:
+        per_user: Cut each user's history by time (``True``), or the whole log
+            at two global time points (``False``). Ties keep file order.
+    """
+    _require_unique_pairs(dataset)
+    ts = _timestamps(dataset)
+    r = _check_ratios(ratios)
+    pos = np.arange(len(ts))
+    if per_user:
+        user = dataset.interactions.user
+        order = np.lexsort((pos, ts, user))
+        train, valid, test = _assign_by_rank(order, user, dataset.num_users, r)
+        return Split(dataset, train, valid, test, f"user-temporal {_fmt(r)}")
+    order = np.lexsort((pos, ts))
+    train, valid, test = _assign_by_rank(order, np.zeros(len(ts), dtype=np.int64), 1, r)
+    return Split(dataset, train, valid, test, f"temporal {_fmt(r)}")
+
+
+def leave_one_out(dataset: Dataset, valid: bool = True) -> Split:
+    """Each user's last interaction is test, the one before it valid, the rest train.
+
+    Users with one interaction keep it in train; with two (and ``valid``), the
+    last goes to test and none to valid.
+    """
+    _require_unique_pairs(dataset)
+    ts = _timestamps(dataset)
+    user = dataset.interactions.user
+    order = np.lexsort((np.arange(len(ts)), ts, user))
+    g = user[order]
+    counts = np.bincount(g, minlength=dataset.num_users)
+    ends = np.cumsum(counts)
+    from_end = ends[g] - np.arange(len(order))  # 1 for a user's last interaction
+    n = counts[g]
+    is_test = (from_end == 1) & (n >= 2)
+    is_valid = valid & (from_end == 2) & (n >= 3)
+    return Split(dataset, np.sort(order[~is_test & ~is_valid]), np.sort(order[is_valid]), np.sort(order[is_test]),
+                 "leave-one-out" + ("" if valid else " (no valid)"))
+
+
+def fixed_split(dataset: Dataset, name: str) -> Split:
+    """An official split that the dataset ships (ML-100K ``u1``-``u5``, ``ua``, ``ub``;
+    LightGCN-format ``official``), read from the dataset's source files.
+
+    Pairs in the split files that the dataset no longer holds (after filtering)
+    are left out; an id unknown to the dataset is a format error.
+    """
+    if name not in dataset.fixed_splits:
+        offered = ", ".join(dataset.fixed_splits) or "none"
+        raise GraphrecError(f"{dataset.name} has no fixed split {name!r}; it offers: {offered}")
+    if dataset.source is None:
+        raise GraphrecError(f"{dataset.name}: fixed splits need the source files, but the dataset has no source")
+    if dataset.name == "ml-100k":
+        from graphrec.data.movielens import ML100K_RATING_FIELDS, DatasetFiles, get_spec
+
+        files = DatasetFiles(get_spec("ml-100k"), dataset.source, archive=dataset.source.suffix == ".zip")
+        parts = {}
+        for suffix, part in (("base", "train"), ("test", "test")):
+            src = files.source(f"{name}.{suffix}")
+            frame = read_table(src, ML100K_RATING_FIELDS, "\t", encoding="ISO-8859-1")
+            parts[part] = _positions_of_pairs(dataset, src, frame["user"].to_numpy(), frame["item"].to_numpy())
+        return Split(dataset, parts["train"], np.empty(0, dtype=np.int64), parts["test"], f"fixed {name}")
+    from graphrec.data.formats import read_lightgcn_file
+
+    parts = {}
+    for part in ("train", "test"):
+        src = Source(dataset.source / f"{part}.txt")
+        users, items, _ = read_lightgcn_file(src)
+        parts[part] = _positions_of_pairs(dataset, src, users, items)
+    return Split(dataset, parts["train"], np.empty(0, dtype=np.int64), parts["test"], f"fixed {name}")
+
+
+def _positions_of_pairs(dataset: Dataset, src: Source, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    u = dataset.users.encode(users, unknown="mask")
+    i = dataset.items.encode(items, unknown="mask")
+    for kind, idx, raw in (("user", u, users), ("item", i, items)):
+        if (idx < 0).any():
+            row = int(np.argmax(idx < 0))
+            raise DataFormatError(src, f"{kind} id {raw[row]} is not in dataset {dataset.name}", line=row + 1)
+    keys = dataset.interactions.pair_keys(dataset.num_items)
+    index = pd.Index(keys)
+    if not index.is_unique:
+        _require_unique_pairs(dataset)
+    pos = index.get_indexer(u * np.int64(dataset.num_items) + i)
+    return np.sort(pos[pos >= 0])
+
+
+def _timestamps(dataset: Dataset) -> np.ndarray:
+    ts = dataset.interactions.timestamp
+    if ts is None:
+        raise GraphrecError(f"{dataset.name} has no timestamps; use a random split instead of a temporal one")
+    return ts
+
+
+def _fmt(r: np.ndarray) -> str:
+    return "/".join(f"{x:g}" for x in np.round(r, 6))
+
+
+def make_split(dataset: Dataset, method: str, *, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 2020,
+               fixed: str | None = None) -> Split:
+    """Dispatch by method name: ``random``, ``temporal``, ``user-temporal``, ``leave-one-out``, ``fixed``."""
+    if method == "random":
+        return random_split(dataset, ratios, seed)
+    if method == "temporal":
+        return temporal_split(dataset, ratios, per_user=False)
+    if method == "user-temporal":
+        return temporal_split(dataset, ratios, per_user=True)
+    if method == "leave-one-out":
+        return leave_one_out(dataset)
+    if method == "fixed":
+        if fixed is None:
+            raise GraphrecError(f"method 'fixed' needs a split name; {dataset.name} offers: {', '.join(dataset.fixed_splits) or 'none'}")
+        return fixed_split(dataset, fixed)
+    raise GraphrecError(f"unknown split method {method!r}; expected random, temporal, user-temporal, leave-one-out or fixed")
+
+
+__all__ = ["Split", "SplitStats", "fixed_split", "leave_one_out", "make_split", "random_split", "temporal_split"]

@@ -1,0 +1,133 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from graphrec.data import Split, leave_one_out, random_split, temporal_split
+from graphrec.errors import GraphrecError
+
+from .helpers import make_dataset
+
+
+def test_random_split_sizes_follow_recbole_rule():
+    # user 0: 10 interactions -> 8/1/1; user 1: 5 -> floor(0.5)=0, bumped to 1 each -> 3/1/1
+    users = [0] * 10 + [1] * 5
+    items = list(range(10)) + list(range(5))
+    s = random_split(make_dataset(users, items), (0.8, 0.1, 0.1), seed=1)
+    u = s.dataset.interactions.user
+    assert [int((u[s.train] == k).sum()) for k in (0, 1)] == [8, 3]
+    assert [int((u[s.valid] == k).sum()) for k in (0, 1)] == [1, 1]
+    assert [int((u[s.test] == k).sum()) for k in (0, 1)] == [1, 1]
+
+
+def test_ml100k_random_split_sizes(ml100k):
+    s = random_split(ml100k, (0.8, 0.1, 0.1), seed=2020)
+    n = np.bincount(ml100k.interactions.user)
+    assert len(s.valid) == len(s.test) == int(np.floor(0.1 * n).sum())
+    assert len(s.train) + len(s.valid) + len(s.test) == 100_000
+
+
+def test_temporal_split_global():
+    ds = make_dataset([0, 1, 0, 1, 0, 1, 0, 1, 0, 1], list(range(10)), timestamps=[9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
+    s = temporal_split(ds, (0.8, 0.1, 0.1))
+    np.testing.assert_array_equal(s.test, [0])  # the newest
+    np.testing.assert_array_equal(s.valid, [1])
+    assert ds.interactions.timestamp[s.train].max() < ds.interactions.timestamp[s.valid].min()
+
+
+def test_user_temporal_split():
+    ds = make_dataset([0] * 10, list(range(10)), timestamps=list(range(10, 0, -1)))
+    s = temporal_split(ds, (0.8, 0.1, 0.1), per_user=True)
+    # positions 0..9 have timestamps 10..1: the newest (position 0) is test, the next valid
+    np.testing.assert_array_equal(s.test, [0])
+    np.testing.assert_array_equal(s.valid, [1])
+    np.testing.assert_array_equal(s.train, np.arange(2, 10))
+
+
+def test_leave_one_out():
+    ds = make_dataset([0, 0, 0, 1, 1, 2], [0, 1, 2, 0, 1, 0], timestamps=[3, 1, 2, 5, 4, 1])
+    s = leave_one_out(ds)
+    np.testing.assert_array_equal(s.test, [0, 3])  # user 0's t=3, user 1's t=5
+    np.testing.assert_array_equal(s.valid, [2])  # user 0's t=2; user 1 has only two
+    np.testing.assert_array_equal(s.train, [1, 4, 5])
+
+
+def test_cold_start_counted_not_dropped():
+    ds = make_dataset([0, 0, 1], [0, 1, 2], timestamps=[1, 2, 3])
+    s = Split(ds, np.array([0]), np.array([1]), np.array([2]), "hand")
+    st_ = s.stats()
+    assert st_.cold_users == {"valid": 0, "test": 1}
+    assert st_.cold_items == {"valid": 1, "test": 1}
+    assert st_.cold_interactions == {"valid": 1, "test": 1}
+
+
+def test_split_refuses_overlap_and_duplicate_pairs():
+    ds = make_dataset([0, 0], [0, 1])
+    with pytest.raises(ValueError, match="overlap"):
+        Split(ds, np.array([0, 1]), np.array([1]), np.array([], dtype=np.int64), "bad")
+    dup = make_dataset([0, 0, 0], [0, 0, 1])
+    with pytest.raises(GraphrecError, match="drop_duplicates"):
+        random_split(dup)
+    with pytest.raises(ValueError, match="also in train"):
+        Split(dup, np.array([0]), np.array([], dtype=np.int64), np.array([1]), "leaky")
+
+
+def test_export_tsv(tmp_path):
+    ds = make_dataset([0, 0, 1], [0, 1, 1], timestamps=[7, 8, 9])
+    s = Split(ds, np.array([0, 2]), np.array([], dtype=np.int64), np.array([1]), "hand")
+    paths = s.export_tsv(tmp_path)
+    assert paths["train"].read_text() == "user\titem\ttimestamp\n100\t1000\t7\n101\t1001\t9\n"
+    assert paths["valid"].read_text() == "user\titem\ttimestamp\n"
+    assert paths["test"].read_text() == "user\titem\ttimestamp\n100\t1001\t8\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.tsv", "train.tsv", "valid.tsv"]
+
+
+logs = st.integers(min_value=1, max_value=60).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(0, 7), min_size=n, max_size=n),
+        st.lists(st.integers(0, 11), min_size=n, max_size=n),
+        st.lists(st.integers(0, 1000), min_size=n, max_size=n),
+    )
+)
+
+
+def unique_pairs(users, items, ts):
+    seen, out = set(), ([], [], [])
+    for u, i, t in zip(users, items, ts, strict=False):
+        if (u, i) not in seen:
+            seen.add((u, i))
+            out[0].append(u), out[1].append(i), out[2].append(t)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(logs, st.integers(0, 2**32 - 1), st.sampled_from(["random", "temporal", "user-temporal", "loo"]))
+def test_split_invariants(log, seed, method):
+    users, items, ts = unique_pairs(*log)
+    ds = make_dataset(users, items, timestamps=ts, num_users=8, num_items=12)
+    make = {
+        "random": lambda: random_split(ds, (0.7, 0.15, 0.15), seed=seed),
+        "temporal": lambda: temporal_split(ds, (0.7, 0.15, 0.15)),
+        "user-temporal": lambda: temporal_split(ds, (0.7, 0.15, 0.15), per_user=True),
+        "loo": lambda: leave_one_out(ds),
+    }[method]
+    s = make()
+    parts = [set(s.train.tolist()), set(s.valid.tolist()), set(s.test.tolist())]
+    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+    assert set().union(*parts) == set(range(len(ds)))  # nothing dropped
+    pairs = lambda pos: {(int(ds.interactions.user[p]), int(ds.interactions.item[p])) for p in pos}  # noqa: E731
+    assert not pairs(s.train) & (pairs(s.valid) | pairs(s.test))
+    again = make()
+    np.testing.assert_array_equal(again.test, s.test)  # same seed, same split
+    if method != "loo":
+        u = ds.interactions.user
+        for k in range(8):
+            n = int((u == k).sum())
+            if n:
+                assert int((u[s.train] == k).sum()) >= 1 or method == "temporal"
+
+
+def test_different_seed_different_split(ml100k):
+    a, b = random_split(ml100k, seed=1), random_split(ml100k, seed=2)
+    assert not np.array_equal(a.test, b.test)
+    np.testing.assert_array_equal(random_split(ml100k, seed=1).test, a.test)
