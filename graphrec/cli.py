@@ -47,7 +47,41 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep interactions rated at least THRESHOLD, as implicit feedback")
     sp.add_argument("--k-core", type=int, default=None, help="keep the k-core before splitting")
     sp.add_argument("--out", required=True, help="folder for train.tsv, valid.tsv, test.tsv")
+    gr = sub.add_parser("graph", help="build the heterogeneous graph")
+    gr_sub = gr.add_subparsers(dest="action", required=True)
+    gb = gr_sub.add_parser("build", help="build the graph of a split's train part and print its size")
+    gb.add_argument("name")
+    _add_data_dir(gb)
+    gb.add_argument("--method", default="random", help="split whose train part becomes the graph (default random)")
+    gb.add_argument("--seed", type=int, default=2020)
+    gb.add_argument("--item-attributes", default=None, help="comma-separated: genre,tag,year,decade (default: what the dataset has)")
+    gb.add_argument("--user-attributes", default=None, help="comma-separated: occupation,age,gender (default: what the dataset has)")
+    gb.add_argument("--user-features", default="none", choices=["none", "attributes", "text_mean"])
+    gb.add_argument("--no-text", action="store_true", help="no text features for items")
+    _add_text_options(gb)
+
+    em = sub.add_parser("embed", help="encode a dataset's item texts (cached) and print throughput")
+    em.add_argument("name")
+    _add_data_dir(em)
+    _add_text_options(em)
     return parser
+
+
+def _add_text_options(p: argparse.ArgumentParser) -> None:
+    from graphrec.text.templates import DEFAULT_ITEM_TEMPLATE
+
+    p.add_argument("--model", default="default", help="text model: 'default' (all-MiniLM-L6-v2), a HF name or a folder")
+    p.add_argument("--template", default=DEFAULT_ITEM_TEMPLATE, help=f"item text template (default {DEFAULT_ITEM_TEMPLATE!r})")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+
+
+def _encoder(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from graphrec.text import TextEncoder
+
+    return TextEncoder(args.model, batch_size=args.batch_size, device=args.device,
+                       cache_dir=None if args.no_cache else "default")
 
 
 def _load(name: str, data_dir: str | None, no_download: bool):  # type: ignore[no-untyped-def]
@@ -130,7 +164,60 @@ def format_split(split) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(lines)
 
 
-COMMANDS = {"datasets": cmd_datasets, "split": cmd_split}
+def _available_attributes(dataset, wanted: str | None, allowed: tuple[str, ...], owner: str) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+    if wanted is not None:
+        return tuple(a for a in wanted.split(",") if a)
+    from graphrec.graph import ATTRIBUTE_EDGES
+
+    table = dataset.item_info if owner == "item" else dataset.user_info
+    return tuple(a for a in allowed if ATTRIBUTE_EDGES[a][2] in table.columns and not (a == "tag" and dataset.tag_assignments is None))
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    import time
+
+    from graphrec.data import make_split
+    from graphrec.graph import GraphBuilder, GraphConfig
+
+    dataset = _load(args.name, args.data_dir, args.no_download)
+    split = make_split(dataset, args.method, seed=args.seed)
+    cfg = GraphConfig(
+        item_attributes=_available_attributes(dataset, args.item_attributes, ("genre", "tag", "decade"), "item"),
+        user_attributes=_available_attributes(dataset, args.user_attributes, ("occupation", "age", "gender"), "user"),
+        user_features=args.user_features,
+    )
+    start = time.perf_counter()
+    data = GraphBuilder(cfg, None if args.no_text else _encoder(args), args.template).build(dataset, split=split)
+    print(f"{dataset.name}: graph of the train part of split '{split.method}' ({time.perf_counter() - start:.1f} s)")
+    print("  nodes:")
+    for t in data.node_types:
+        x = data[t].get("x")
+        shape = f"x {tuple(x.shape)}" if x is not None else "x none (learned ids)"
+        print(f"    {t:<12}{data[t].num_nodes:>10,}   {shape}")
+    print("  edges:")
+    for et in data.edge_types:
+        attrs = ", ".join(k for k in ("rating", "weight", "time") if k in data[et])
+        print(f"    {'-'.join(et):<40}{data[et].num_edges:>10,}   {attrs}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from graphrec.text import item_texts
+
+    dataset = _load(args.name, args.data_dir, args.no_download)
+    texts = item_texts(dataset, args.template)
+    enc = _encoder(args)
+    vectors = enc.encode(texts)
+    st = enc.last_stats
+    rate = st["encoded"] / st["seconds"] if st["encoded"] and st["seconds"] > 0 else float("nan")
+    print(f"{dataset.name}: {len(texts):,} item texts -> {tuple(vectors.shape)} with {enc.model_name} on {enc.device}")
+    print(f"  cache hits {int(st['hits']):,}, encoded {int(st['encoded']):,} in {st['seconds']:.2f} s"
+          + (f" ({rate:,.0f} texts/s)" if st["encoded"] else ""))
+    print(f"  example: {texts[0]!r}")
+    return 0
+
+
+COMMANDS = {"datasets": cmd_datasets, "split": cmd_split, "graph": cmd_graph, "embed": cmd_embed}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

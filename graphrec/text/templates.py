@@ -1,0 +1,67 @@
+"""Item texts filled from a template over the dataset's item fields."""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+import pandas as pd
+
+from graphrec.data.dataset import Dataset
+from graphrec.errors import ConfigError
+
+DEFAULT_ITEM_TEMPLATE = "{title}. Genres: {genres}. Tags: {tags}"
+SEGMENT_SEP = ". "
+
+
+def _fields(segment: str) -> list[str]:
+    return [name for _, name, _, _ in string.Formatter().parse(segment) if name]
+
+
+def _value(x: Any) -> str:
+    if isinstance(x, (list, tuple)):
+        return ", ".join(str(v) for v in x)
+    if x is None or x is pd.NA or (isinstance(x, float) and x != x):
+        return ""
+    return str(x)
+
+
+def render(template: str, row: dict[str, Any]) -> str:
+    """Fill ``template``, dropping each ``". "``-separated segment with an empty field.
+
+    ``render("{title}. Tags: {tags}", {"title": "Heat", "tags": []}) == "Heat"``.
+    """
+    kept = []
+    for segment in template.split(SEGMENT_SEP):
+        values = {name: _value(row.get(name)) for name in _fields(segment)}
+        if all(values.values()):
+            kept.append(segment.format(**values))
+    return SEGMENT_SEP.join(kept)
+
+
+def item_texts(dataset: Dataset, template: str = DEFAULT_ITEM_TEMPLATE, max_tags: int = 10) -> list[str]:
+    """One text per item index, from ``template`` over ``dataset.item_info``.
+
+    Args:
+        template: Placeholders name ``item_info`` columns (``title``,
+            ``genres``, ``tags``, ``year``...); list fields are joined with
+            ", ". A segment whose field is missing or empty is skipped.
+        max_tags: Keep at most this many tags (the most applied) per item.
+
+    Raises:
+        ConfigError: a placeholder names no item field.
+    """
+    info = dataset.item_info
+    names = {n for seg in template.split(SEGMENT_SEP) for n in _fields(seg)}
+    optional = {"tags", "genres", "year"}
+    unknown = names - set(info.columns) - optional
+    if unknown:
+        raise ConfigError(f"item text template {template!r}: unknown field(s) {sorted(unknown)}; "
+                          f"{dataset.name} items have {sorted(info.columns)}")
+    columns = [n for n in names if n in info.columns]
+    records: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in info[columns].to_dict("records")]
+    if "tags" in columns:
+        for r in records:
+            if isinstance(r["tags"], list):
+                r["tags"] = r["tags"][:max_tags]
+    return [render(template, r) for r in records]

@@ -1,0 +1,155 @@
+"""A hand-built dataset: 3 users, 4 items, 2 genres, checked by hand."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from graphrec.data import Dataset, Interactions, Split, Vocabulary, random_split
+from graphrec.errors import ConfigError
+from graphrec.graph import GraphBuilder, GraphConfig, interaction_matrix, normalized_adjacency, to_networkx
+
+# train: u0-i0, u0-i1, u1-i1, u1-i2, u2-i3; held out: u2-i0 (valid), u0-i2 (test)
+USERS = [0, 0, 1, 1, 2, 2, 0]
+ITEMS = [0, 1, 1, 2, 3, 0, 2]
+
+
+def tiny() -> Dataset:
+    inter = Interactions(USERS, ITEMS, [5, 4, 3, 5, 2, 4, 1], [10, 11, 12, 13, 14, 15, 16])
+    items = pd.DataFrame({
+        "title": ["Alien (1979)", "Heat (1995)", "Up (2009)", "Fargo (1996)"],
+        "genres": [["Sci-Fi"], ["Sci-Fi", "Crime"], ["Crime"], []],
+        "year": pd.array([1979, 1995, 2009, 1996], dtype="Int64"),
+    })
+    users = pd.DataFrame({"age": [17, 30, 60], "gender": ["F", "M", "F"], "occupation": ["student", "writer", "writer"]})
+    tags = pd.DataFrame({"user": [0, 1, 0], "item": [1, 1, 2], "tag": ["tense", "Tense", "leaky"], "timestamp": [1, 2, 3]})
+    return Dataset("tiny", inter, Vocabulary([10, 20, 30], "user"), Vocabulary([100, 200, 300, 400], "item"),
+                   items, users, tag_assignments=tags)
+
+
+def tiny_split(ds: Dataset) -> Split:
+    return Split(ds, np.arange(5), np.array([5]), np.array([6]), "hand")
+
+
+def edges(data, edge_type):
+    return sorted(map(tuple, data[edge_type].edge_index.t().tolist()))
+
+
+def test_node_counts_and_edges():
+    ds = tiny()
+    cfg = GraphConfig(item_attributes=("genre", "tag", "decade"), user_attributes=("occupation", "age", "gender"))
+    data = GraphBuilder(cfg).build(ds, split=tiny_split(ds))
+    counts = {t: data[t].num_nodes for t in data.node_types}
+    assert counts == {"user": 3, "item": 4, "genre": 2, "tag": 1, "decade": 3, "occupation": 2, "age": 3, "gender": 2}
+    assert edges(data, ("user", "interacts", "item")) == [(0, 0), (0, 1), (1, 1), (1, 2), (2, 3)]
+    assert edges(data, ("item", "rev_interacts", "user")) == [(0, 0), (1, 0), (1, 1), (2, 1), (3, 2)]
+    assert data["genre"].label == ["Crime", "Sci-Fi"]
+    assert edges(data, ("item", "has_genre", "genre")) == [(0, 1), (1, 0), (1, 1), (2, 0)]
+    assert edges(data, ("genre", "rev_has_genre", "item")) == [(0, 1), (0, 2), (1, 0), (1, 1)]
+    # "leaky" was applied to the test pair (u0, i2): left out; "tense" twice -> weight 2
+    assert data["tag"].label == ["tense"]
+    assert edges(data, ("item", "has_tag", "tag")) == [(1, 0)]
+    assert data["item", "has_tag", "tag"].weight.tolist() == [2.0]
+    assert data["decade"].label == ["1970s", "1990s", "2000s"]
+    assert data["age"].label == ["0-17", "25-34", "56+"]
+    assert data["occupation"].label == ["student", "writer"]
+    assert data["item"].label == ["Alien (1979)", "Heat (1995)", "Up (2009)", "Fargo (1996)"]
+    assert data["item"].raw_id == [100, 200, 300, 400]
+    assert data["user"].raw_id == [10, 20, 30]
+    assert data["user", "interacts", "item"].rating.tolist() == [5, 4, 3, 5, 2]
+    assert data["user", "interacts", "item"].time.tolist() == [10, 11, 12, 13, 14]
+    data.validate()
+
+
+def test_decades():
+    ds = tiny()
+    data = GraphBuilder(GraphConfig(item_attributes=("decade",))).build(ds, split=tiny_split(ds))
+    assert data["decade"].label == ["1970s", "1990s", "2000s"]
+    assert edges(data, ("item", "released_in_decade", "decade")) == [(0, 0), (1, 1), (2, 2), (3, 1)]
+
+
+def test_normalized_adjacency_exact():
+    ds = tiny()
+    data = GraphBuilder().build(ds, split=tiny_split(ds))
+    adj = normalized_adjacency(data).to_dense()
+    assert adj.shape == (7, 7)
+    expected = torch.zeros(7, 7, dtype=torch.float64)
+    # users 0..2, items 3..6; degrees u=(2,2,1), i=(1,2,1,1)
+    for u, i, v in [(0, 0, 1 / math.sqrt(2)), (0, 1, 0.5), (1, 1, 0.5), (1, 2, 1 / math.sqrt(2)), (2, 3, 1.0)]:
+        expected[u, 3 + i] = expected[3 + i, u] = v
+    torch.testing.assert_close(adj.double(), expected, rtol=0, atol=1e-7)
+    assert adj.layout == torch.strided  # to_dense() of the CSR tensor
+    assert normalized_adjacency(data).layout == torch.sparse_csr
+
+
+def test_isolated_node_row_is_zero():
+    ds = tiny()
+    # train without user 2: their row and item 3's row are all zero, never inf/nan
+    data = GraphBuilder().build(ds, split=Split(ds, np.arange(4), np.array([4, 5]), np.array([6]), "hand"))
+    adj = normalized_adjacency(data).to_dense()
+    assert torch.isfinite(adj).all()
+    assert adj[2].abs().sum() == 0 and adj[6].abs().sum() == 0
+
+
+def test_interaction_matrix():
+    ds = tiny()
+    data = GraphBuilder().build(ds, split=tiny_split(ds))
+    r = interaction_matrix(data, values="rating").toarray()
+    np.testing.assert_array_equal(r, [[5, 4, 0, 0], [0, 3, 5, 0], [0, 0, 0, 2]])
+
+
+def test_feature_options():
+    ds = tiny()
+    text = torch.arange(12, dtype=torch.float32).reshape(4, 3)
+    split = tiny_split(ds)
+    data = GraphBuilder(GraphConfig(user_features="text_mean", genre_multihot=True)).build(ds, split, item_features=text)
+    assert data["item"].x.shape == (4, 3 + 2)
+    torch.testing.assert_close(data["item"].x[1, 3:], torch.tensor([1.0, 1.0]))  # Crime, Sci-Fi
+    assert data["user"].x.shape == (3, 3)
+    torch.testing.assert_close(data["user"].x[0], (text[0] + text[1]) / 2)  # train items of u0
+    torch.testing.assert_close(data["user"].x[2], text[3])
+    data = GraphBuilder(GraphConfig(user_features="attributes")).build(ds, split)
+    # occupation (2) + age bucket (3) + gender (2)
+    assert data["user"].x.shape == (3, 7)
+    torch.testing.assert_close(data["user"].x.sum(1), torch.full((3,), 3.0))
+    data = GraphBuilder(GraphConfig(user_features="none")).build(ds, split)
+    assert "x" not in data["user"] and "x" not in data["item"]
+    torch.testing.assert_close(data["user"].node_id, torch.arange(3))
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match=r"unknown \['colour'\]"):
+        GraphConfig(item_attributes=("colour",))
+    with pytest.raises(ConfigError, match="unknown key"):
+        GraphConfig.from_dict({"item_attrs": ["genre"]})
+    ds = tiny()
+    with pytest.raises(ConfigError, match="needs item text features"):
+        GraphBuilder(GraphConfig(user_features="text_mean")).build(ds, tiny_split(ds))
+    ds2 = Dataset("bare", ds.interactions, ds.users, ds.items)
+    with pytest.raises(ConfigError, match="bare items have no 'genres' field"):
+        GraphBuilder(GraphConfig(item_attributes=("genre",))).build(ds2)
+
+
+def test_to_networkx():
+    ds = tiny()
+    g = to_networkx(GraphBuilder().build(ds, split=tiny_split(ds)))
+    assert g.nodes["item", 0] == {"type": "item", "index": 0, "raw_id": 100, "label": "Alien (1979)"}
+    assert g.edges[("user", 1), ("item", 2)]["type"] == "interacts"
+    assert g.edges[("item", 1), ("genre", 0)]["type"] == "has_genre"
+    assert g.number_of_edges() == 5 + 4
+
+
+def test_no_leakage_ml100k(ml100k):
+    split = random_split(ml100k, seed=7)
+    data = GraphBuilder(GraphConfig(item_attributes=("genre",))).build(ml100k, split=split)
+    n = ml100k.num_items
+    u, i = data["user", "interacts", "item"].edge_index.numpy()
+    graph_keys = set((u * n + i).tolist())
+    inter = ml100k.interactions
+    for part in (split.valid, split.test):
+        held = (inter.user[part] * n + inter.item[part]).tolist()
+        assert graph_keys.isdisjoint(held)
+    assert len(graph_keys) == len(split.train)
+    assert data["user", "interacts", "item"].num_edges == len(split.train)
