@@ -153,3 +153,16 @@ def test_no_leakage_ml100k(ml100k):
         assert graph_keys.isdisjoint(held)
     assert len(graph_keys) == len(split.train)
     assert data["user", "interacts", "item"].num_edges == len(split.train)
+
+
+def test_attribute_text_features(tmp_path):
+    from graphrec.text import TextEncoder
+
+    ds = tiny()
+    enc = TextEncoder(cache_dir=tmp_path, device="cpu")
+    cfg = GraphConfig(item_attributes=("genre",), attribute_features="text")
+    data = GraphBuilder(cfg, enc).build(ds, split=tiny_split(ds))
+    assert data["genre"].x.shape == (2, 384) and data["item"].x.shape == (4, 384)
+    torch.testing.assert_close(data["genre"].x, enc.encode(["Crime", "Sci-Fi"]))
+    with pytest.raises(ConfigError, match="needs a text_encoder"):
+        GraphBuilder(cfg).build(ds, split=tiny_split(ds))

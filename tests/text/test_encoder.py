@@ -101,3 +101,24 @@ def test_template_skips_missing_fields(ml100k):
     assert texts[49] == "Star Wars (1977). Genres: Action, Adventure, Romance, Sci-Fi, War"
     with pytest.raises(ConfigError, match="unknown field"):
         item_texts(ml100k, "{title}. {plot}")
+
+
+def test_max_length_truncates():
+    long = "word " * 400
+    short = TextEncoder(cache_dir=None, device="cpu", max_length=8, normalize=False)
+    from transformers import AutoModel, AutoTokenizer
+
+    path = str(default_model_path())
+    tok, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    batch = tok([long], truncation=True, max_length=8, return_tensors="pt")
+    assert batch["input_ids"].shape[1] == 8
+    with torch.no_grad():
+        ref = model(**batch).last_hidden_state.mean(1)
+    torch.testing.assert_close(short.encode([long]), ref, atol=1e-5, rtol=0)
+
+
+def test_model_given_as_folder_path(tmp_path):
+    by_path = TextEncoder(str(default_model_path()), cache_dir=tmp_path, device="cpu")
+    default = TextEncoder(cache_dir=None, device="cpu")
+    torch.testing.assert_close(by_path.encode(TEXTS), default.encode(TEXTS), atol=0, rtol=0)
+    assert by_path.identity.startswith("model@")
