@@ -64,11 +64,14 @@ def normalized_adjacency(
     adj = sp.bmat([[None, norm], [norm.T, None]], format="csr", dtype=np.float64)
     adj.sort_indices()
     n = num_users + num_items
+    # int32 indices where they fit: MKL and cuSPARSE take them as they are, while
+    # int64 ones are converted on every product.
+    index_dtype = np.int32 if adj.nnz < 2**31 - 1 else np.int64
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         return torch.sparse_csr_tensor(
-            torch.from_numpy(adj.indptr.astype(np.int64)),
-            torch.from_numpy(adj.indices.astype(np.int64)),
+            torch.from_numpy(adj.indptr.astype(index_dtype)),
+            torch.from_numpy(adj.indices.astype(index_dtype)),
             torch.from_numpy(adj.data).to(dtype),
             size=(n, n),
             device=device,

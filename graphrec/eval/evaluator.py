@@ -1,0 +1,137 @@
+"""Full-ranking evaluation: every item is a candidate, the user's known items excluded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from graphrec.eval.metrics import METRICS
+from graphrec.nn.base import ScoringModel
+
+
+@dataclass
+class RankingResult:
+    """Top-K lists of the evaluated users, kept for beyond-accuracy metrics."""
+
+    users: np.ndarray  # [U]
+    top_items: np.ndarray  # [U, K]
+    hits: np.ndarray  # [U, K] bool
+    n_relevant: np.ndarray  # [U]
+
+
+def to_csr(users: np.ndarray, items: np.ndarray, num_users: int, num_items: int) -> sp.csr_matrix:
+    """Binary ``num_users × num_items`` matrix of (user, item) pairs."""
+    m = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(num_users, num_items))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+class Evaluator:
+    """Full-ranking top-K evaluation of a model (never sampled negatives).
+
+    For each user with at least one relevant item, every item is scored, the
+    items in ``exclude`` (train, and valid when testing) are removed, and the
+    top ``max(ks)`` are compared with the relevant ones. Runs in user batches
+    on the model's device.
+
+    Args:
+        truth: ``num_users × num_items`` CSR of relevant (held-out) items.
+        exclude: CSR of items never to rank per user (the known history).
+        ks: Cut-offs.
+        metrics: Names from :data:`graphrec.eval.metrics.METRICS`.
+        batch_size: Users scored at once.
+        item_popularity: ``[num_items]`` train counts, for popularity, novelty
+            and the cold-item report.
+        item_features: ``[num_items, F]`` vectors (text embeddings or
+            multi-hot genres) for intra-list diversity.
+        user_activity: ``[num_users]`` train counts, for per-bucket metrics.
+    """
+
+    def __init__(
+        self,
+        truth: sp.csr_matrix,
+        exclude: sp.csr_matrix | None = None,
+        ks: Sequence[int] = (10, 20),
+        metrics: Sequence[str] = ("recall", "ndcg", "precision", "hit", "mrr", "map"),
+        batch_size: int = 1024,
+        item_popularity: np.ndarray | None = None,
+        item_features: Tensor | None = None,
+        user_activity: np.ndarray | None = None,
+    ) -> None:
+        unknown = [m for m in metrics if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; known: {sorted(METRICS)}")
+        if exclude is not None and exclude.shape != truth.shape:
+            raise ValueError(f"exclude is {exclude.shape}, truth is {truth.shape}")
+        self.truth = sp.csr_matrix(truth)
+        self.exclude = sp.csr_matrix(exclude) if exclude is not None else sp.csr_matrix((np.zeros(0, np.float32), (np.zeros(0, np.int64), np.zeros(0, np.int64))), shape=truth.shape)
+        self.ks = tuple(sorted(set(ks)))
+        self.metrics = tuple(metrics)
+        self.batch_size = batch_size
+        self.item_popularity = item_popularity
+        self.item_features = item_features
+        self.user_activity = user_activity
+        n_rel = np.diff(self.truth.indptr)
+        self.users = np.flatnonzero(n_rel > 0)
+        self.last_result: RankingResult | None = None
+
+    @torch.inference_mode()
+    def rank(self, model: ScoringModel) -> RankingResult:
+        """Top ``max(ks)`` items of every evaluated user, and which of them are relevant."""
+        was_training = model.training
+        model.eval()
+        device = model.device
+        k_max = max(self.ks)
+        emb = model.get_embedding()  # propagate once for all batches
+        tops, hits = [], []
+        for start in range(0, len(self.users), self.batch_size):
+            users = self.users[start : start + self.batch_size]
+            u = torch.from_numpy(users).to(device)
+            scores = (emb[0][u] @ emb[1].t()) if emb is not None else model.score_all(u)  # [B, I]
+            scores = scores.float().clone()
+            ex = self.exclude[users].tocoo()
+            scores[torch.from_numpy(ex.row).to(device), torch.from_numpy(ex.col).to(device)] = -torch.inf
+            top = torch.topk(scores, k_max, dim=1).indices  # [B, K]
+            tr = self.truth[users].tocoo()
+            relevant = torch.zeros_like(scores, dtype=torch.bool)
+            relevant[torch.from_numpy(tr.row).to(device), torch.from_numpy(tr.col).to(device)] = True
+            hits.append(relevant.gather(1, top).cpu())
+            tops.append(top.cpu())
+        model.train(was_training)
+        n_rel = np.diff(self.truth.indptr)[self.users]
+        result = RankingResult(self.users, torch.cat(tops).numpy() if tops else np.zeros((0, k_max), np.int64),
+                               torch.cat(hits).numpy() if hits else np.zeros((0, k_max), bool), n_rel)
+        self.last_result = result
+        return result
+
+    def evaluate(self, model: ScoringModel, beyond: bool = False) -> dict[str, float]:
+        """Mean of each metric at each cut-off: ``{"recall@20": ..., "ndcg@20": ...}``.
+
+        Args:
+            beyond: Also compute catalogue coverage, mean popularity, novelty,
+                intra-list diversity, per-activity-bucket and cold-item metrics.
+        """
+        result = self.rank(model)
+        out = accuracy(result, self.ks, self.metrics)
+        if beyond:
+            from graphrec.eval.beyond import beyond_accuracy
+
+            out.update(beyond_accuracy(result, self))
+        return out
+
+
+def accuracy(result: RankingResult, ks: Sequence[int], metrics: Sequence[str]) -> dict[str, float]:
+    hits = torch.from_numpy(result.hits)
+    n_rel = torch.from_numpy(result.n_relevant)
+    out: dict[str, float] = {}
+    for name in metrics:
+        for k in ks:
+            values = METRICS[name](hits, n_rel, k) if len(n_rel) else torch.zeros(0)
+            out[f"{name}@{k}"] = float(values.mean()) if len(values) else float("nan")
+    return out

@@ -1,0 +1,7 @@
+"""Models: pure ``torch.nn.Module`` s that compute embeddings and scores on index tensors."""
+
+from graphrec.nn.base import ScoringModel, bpr_loss, l2_reg
+from graphrec.nn.baselines import MFBPR, ItemKNN, MostPopular
+from graphrec.nn.lightgcn import LightGCN, propagate
+
+__all__ = ["MFBPR", "ItemKNN", "LightGCN", "MostPopular", "ScoringModel", "bpr_loss", "l2_reg", "propagate"]

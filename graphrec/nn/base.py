@@ -1,0 +1,98 @@
+"""The method layout every graphrec model follows.
+
+A model computes embeddings and scores on index tensors, and nothing else:
+vocabularies, negative sampling, the training loop and seen-item filtering
+live in :mod:`graphrec.train`, :mod:`graphrec.eval` and :mod:`graphrec.rank`.
+
+* ``get_embedding()`` → ``(user_emb [U, D], item_emb [I, D])`` where the model
+  scores by dot product (``None`` for the non-embedding baselines);
+* ``forward(users, items)`` → pair scores ``[B]``;
+* ``score_all(users)`` → scores of every item ``[B, I]`` (full ranking);
+* ``loss(users, pos_items, neg_items)`` for models trained with BPR;
+* ``fit(train)`` for closed-form baselines (a CSR user × item matrix);
+* constructor arguments are plain values, shown by ``__repr__``, and saved
+  with the weights (:meth:`ScoringModel.hparams`) so a checkpoint rebuilds
+  the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+class ScoringModel(nn.Module):
+    """Base class: ``num_users × num_items`` scores.
+
+    Args:
+        num_users: Number of user indices.
+        num_items: Number of item indices.
+    """
+
+    #: whether :meth:`loss` is defined (trained by the BPR trainer)
+    trainable: bool = False
+
+    def __init__(self, num_users: int, num_items: int) -> None:
+        super().__init__()
+        if num_users < 1 or num_items < 1:
+            raise ValueError(f"num_users and num_items must be >= 1, got {num_users} and {num_items}")
+        self.num_users = num_users
+        self.num_items = num_items
+
+    def hparams(self) -> dict[str, Any]:
+        """Constructor arguments, enough to rebuild the model before loading its state dict."""
+        return {"num_users": self.num_users, "num_items": self.num_items}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.hparams().items() if not isinstance(v, Tensor))
+
+    def get_embedding(self) -> tuple[Tensor, Tensor] | None:
+        return None
+
+    def forward(self, users: Tensor, items: Tensor) -> Tensor:
+        """Scores of (user, item) pairs.
+
+        Shapes:
+            users, items: ``[B]`` → ``[B]``.
+        """
+        emb = self.get_embedding()
+        if emb is None:
+            return self.score_all(users).gather(1, items.view(-1, 1)).view(-1)
+        user_emb, item_emb = emb
+        return (user_emb[users] * item_emb[items]).sum(-1)
+
+    def score_all(self, users: Tensor) -> Tensor:
+        """Scores of every item for each user. Shapes: ``[B]`` → ``[B, num_items]``."""
+        emb = self.get_embedding()
+        if emb is None:
+            raise NotImplementedError(f"{type(self).__name__} must implement score_all")
+        user_emb, item_emb = emb
+        return user_emb[users] @ item_emb.t()
+
+    def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} is not trained with a loss; call fit()")
+
+    def fit(self, train: Any) -> ScoringModel:
+        raise NotImplementedError(f"{type(self).__name__} is trained with a loss, not fit()")
+
+    @property
+    def device(self) -> torch.device:
+        for t in (*self.parameters(), *self.buffers()):
+            return t.device
+        return torch.device("cpu")
+
+
+def bpr_loss(pos_scores: Tensor, neg_scores: Tensor) -> Tensor:
+    """Bayesian personalised ranking: ``mean(-log σ(s⁺ − s⁻))`` (Rendle et al., UAI 2009).
+
+    Computed as ``softplus(s⁻ − s⁺)``, which is exact and never overflows.
+    """
+    return nn.functional.softplus(neg_scores - pos_scores).mean()
+
+
+def l2_reg(*embeddings: Tensor) -> Tensor:
+    """``Σ ||E||² / (2 B)`` over the batch's layer-0 embeddings (He et al., SIGIR 2020, eq. 15)."""
+    batch = embeddings[0].shape[0]
+    return sum((e.pow(2).sum() for e in embeddings), torch.zeros((), device=embeddings[0].device)) / (2 * batch)

@@ -1,0 +1,166 @@
+"""LightGCN (He et al., "LightGCN: Simplifying and Powering Graph Convolution
+Network for Recommendation", SIGIR 2020), with an optional text-aware layer 0."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from graphrec.nn.base import ScoringModel, bpr_loss
+
+
+class _Propagate(torch.autograd.Function):
+    """``Σ_k α_k Â^k E`` with a backward pass that reuses the same matrix.
+
+    ``Â`` is symmetric, so the gradient is the same propagation applied to the
+    incoming gradient: no transpose, no autograd graph through L sparse
+    products.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, adj: Tensor, emb: Tensor, alphas: Tensor) -> Tensor:
+        ctx.save_for_backward(adj, alphas)
+        return _propagate(adj, emb, alphas)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, None]:
+        adj, alphas = ctx.saved_tensors
+        return None, _propagate(adj, grad.contiguous(), alphas), None
+
+
+def _propagate(adj: Tensor, emb: Tensor, alphas: Tensor) -> Tensor:
+    weights = alphas.tolist()
+    out = emb * weights[0]
+    h = emb
+    for a in weights[1:]:
+        h = adj @ h  # [U+I, D]
+        out.add_(h, alpha=a)
+    return out
+
+
+def propagate(adj: Tensor, emb: Tensor, alphas: Tensor) -> Tensor:
+    """LightGCN's layer combination ``Σ_{k=0..L} α_k Â^k E`` (eq. 8).
+
+    Args:
+        adj: Symmetric normalised adjacency ``[N, N]`` (sparse CSR or COO).
+        emb: Layer-0 embeddings ``[N, D]``.
+        alphas: ``[L + 1]`` layer weights.
+    """
+    return _Propagate.apply(adj, emb, alphas)
+
+
+class LightGCN(ScoringModel):
+    """LightGCN: linear propagation of id embeddings over the normalised user-item graph.
+
+    .. math::
+        e^{(k+1)} = \\tilde{A} e^{(k)}, \\quad
+        e = \\sum_{k=0}^{L} \\alpha_k e^{(k)}, \\quad
+        \\hat{y}_{ui} = e_u^\\top e_i
+
+    Trained with BPR and L2 regularisation of the batch's layer-0 embeddings
+    (``reg * Σ ||e⁰||² / 2B``, the paper's eq. 15; RecBole's default uses
+    unsquared norms).
+
+    Args:
+        num_users, num_items: Sizes.
+        adj: ``D^-1/2 A D^-1/2`` over users then items,
+            ``[num_users + num_items]²`` (see
+            :func:`graphrec.graph.normalized_adjacency`). Kept as a buffer, so
+            ``model.to(device)`` moves it.
+        dim: Embedding size.
+        num_layers: Propagation layers L.
+        alpha: Layer weights ``[L + 1]``; default ``1 / (L + 1)`` each.
+        reg: L2 weight.
+        item_features: Optional ``[num_items, F]`` text features: an item's
+            layer-0 embedding becomes ``id_emb + W x`` (text-aware LightGCN),
+            so an item without train interactions still has a meaningful one.
+        user_features: Optional ``[num_users, F']`` features, the same way.
+
+    Shapes:
+        get_embedding(): ``([U, D], [I, D])``.
+    """
+
+    trainable = True
+    adj: Tensor
+    alphas: Tensor
+    item_x: Tensor
+    user_x: Tensor
+
+    def __init__(
+        self,
+        num_users: int,
+        num_items: int,
+        adj: Tensor,
+        dim: int = 64,
+        num_layers: int = 3,
+        alpha: list[float] | None = None,
+        reg: float = 1e-4,
+        item_features: Tensor | None = None,
+        user_features: Tensor | None = None,
+    ) -> None:
+        super().__init__(num_users, num_items)
+        n = num_users + num_items
+        if tuple(adj.shape) != (n, n):
+            raise ValueError(f"adj must be [{n}, {n}] (users then items), got {list(adj.shape)}")
+        if num_layers < 0:
+            raise ValueError(f"num_layers must be >= 0, got {num_layers}")
+        alphas = torch.full((num_layers + 1,), 1.0 / (num_layers + 1)) if alpha is None else torch.tensor(alpha, dtype=torch.float)
+        if alphas.shape != (num_layers + 1,):
+            raise ValueError(f"alpha needs {num_layers + 1} weights, got {alphas.numel()}")
+        self.dim, self.num_layers, self.reg = dim, num_layers, reg
+        self.register_buffer("adj", adj, persistent=False)
+        self.register_buffer("alphas", alphas)
+        self.user_emb = nn.Embedding(num_users, dim)
+        self.item_emb = nn.Embedding(num_items, dim)
+        nn.init.xavier_uniform_(self.user_emb.weight)
+        nn.init.xavier_uniform_(self.item_emb.weight)
+        self.item_proj: nn.Linear | None = None
+        self.user_proj: nn.Linear | None = None
+        if item_features is not None:
+            self.register_buffer("item_x", item_features.float(), persistent=False)
+            self.item_proj = nn.Linear(item_features.shape[1], dim, bias=False)
+            nn.init.xavier_uniform_(self.item_proj.weight)
+        if user_features is not None:
+            self.register_buffer("user_x", user_features.float(), persistent=False)
+            self.user_proj = nn.Linear(user_features.shape[1], dim, bias=False)
+            nn.init.xavier_uniform_(self.user_proj.weight)
+
+    def hparams(self) -> dict[str, Any]:
+        return {**super().hparams(), "dim": self.dim, "num_layers": self.num_layers, "reg": self.reg,
+                "alpha": self.alphas.tolist(), "text_items": self.item_proj is not None,
+                "text_users": self.user_proj is not None}
+
+    def layer0(self) -> tuple[Tensor, Tensor]:
+        """Layer-0 embeddings ``([U, D], [I, D])``: ids, plus projected features where given."""
+        users, items = self.user_emb.weight, self.item_emb.weight
+        if self.item_proj is not None:
+            items = items + self.item_proj(self.item_x)
+        if self.user_proj is not None:
+            users = users + self.user_proj(self.user_x)
+        return users, items
+
+    def get_embedding(self) -> tuple[Tensor, Tensor]:
+        users0, items0 = self.layer0()
+        out = propagate(self.adj, torch.cat([users0, items0]), self.alphas)  # [U+I, D]
+        return out[: self.num_users], out[self.num_users :]
+
+    def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
+        """BPR on the propagated embeddings plus ``reg · Σ ||e⁰||² / 2B`` on the batch's layer-0 rows.
+
+        Shapes:
+            users, pos_items, neg_items: ``[B]`` → scalar.
+        """
+        batch = users.shape[0]
+        users0, items0 = self.layer0()
+        e0 = torch.cat([users0, items0])  # [U+I, D]
+        final = propagate(self.adj, e0, self.alphas)  # [U+I, D]
+        # One gather for the three roles: its backward is one index_add, not three.
+        rows = torch.cat([users, pos_items + self.num_users, neg_items + self.num_users])  # [3B]
+        e_u, e_p, e_n = final.index_select(0, rows).split(batch)  # [B, D] each
+        rank = bpr_loss((e_u * e_p).sum(-1), (e_u * e_n).sum(-1))
+        # Σ over the batch's rows of ||e⁰_row||², written as counts · row norms: no scatter in backward.
+        counts = torch.bincount(rows, minlength=e0.shape[0]).to(e0.dtype)  # [U+I]
+        reg = (counts * e0.pow(2).sum(1)).sum() / (2 * batch)
+        return rank + self.reg * reg

@@ -1,0 +1,5 @@
+"""Turning a trained model into ranked lists in raw ids."""
+
+from graphrec.rank.recommender import Recommender
+
+__all__ = ["Recommender"]

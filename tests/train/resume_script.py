@@ -1,0 +1,62 @@
+"""Trains LightGCN on a fixed synthetic log; with KILL_AT=e:b it kill -9s itself at batch b of epoch e.
+
+Run as: python resume_script.py RUN_DIR [--resume]. Prints the final history as JSON.
+"""
+
+import json
+import os
+import signal
+import sys
+
+import numpy as np
+import torch
+
+from graphrec.eval import Evaluator, to_csr
+from graphrec.graph import normalized_adjacency
+from graphrec.nn import LightGCN
+from graphrec.train import TrainConfig, Trainer
+
+torch.set_num_threads(1)
+
+
+class KillingTrainer(Trainer):
+    def train_epoch(self):
+        kill = os.environ.get("KILL_AT")
+        if kill and int(kill.split(":")[0]) == self.epoch + 1:
+            # die inside the epoch, after some steps have changed the weights
+            original = self.model.loss
+            count = {"n": 0}
+
+            def loss(*args):
+                count["n"] += 1
+                if count["n"] > int(kill.split(":")[1]):
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return original(*args)
+
+            self.model.loss = loss
+        return super().train_epoch()
+
+
+def data():
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 60, 900), rng.integers(0, 80, 900)
+    keys = np.unique(users * 80 + items)
+    users, items = keys // 80, keys % 80
+    perm = rng.permutation(len(users))
+    tr, va = perm[: int(0.8 * len(perm))], perm[int(0.8 * len(perm)) :]
+    return to_csr(users[tr], items[tr], 60, 80), to_csr(users[va], items[va], 60, 80)
+
+
+def main():
+    run_dir, resume = sys.argv[1], "--resume" in sys.argv
+    train, valid = data()
+    torch.manual_seed(0)
+    model = LightGCN(60, 80, normalized_adjacency(train), dim=16, num_layers=2)
+    cfg = TrainConfig(epochs=6, batch_size=64, lr=0.01, seed=3, patience=0, progress=False, device="cpu", metric="ndcg@5")
+    trainer = KillingTrainer(model, train, Evaluator(valid, train, ks=(5,)), cfg, run_dir)
+    history = trainer.fit(resume=resume)
+    print(json.dumps({"history": history, "weights": model.user_emb.weight.sum().item()}))
+
+
+if __name__ == "__main__":
+    main()

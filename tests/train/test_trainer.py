@@ -1,0 +1,129 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from graphrec.errors import ConfigError, GraphrecError
+from graphrec.eval import Evaluator, to_csr
+from graphrec.fs import atomic_path
+from graphrec.graph import normalized_adjacency
+from graphrec.nn import LightGCN, MostPopular
+from graphrec.train import NegativeSampler, TrainConfig, Trainer
+
+HERE = Path(__file__).parent
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 12), st.integers(2, 15), st.integers(0, 2**31 - 1), st.data())
+def test_negatives_are_never_positives(num_users, num_items, seed, data):
+    pairs = data.draw(st.sets(st.tuples(st.integers(0, num_users - 1), st.integers(0, num_items - 2)), min_size=1, max_size=40))
+    u, i = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    train = to_csr(u, i, num_users, num_items)  # the last item is never a positive, so every user has a negative
+    sampler = NegativeSampler(train, torch.Generator().manual_seed(seed))
+    users = torch.from_numpy(np.repeat(u, 20))
+    neg = sampler.sample(users)
+    dense = train.toarray() > 0
+    assert not dense[users.numpy(), neg.numpy()].any()
+    assert ((neg >= 0) & (neg < num_items)).all()
+
+
+def test_negatives_uniform_over_non_positives():
+    train = to_csr(np.array([0, 0]), np.array([0, 1]), 1, 4)
+    neg = NegativeSampler(train, torch.Generator().manual_seed(0)).sample(torch.zeros(40_000, dtype=torch.long))
+    counts = np.bincount(neg.numpy(), minlength=4)
+    assert counts[0] == counts[1] == 0
+    assert abs(counts[2] - counts[3]) < 0.05 * 40_000
+
+
+def test_user_with_every_item_raises():
+    train = to_csr(np.array([0, 0]), np.array([0, 1]), 1, 2)
+    with pytest.raises(GraphrecError, match="every item"):
+        NegativeSampler(train, torch.Generator()).sample(torch.tensor([0]))
+
+
+def small():
+    rng = np.random.default_rng(1)
+    # two communities, so there is something to learn
+    users = rng.integers(0, 40, 1500)
+    items = (users % 2) * 25 + rng.integers(0, 25, 1500)
+    keys = np.unique(users * 50 + items)
+    users, items = keys // 50, keys % 50
+    perm = rng.permutation(len(users))
+    cut = int(0.8 * len(users))
+    return to_csr(users[perm[:cut]], items[perm[:cut]], 40, 50), to_csr(users[perm[cut:]], items[perm[cut:]], 40, 50)
+
+
+def test_loss_falls_and_history_written(tmp_path):
+    train, valid = small()
+    model = LightGCN(40, 50, normalized_adjacency(train), dim=16, num_layers=2)
+    cfg = TrainConfig(epochs=8, batch_size=128, lr=0.01, progress=False, device="cpu", metric="ndcg@10")
+    history = Trainer(model, train, Evaluator(valid, train, ks=(10,)), cfg, tmp_path).fit()
+    losses = [h["loss"] for h in history]
+    assert losses[-1] < 0.8 * losses[0]
+    assert json.loads((tmp_path / "history.json").read_text()) == history
+    csv_lines = (tmp_path / "history.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("epoch,loss,train_seconds") and len(csv_lines) == 9
+    assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
+
+
+def test_early_stopping(tmp_path):
+    train, valid = small()
+    model = LightGCN(40, 50, normalized_adjacency(train), dim=4, num_layers=1)
+    # lr so small that nothing improves after the first evaluation
+    cfg = TrainConfig(epochs=50, batch_size=256, lr=1e-9, patience=2, progress=False, device="cpu", metric="ndcg@10")
+    history = Trainer(model, train, Evaluator(valid, train, ks=(10,)), cfg).fit()
+    assert len(history) == 3
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="unknown key"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(ConfigError, match="optimizer"):
+        TrainConfig(optimizer="lbfgs")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="fit\\(\\) instead"):
+        Trainer(MostPopular(2, 2), to_csr(np.array([0]), np.array([0]), 2, 2), None, TrainConfig())
+    train, valid = small()
+    model = LightGCN(40, 50, normalized_adjacency(train), dim=4, num_layers=1)
+    cfg = TrainConfig(epochs=1, progress=False, device="cpu", metric="ndcg@20")
+    with pytest.raises(ConfigError, match="ndcg@20"):
+        Trainer(model, train, Evaluator(valid, train, ks=(10,)), cfg).fit()
+
+
+def run_script(run_dir, *args, kill_at=None):
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    if kill_at:
+        env["KILL_AT"] = kill_at
+    return subprocess.run([sys.executable, str(HERE / "resume_script.py"), str(run_dir), *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_resume_after_kill_9_equals_uninterrupted(tmp_path):
+    whole = run_script(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr
+    killed = run_script(tmp_path / "killed", kill_at="4:3")  # inside epoch 4, after 3 steps
+    assert killed.returncode == -9
+    history = json.loads((tmp_path / "killed" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    resumed = run_script(tmp_path / "killed", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = json.loads(whole.stdout), json.loads(resumed.stdout)
+    strip = lambda hs: [{k: v for k, v in h.items() if "seconds" not in k} for h in hs]  # noqa: E731
+    assert strip(a["history"]) == strip(b["history"])
+    assert a["weights"] == b["weights"]
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    dest = tmp_path / "f.txt"
+    dest.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash")
+    assert dest.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
