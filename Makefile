@@ -24,10 +24,10 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
-## demo: the main job on MovieLens-100K
+## demo: the main job on MovieLens-100K: load, split, train LightGCN, evaluate
 demo: install
 	$(VENV)/bin/graphrec datasets info ml-100k
-	$(VENV)/bin/graphrec split ml-100k --method random --ratios 0.8,0.1,0.1 --seed 2020 --out runs/ml-100k-split
+	$(VENV)/bin/graphrec run experiments/ml100k-lightgcn.yaml
 
 ## test: the whole test suite (what CI runs)
 test: dev

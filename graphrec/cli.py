@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     gb.add_argument("--no-text", action="store_true", help="no text features for items")
     _add_text_options(gb)
 
+    rn = sub.add_parser("run", help="run an experiment: load, split, graph, text, train, evaluate")
+    rn.add_argument("config", help="experiment YAML (see experiments/*.yaml)")
+    rn.add_argument("--out", default=None, help="run directory (default <output>/<name>-<time>)")
+    rn.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR")
+    rn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a configuration value, e.g. --set train.epochs=5 (YAML syntax)")
+    rn.add_argument("--quiet", action="store_true", help="no progress bars")
+
     em = sub.add_parser("embed", help="encode a dataset's item texts (cached) and print throughput")
     em.add_argument("name")
     _add_data_dir(em)
@@ -217,7 +225,36 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"datasets": cmd_datasets, "split": cmd_split, "graph": cmd_graph, "embed": cmd_embed}
+def cmd_run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from graphrec.run import load_config, run_experiment
+
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise GraphrecError(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key] = yaml.safe_load(value)
+    if args.quiet:
+        overrides["train.progress"] = False
+    config = load_config(args.config, overrides)  # every configuration error surfaces here, before any work
+    run_dir = args.resume or args.out
+    out, metrics = run_experiment(config, run_dir, resume=args.resume is not None)
+    print(format_metrics(metrics))
+    print(f"run directory: {out}")
+    return 0
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    test = metrics["test"]
+    lines = [f"test metrics (best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, {metrics['seconds']} s):"]
+    for key, value in test.items():
+        lines.append(f"  {key:<28}{value:>10.4f}")
+    return "\n".join(lines)
+
+
+COMMANDS = {"datasets": cmd_datasets, "split": cmd_split, "graph": cmd_graph, "embed": cmd_embed, "run": cmd_run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

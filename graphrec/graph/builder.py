@@ -113,10 +113,10 @@ class GraphBuilder:
                 raise ConfigError(f"item_features has {text.shape[0]} rows, the dataset has {dataset.num_items} items")
             x = text.float()
             if cfg.genre_multihot:
-                x = torch.cat([x, _multihot(item_info["genres"])], dim=1) if "genres" in item_info else x
+                x = torch.cat([x, multihot(item_info["genres"])], dim=1) if "genres" in item_info else x
             data["item"].x = x
         elif cfg.genre_multihot and "genres" in item_info:
-            data["item"].x = _multihot(item_info["genres"])
+            data["item"].x = multihot(item_info["genres"])
         if cfg.user_features == "attributes":
             data["user"].x = _user_onehots(dataset, cfg)
         elif cfg.user_features == "text_mean":
@@ -224,7 +224,7 @@ def _train_tags(dataset: Dataset, split: Split | None, min_count: int) -> pd.Ser
     return pd.Series(out)
 
 
-def _multihot(genres: pd.Series) -> torch.Tensor:
+def multihot(genres: pd.Series) -> torch.Tensor:
     """``[num_items, num_genres]`` 0/1 matrix, genres in sorted order."""
     exploded = genres.explode().dropna()
     codes, _ = pd.factorize(exploded, sort=True)

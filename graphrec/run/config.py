@@ -1,0 +1,230 @@
+"""Experiment configuration: typed dataclasses read from YAML, checked before any work starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from graphrec.errors import ConfigError
+from graphrec.graph.config import GraphConfig
+from graphrec.text.templates import DEFAULT_ITEM_TEMPLATE
+from graphrec.train.trainer import TrainConfig
+
+MODEL_NAMES = ("mostpop", "itemknn", "mf-bpr", "lightgcn", "text-lightgcn")
+
+
+@dataclass(frozen=True)
+class DatasetSection:
+    """Attributes:
+    name: A MovieLens release (``graphrec datasets list``).
+    data_dir: Folder with its files (default ``$GRAPHREC_DATA_DIR``, then the cache).
+    implicit_threshold: Keep interactions rated at least this as positives;
+        ``None`` keeps every interaction.
+    k_core: Keep the k-core (``None``: no filtering).
+    """
+
+    name: str = "ml-100k"
+    data_dir: str | None = None
+    implicit_threshold: float | None = None
+    k_core: int | None = None
+
+    def __post_init__(self) -> None:
+        from graphrec.data.movielens import DATASETS
+
+        if self.name not in DATASETS:
+            raise ConfigError(f"dataset.name: unknown dataset {self.name!r}; known: {', '.join(DATASETS)}")
+        if self.k_core is not None and self.k_core < 1:
+            raise ConfigError(f"dataset.k_core must be >= 1, got {self.k_core}")
+
+
+@dataclass(frozen=True)
+class SplitSection:
+    """Attributes: method (random, temporal, user-temporal, leave-one-out, fixed), ratios, seed, fixed (name)."""
+
+    method: Literal["random", "temporal", "user-temporal", "leave-one-out", "fixed"] = "random"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 2020
+    fixed: str | None = None
+
+
+@dataclass(frozen=True)
+class TextSection:
+    """Attributes: model ('default' or a HF name/folder), template, batch_size, device, max_length."""
+
+    model: str = "default"
+    template: str = DEFAULT_ITEM_TEMPLATE
+    batch_size: int = 64
+    device: str = "auto"
+    max_length: int = 256
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """Attributes:
+    name: One of ``mostpop``, ``itemknn``, ``mf-bpr``, ``lightgcn``, ``text-lightgcn``.
+    dim, num_layers, reg: Embedding models' hyperparameters.
+    k, shrink: ItemKNN's neighbours and shrinkage.
+    """
+
+    name: Literal["mostpop", "itemknn", "mf-bpr", "lightgcn", "text-lightgcn"] = "lightgcn"
+    dim: int = 64
+    num_layers: int = 3
+    reg: float = 1e-4
+    k: int = 100
+    shrink: float = 0.0
+
+
+@dataclass(frozen=True)
+class EvalSection:
+    """Attributes: ks (cut-offs), batch_size (users per scoring batch)."""
+
+    ks: tuple[int, ...] = (10, 20)
+    batch_size: int = 1024
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: load → split → graph → text features → train → evaluate.
+
+    Attributes:
+        name: Run name (the run directory is ``<output>/<name>-<time>``).
+        output: Folder of run directories.
+    """
+
+    name: str = "experiment"
+    output: str = "runs"
+    dataset: DatasetSection = field(default_factory=DatasetSection)
+    split: SplitSection = field(default_factory=SplitSection)
+    graph: GraphConfig = field(default_factory=GraphConfig)
+    text: TextSection = field(default_factory=TextSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalSection = field(default_factory=EvalSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read and validate a YAML experiment file.
+
+    Args:
+        overrides: Dotted keys to replace, e.g. ``{"train.seed": 7}``.
+
+    Raises:
+        ConfigError: naming the file and the key for unknown keys, wrong types
+            and values out of range.
+    """
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: experiment file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping of sections, found {type(raw).__name__}")
+    for key, value in (overrides or {}).items():
+        node = raw
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    try:
+        return from_dict(ExperimentConfig, raw, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+
+
+def from_dict(cls: type, data: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, checking keys and types recursively."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'top level'}: expected a mapping, found {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where or 'top level'}: unknown key(s) {unknown}; expected some of {sorted(names)}")
+    values = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        values[key] = _convert(hints[key], value, path)
+    try:
+        return cls(**values)
+    except ConfigError as exc:
+        raise (exc if str(exc).startswith(f"{where}") else ConfigError(f"{where}: {exc}")) from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where or 'top level'}: {exc}") from None
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)  # type: ignore[arg-type]
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(a, value, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{path}: unexpected {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: expected one of {list(args)}, found {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, found {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{path}: expected {len(args)} values, found {len(value)}")
+        return tuple(_convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, found {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, found {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, found {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, found {value!r}")
+        return value
+    raise ConfigError(f"{path}: unsupported type {tp}")  # pragma: no cover
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

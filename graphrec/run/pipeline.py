@@ -1,0 +1,150 @@
+"""One experiment end to end: load → split → graph → text features → train → evaluate."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from graphrec.data import Dataset, Split, k_core, load_movielens, make_split, to_implicit
+from graphrec.eval import Evaluator
+from graphrec.fs import atomic_write_text
+from graphrec.graph import GraphBuilder, interaction_matrix, multihot, normalized_adjacency
+from graphrec.nn import MFBPR, ItemKNN, LightGCN, MostPopular, ScoringModel
+from graphrec.run.config import ExperimentConfig, dump_config
+from graphrec.text import TextEncoder, item_texts
+from graphrec.train import Trainer, load_checkpoint, save_checkpoint, seed_everything
+
+
+@dataclass
+class Prepared:
+    """Everything a model is built and evaluated on."""
+
+    dataset: Dataset
+    split: Split
+    train: sp.csr_matrix
+    valid: sp.csr_matrix
+    test: sp.csr_matrix
+    adj: torch.Tensor
+    item_text: torch.Tensor | None
+
+
+def prepare(config: ExperimentConfig, with_text: bool | None = None) -> Prepared:
+    """Load, filter and split the dataset, build the train graph and (if needed) text features."""
+    c = config
+    ds = load_movielens(c.dataset.name, c.dataset.data_dir)
+    ds = to_implicit(ds, c.dataset.implicit_threshold)
+    if c.dataset.k_core:
+        ds = k_core(ds, c.dataset.k_core)
+    split = make_split(ds, c.split.method, ratios=c.split.ratios, seed=c.split.seed, fixed=c.split.fixed)
+    graph = GraphBuilder(replace(c.graph, item_attributes=(), user_attributes=())).build(ds, split=split)
+    train = interaction_matrix(graph)
+    shape = train.shape
+
+    def part(name: str) -> sp.csr_matrix:
+        inter = split.part(name)
+        m = sp.csr_matrix((np.ones(len(inter), np.float32), (inter.user, inter.item)), shape=shape)
+        m.data[:] = 1.0
+        return m
+
+    need_text = c.model.name == "text-lightgcn" if with_text is None else with_text
+    item_text = None
+    if need_text:
+        encoder = TextEncoder(c.text.model, batch_size=c.text.batch_size, device=c.text.device, max_length=c.text.max_length)
+        item_text = encoder.encode(item_texts(ds, c.text.template))
+    return Prepared(ds, split, train, part("valid"), part("test"), normalized_adjacency(graph), item_text)
+
+
+def build_model(config: ExperimentConfig, data: Prepared) -> ScoringModel:
+    """The model named in ``config.model``, with fresh weights seeded by ``train.seed``."""
+    m, ds = config.model, data.dataset
+    seed_everything(config.train.seed)
+    if m.name == "mostpop":
+        return MostPopular(ds.num_users, ds.num_items)
+    if m.name == "itemknn":
+        return ItemKNN(ds.num_users, ds.num_items, k=m.k, shrink=m.shrink)
+    if m.name == "mf-bpr":
+        return MFBPR(ds.num_users, ds.num_items, dim=m.dim, reg=m.reg)
+    features = data.item_text if m.name == "text-lightgcn" else None
+    return LightGCN(ds.num_users, ds.num_items, data.adj, dim=m.dim, num_layers=m.num_layers, reg=m.reg, item_features=features)
+
+
+def evaluators(config: ExperimentConfig, data: Prepared) -> tuple[Evaluator, Evaluator]:
+    """Validation (history: train) and test (history: train + valid) evaluators, with beyond-accuracy inputs."""
+    pop = np.asarray(data.train.sum(axis=0)).ravel()
+    activity = np.asarray(data.train.sum(axis=1)).ravel()
+    features = data.item_text
+    if features is None and "genres" in data.dataset.item_info:
+        features = multihot(data.dataset.item_info["genres"])
+    kw: dict[str, Any] = {"ks": config.eval.ks, "batch_size": config.eval.batch_size, "item_popularity": pop,
+                          "item_features": features, "user_activity": activity}
+    return Evaluator(data.valid, data.train, **kw), Evaluator(data.test, (data.train + data.valid).tocsr(), **kw)
+
+
+def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, resume: bool = False,
+                   log: Any = print) -> tuple[Path, dict[str, Any]]:
+    """Run one experiment and write its run directory.
+
+    The directory holds ``config.yaml`` (resolved), ``metrics.json``,
+    ``history.json`` / ``history.csv``, ``best.pt`` and ``curve.png``.
+
+    Returns:
+        ``(run_dir, metrics)`` where metrics has ``valid`` and ``test`` sections.
+    """
+    started = time.perf_counter()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    out = Path(run_dir) if run_dir is not None else Path(config.output) / f"{config.name}-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", dump_config(config))
+    data = prepare(config)
+    st = data.split.stats()
+    log(f"{config.name}: {data.dataset.name} {data.split.method}: train {st.sizes['train']:,}, "
+        f"valid {st.sizes['valid']:,}, test {st.sizes['test']:,}")
+    model = build_model(config, data)
+    valid_ev, test_ev = evaluators(config, data)
+    history: list[dict[str, float]] = []
+    if model.trainable:
+        trainer = Trainer(model, data.train, valid_ev, config.train, out)
+        log(f"training {model!r} on {trainer.device}")
+        history = trainer.fit(resume=resume)
+        trainer.load_best()
+        model = trainer.model
+    else:
+        model.fit(data.train)
+        save_checkpoint(out / "best.pt", {"model": model.state_dict(), "model_class": type(model).__name__,
+                                          "hparams": model.hparams(), "epoch": 0})
+    metrics = {
+        "valid": valid_ev.evaluate(model),
+        "test": test_ev.evaluate(model, beyond=True),
+        "best_epoch": int(max(range(len(history)), key=lambda i: history[i].get(f"valid_{config.train.metric}", -1)) + 1)
+        if history else 0,
+        "epochs_run": len(history),
+        "seconds": round(time.perf_counter() - started, 1),
+        "model": repr(model),
+    }
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
+    if history:
+        from graphrec.run.plot import plot_history
+
+        plot_history(history, out / "curve.png", metric=f"valid_{config.train.metric}", title=config.name)
+    return out, metrics
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[ExperimentConfig, Prepared, ScoringModel]:
+    """Rebuild a finished run's data and best model (for recommending and explaining)."""
+    from graphrec.run.config import load_config
+
+    run = Path(run_dir)
+    config = load_config(run / "config.yaml")
+    data = prepare(config)
+    model = build_model(config, data)
+    state = load_checkpoint(run / "best.pt", map_location="cpu")
+    model.load_state_dict(state["model"])
+    return config, data, model.to(device).eval()
