@@ -2,13 +2,11 @@
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 
 from graphrec.eval import Evaluator, to_csr
 from graphrec.graph import normalized_adjacency
 from graphrec.nn import MFBPR, ItemKNN, LightGCN, MostPopular
-from graphrec.train import TrainConfig, Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -35,25 +33,24 @@ def test_lightgcn_cuda_matches_cpu_forward_and_gradient():
     torch.testing.assert_close(gpu.score_all(torch.arange(50).cuda()).cpu(), cpu.score_all(torch.arange(50)), atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("factory", [lambda a: MostPopular(50, 70), lambda a: ItemKNN(50, 70, k=10),
-                                     lambda a: MFBPR(50, 70, dim=8), lambda a: LightGCN(50, 70, a, dim=8)])
+@pytest.mark.parametrize("factory", [lambda a: MFBPR(50, 70, dim=8), lambda a: LightGCN(50, 70, a, dim=8)])
 def test_evaluator_cuda_matches_cpu(factory):
     train = data()
     truth = to_csr(np.arange(50), np.arange(50) % 70, 50, 70)
     torch.manual_seed(0)
     model = factory(normalized_adjacency(train))
-    if not model.trainable:
-        model.fit(train)
     ev = Evaluator(truth, train, ks=(5, 10))
     cpu = ev.evaluate(model)
     gpu = ev.evaluate(model.cuda())
     assert gpu == pytest.approx(cpu, abs=1e-6)
 
 
-def test_training_on_cuda_reduces_loss():
+@pytest.mark.parametrize("factory", [lambda: MostPopular(50, 70), lambda: ItemKNN(50, 70, k=10)])
+def test_baselines_cuda_give_the_same_top_scores(factory):
+    # their scores have ties, which torch.topk may order differently per device: compare the score values
     train = data()
-    model = LightGCN(50, 70, normalized_adjacency(train), dim=16, num_layers=2)
-    history = Trainer(model, train, None, TrainConfig(epochs=5, batch_size=64, lr=0.01, progress=False, device="cuda")).fit()
-    assert model.user_emb.weight.device.type == "cuda"
-    assert history[-1]["loss"] < 0.8 * history[0]["loss"]
-    assert sp.issparse(train)
+    model = factory().fit(train)
+    users = torch.arange(50)
+    cpu = torch.topk(model.score_all(users), 10).values
+    gpu = torch.topk(model.cuda().score_all(users.cuda()), 10).values.cpu()
+    torch.testing.assert_close(gpu, cpu)

@@ -60,10 +60,14 @@ def small():
     return to_csr(users[perm[:cut]], items[perm[:cut]], 40, 50), to_csr(users[perm[cut:]], items[perm[cut:]], 40, 50)
 
 
-def test_loss_falls_and_history_written(tmp_path):
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_loss_falls_and_history_written(tmp_path, device):
     train, valid = small()
     model = LightGCN(40, 50, normalized_adjacency(train), dim=16, num_layers=2)
-    cfg = TrainConfig(epochs=8, batch_size=128, lr=0.01, progress=False, device="cpu", metric="ndcg@10")
+    cfg = TrainConfig(epochs=8, batch_size=128, lr=0.01, progress=False, device=device, metric="ndcg@10")
     history = Trainer(model, train, Evaluator(valid, train, ks=(10,)), cfg, tmp_path).fit()
     losses = [h["loss"] for h in history]
     assert losses[-1] < 0.8 * losses[0]
@@ -71,6 +75,7 @@ def test_loss_falls_and_history_written(tmp_path):
     csv_lines = (tmp_path / "history.csv").read_text().splitlines()
     assert csv_lines[0].startswith("epoch,loss,train_seconds") and len(csv_lines) == 9
     assert (tmp_path / "best.pt").is_file() and (tmp_path / "last.pt").is_file()
+    assert model.user_emb.weight.device.type == device
 
 
 def test_early_stopping(tmp_path):
