@@ -6,8 +6,11 @@ Node types: ``user``, ``item`` and the attribute types chosen in
 ``weight`` and ``time`` attributes, ``(item, has_genre, genre)`` and so on,
 each with its reverse ``(genre, rev_has_genre, item)``.
 
-Every node type stores ``node_id`` (``arange``), ``raw_id`` and ``label``
-(lists: the dataset's id and a human-readable name, such as a title).
+Every node type stores ``node_id`` (``arange``). The dataset's id and a
+human-readable name of every node (a title, a genre name) are graph-level
+dictionaries, ``data.node_raw_ids[type]`` and ``data.node_labels[type]``
+(lists), so that mini-batch loaders, which index only tensors, pass them
+through untouched; :func:`node_raw_ids` and :func:`node_labels` read them.
 """
 
 from __future__ import annotations
@@ -38,6 +41,16 @@ ATTRIBUTE_EDGES = {
     "age": ("user", "has_age", "age"),
     "gender": ("user", "has_gender", "gender"),
 }
+
+
+def node_raw_ids(data: HeteroData, node_type: str) -> list[object]:
+    """The dataset ids of the nodes of one type, by index."""
+    return data.node_raw_ids[node_type]
+
+
+def node_labels(data: HeteroData, node_type: str) -> list[str]:
+    """Human-readable names of the nodes of one type (titles, genre names...), by index."""
+    return data.node_labels[node_type]
 
 
 def reverse(edge_type: tuple[str, str, str]) -> tuple[str, str, str]:
@@ -127,7 +140,7 @@ class GraphBuilder:
             if self.text_encoder is None:
                 raise ConfigError("attribute_features='text' needs a text_encoder")
             for attr in (*cfg.item_attributes, *cfg.user_attributes):
-                data[attr].x = self.text_encoder.encode(data[attr].label)
+                data[attr].x = self.text_encoder.encode(node_labels(data, attr))
 
         data.validate(raise_on_error=True)
         return data
@@ -139,8 +152,10 @@ class GraphBuilder:
         store = data[node_type]
         store.num_nodes = n
         store.node_id = torch.arange(n)
-        store.raw_id = raw_ids
-        store.label = labels
+        if "node_raw_ids" not in data:
+            data.node_raw_ids, data.node_labels = {}, {}
+        data.node_raw_ids[node_type] = raw_ids
+        data.node_labels[node_type] = labels
 
     @staticmethod
     def _interactions(data: HeteroData, inter: Interactions) -> None:

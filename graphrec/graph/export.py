@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 from torch_geometric.data import HeteroData
 
-from graphrec.graph.builder import INTERACTS
+from graphrec.graph.builder import INTERACTS, node_labels, node_raw_ids
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -92,7 +92,7 @@ def to_networkx(data: HeteroData, include_reverse: bool = False) -> nx.Graph:
     g = nx.Graph()
     for node_type in data.node_types:
         store = data[node_type]
-        raw, labels = store.raw_id, store.label
+        raw, labels = node_raw_ids(data, node_type), node_labels(data, node_type)
         g.add_nodes_from(
             ((node_type, i), {"type": node_type, "index": i, "raw_id": raw[i], "label": labels[i]})
             for i in range(store.num_nodes)

@@ -9,7 +9,15 @@ import torch
 
 from graphrec.data import Dataset, Interactions, Split, Vocabulary, random_split
 from graphrec.errors import ConfigError
-from graphrec.graph import GraphBuilder, GraphConfig, interaction_matrix, normalized_adjacency, to_networkx
+from graphrec.graph import (
+    GraphBuilder,
+    GraphConfig,
+    interaction_matrix,
+    node_labels,
+    node_raw_ids,
+    normalized_adjacency,
+    to_networkx,
+)
 
 # train: u0-i0, u0-i1, u1-i1, u1-i2, u2-i3; held out: u2-i0 (valid), u0-i2 (test)
 USERS = [0, 0, 1, 1, 2, 2, 0]
@@ -45,19 +53,19 @@ def test_node_counts_and_edges():
     assert counts == {"user": 3, "item": 4, "genre": 2, "tag": 1, "decade": 3, "occupation": 2, "age": 3, "gender": 2}
     assert edges(data, ("user", "interacts", "item")) == [(0, 0), (0, 1), (1, 1), (1, 2), (2, 3)]
     assert edges(data, ("item", "rev_interacts", "user")) == [(0, 0), (1, 0), (1, 1), (2, 1), (3, 2)]
-    assert data["genre"].label == ["Crime", "Sci-Fi"]
+    assert node_labels(data, "genre") == ["Crime", "Sci-Fi"]
     assert edges(data, ("item", "has_genre", "genre")) == [(0, 1), (1, 0), (1, 1), (2, 0)]
     assert edges(data, ("genre", "rev_has_genre", "item")) == [(0, 1), (0, 2), (1, 0), (1, 1)]
     # "leaky" was applied to the test pair (u0, i2): left out; "tense" twice -> weight 2
-    assert data["tag"].label == ["tense"]
+    assert node_labels(data, "tag") == ["tense"]
     assert edges(data, ("item", "has_tag", "tag")) == [(1, 0)]
     assert data["item", "has_tag", "tag"].weight.tolist() == [2.0]
-    assert data["decade"].label == ["1970s", "1990s", "2000s"]
-    assert data["age"].label == ["0-17", "25-34", "56+"]
-    assert data["occupation"].label == ["student", "writer"]
-    assert data["item"].label == ["Alien (1979)", "Heat (1995)", "Up (2009)", "Fargo (1996)"]
-    assert data["item"].raw_id == [100, 200, 300, 400]
-    assert data["user"].raw_id == [10, 20, 30]
+    assert node_labels(data, "decade") == ["1970s", "1990s", "2000s"]
+    assert node_labels(data, "age") == ["0-17", "25-34", "56+"]
+    assert node_labels(data, "occupation") == ["student", "writer"]
+    assert node_labels(data, "item") == ["Alien (1979)", "Heat (1995)", "Up (2009)", "Fargo (1996)"]
+    assert node_raw_ids(data, "item") == [100, 200, 300, 400]
+    assert node_raw_ids(data, "user") == [10, 20, 30]
     assert data["user", "interacts", "item"].rating.tolist() == [5, 4, 3, 5, 2]
     assert data["user", "interacts", "item"].time.tolist() == [10, 11, 12, 13, 14]
     data.validate()
@@ -66,7 +74,7 @@ def test_node_counts_and_edges():
 def test_decades():
     ds = tiny()
     data = GraphBuilder(GraphConfig(item_attributes=("decade",))).build(ds, split=tiny_split(ds))
-    assert data["decade"].label == ["1970s", "1990s", "2000s"]
+    assert node_labels(data, "decade") == ["1970s", "1990s", "2000s"]
     assert edges(data, ("item", "released_in_decade", "decade")) == [(0, 0), (1, 1), (2, 2), (3, 1)]
 
 
