@@ -9,7 +9,7 @@ from graphrec.data import Vocabulary
 from graphrec.errors import UnknownIdError
 from graphrec.eval import to_csr
 from graphrec.graph import normalized_adjacency
-from graphrec.nn import MFBPR, ItemKNN, LightGCN, MostPopular
+from graphrec.nn import MFBPR, GraphSAGE, ItemKNN, LightGCN, MostPopular
 from graphrec.rank import Recommender
 from graphrec.train import TrainConfig, Trainer, load_checkpoint, save_checkpoint
 
@@ -23,6 +23,21 @@ TRAIN = to_csr(np.array([p[0] for p in PAIRS]), np.array([p[1] for p in PAIRS]),
 ITEM_X = torch.tensor([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 4)
 
 
+def checkerboard_graph():
+    from torch_geometric.data import HeteroData
+
+    coo = TRAIN.tocoo()
+    ei = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
+    data = HeteroData()
+    data["user"].num_nodes, data["item"].num_nodes = N, N
+    data["item"].x = ITEM_X
+    counts = torch.from_numpy(np.asarray(TRAIN.sum(1)).ravel()).float().unsqueeze(1)
+    data["user"].x = torch.from_numpy(TRAIN.toarray()).float() @ ITEM_X / counts  # text_mean users
+    data["user", "interacts", "item"].edge_index = ei
+    data["item", "rev_interacts", "user"].edge_index = ei.flip(0)
+    return data
+
+
 def build(name: str, seed: int = 0):
     torch.manual_seed(seed)
     adj = normalized_adjacency(TRAIN)
@@ -32,6 +47,7 @@ def build(name: str, seed: int = 0):
         "MFBPR": lambda: MFBPR(N, N, dim=8, reg=1e-4),
         "LightGCN": lambda: LightGCN(N, N, adj, dim=8, num_layers=2, reg=1e-4),
         "TextLightGCN": lambda: LightGCN(N, N, adj, dim=8, num_layers=2, reg=1e-4, item_features=ITEM_X),
+        "GraphSAGE": lambda: GraphSAGE(checkerboard_graph(), hidden=8, num_layers=2, fanouts=[-1, -1], seed=seed),
     }[name]()
 
 
@@ -44,7 +60,7 @@ def fitted(name: str):
     return model.eval()
 
 
-MODELS = ["MostPopular", "ItemKNN", "MFBPR", "LightGCN", "TextLightGCN"]
+MODELS = ["MostPopular", "ItemKNN", "MFBPR", "LightGCN", "TextLightGCN", "GraphSAGE"]
 PERSONALISED = [m for m in MODELS if m != "MostPopular"]
 
 
@@ -115,6 +131,7 @@ def test_recommend_contract(model):
 def test_repr_shows_hyperparameters():
     assert "dim=8" in repr(build("MFBPR")) and "num_layers=2" in repr(build("LightGCN"))
     assert "k=4" in repr(build("ItemKNN"))
+    assert "fanouts=[-1, -1]" in repr(build("GraphSAGE"))
 
 
 def test_lightgcn_propagation_exact():

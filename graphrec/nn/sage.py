@@ -1,0 +1,225 @@
+"""GraphSAGE (Hamilton et al., "Inductive Representation Learning on Large
+Graphs", NeurIPS 2017) over every edge type of the heterogeneous graph."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+from torch_geometric.nn import HeteroConv, SAGEConv
+
+from graphrec.errors import ConfigError
+from graphrec.nn.base import ScoringModel, bpr_loss, l2_reg
+
+EdgeType = tuple[str, str, str]
+
+
+class HeteroSAGE(nn.Module):
+    """Input layer plus ``num_layers`` heterogeneous SAGE layers.
+
+    .. math::
+        h_v^{(l+1)} = \\sum_{r \\in R(v)} \\left( W_r^{root} h_v^{(l)} +
+        W_r \\, \\mathrm{mean}_{u \\in N_r(v)} h_u^{(l)} \\right)
+
+    summed over the relations ``r`` that end in ``v``'s type; ReLU between
+    layers. Layer 0 is a linear projection of the node features where a type
+    has them (text embeddings, one-hot attributes), else a learned embedding
+    of the node id.
+
+    Args:
+        node_types, edge_types: The graph's metadata.
+        in_dims: Feature size per node type (0 or absent: learned ids).
+        num_nodes: Node count per type (for learned ids).
+        hidden: Width of every layer.
+        num_layers: SAGE layers (the receptive field in hops).
+        dropout: Dropout between layers.
+    """
+
+    def __init__(self, node_types: Sequence[str], edge_types: Sequence[EdgeType], in_dims: Mapping[str, int],
+                 num_nodes: Mapping[str, int], hidden: int = 64, num_layers: int = 2, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.node_types, self.edge_types = list(node_types), list(edge_types)
+        self.hidden, self.num_layers, self.dropout = hidden, num_layers, dropout
+        self.inputs = nn.ModuleDict()
+        for t in self.node_types:
+            dim = in_dims.get(t, 0)
+            self.inputs[t] = nn.Linear(dim, hidden) if dim else nn.Embedding(num_nodes[t], hidden)
+        self.convs = nn.ModuleList(
+            HeteroConv({et: SAGEConv(hidden, hidden, aggr="mean") for et in self.edge_types}, aggr="sum")
+            for _ in range(num_layers)
+        )
+
+    def forward(self, x_dict: Mapping[str, Tensor | None], node_id_dict: Mapping[str, Tensor],
+                edge_index_dict: Mapping[EdgeType, Tensor]) -> dict[str, Tensor]:
+        """Embeddings ``{type: [num_nodes_of_type, hidden]}`` of every node of the given (sub)graph."""
+        h: dict[str, Tensor] = {}
+        for t in self.node_types:
+            layer = self.inputs[t]
+            x = x_dict.get(t)
+            h[t] = layer(x) if isinstance(layer, nn.Linear) and x is not None else layer(node_id_dict[t])
+        for i, conv in enumerate(self.convs):
+            out = conv(h, {et: ei for et, ei in edge_index_dict.items() if et in self.edge_types})
+            h = {t: out.get(t, h[t]) for t in self.node_types}
+            if i < self.num_layers - 1:
+                h = {t: nn.functional.dropout(v.relu(), self.dropout, self.training) for t, v in h.items()}
+        return h
+
+
+class GraphSAGE(ScoringModel):
+    """GraphSAGE recommender: dot products of user and item embeddings from :class:`HeteroSAGE`.
+
+    Trained on sampled mini-batches: :meth:`loss` samples the computation
+    subgraph of the batch's users and items with
+    :class:`~graphrec.sampling.NeighborSampler`. Inference runs layer-wise over
+    the full graph (:meth:`get_embedding`) or on sampled batches
+    (:meth:`embed_sampled`); with fan-outs of -1 both give the same embeddings.
+    Inductive: :meth:`embed_new_items` and :meth:`embed_new_user` embed nodes
+    that were not in the graph, from their features and links, without
+    retraining.
+
+    Args:
+        data: The train graph (:class:`~graphrec.graph.GraphBuilder`); its
+            ``x`` per node type are the inputs.
+        hidden, num_layers, dropout: Encoder size.
+        fanouts: Neighbours sampled per hop during training (-1: all).
+        reg: L2 weight on the batch's output embeddings.
+        seed: Seed of the sampler.
+    """
+
+    trainable = True
+
+    def __init__(self, data: HeteroData, hidden: int = 64, num_layers: int = 2, fanouts: Sequence[int] = (10, 10),
+                 dropout: float = 0.0, reg: float = 1e-4, seed: int = 0) -> None:
+        if "user" not in data.node_types or "item" not in data.node_types:
+            raise ConfigError("GraphSAGE needs 'user' and 'item' node types")
+        super().__init__(data["user"].num_nodes, data["item"].num_nodes)
+        if len(fanouts) != num_layers:
+            raise ConfigError(f"fanouts needs one entry per layer ({num_layers}), got {list(fanouts)}")
+        self.hidden, self.num_layers, self.fanouts, self.dropout, self.reg, self.seed = (
+            hidden, num_layers, list(fanouts), dropout, reg, seed)
+        self.graph = data.cpu()
+        in_dims = {t: int(data[t].x.shape[1]) for t in data.node_types if "x" in data[t]}
+        num_nodes = {t: int(data[t].num_nodes) for t in data.node_types}
+        self.encoder = HeteroSAGE(data.node_types, data.edge_types, in_dims, num_nodes, hidden, num_layers, dropout)
+        self._on: dict[str, tuple[HeteroData, Any]] = {}  # device -> (graph, sampler)
+
+    def hparams(self) -> dict[str, Any]:
+        return {**super().hparams(), "hidden": self.hidden, "num_layers": self.num_layers, "fanouts": self.fanouts,
+                "dropout": self.dropout, "reg": self.reg}
+
+    def _graph(self) -> tuple[HeteroData, Any]:
+        from graphrec.sampling import NeighborSampler
+
+        key = str(self.device)
+        if key not in self._on:
+            g = self.graph.to(self.device)
+            self._on[key] = (g, NeighborSampler(g, self.fanouts, seed=self.seed))
+        return self._on[key]
+
+    @staticmethod
+    def _inputs(g: HeteroData) -> tuple[dict[str, Tensor | None], dict[str, Tensor], dict[EdgeType, Tensor]]:
+        x = {t: g[t].x if "x" in g[t] else None for t in g.node_types}
+        ids = {t: torch.arange(g[t].num_nodes, device=g[g.edge_types[0]].edge_index.device) for t in g.node_types}
+        return x, ids, g.edge_index_dict
+
+    def get_embedding(self) -> tuple[Tensor, Tensor]:
+        """Full-graph, layer-wise inference: ``([U, D], [I, D])``."""
+        g, _ = self._graph()
+        h = self.encoder(*self._inputs(g))
+        return h["user"], h["item"]
+
+    def embed_sampled(self, seeds: Mapping[str, Tensor], sampler: Any = None) -> dict[str, Tensor]:
+        """Embeddings of the seed nodes from their sampled computation subgraph.
+
+        Args:
+            seeds: ``{node_type: unique node indices}``.
+            sampler: Another :class:`~graphrec.sampling.NeighborSampler` over
+                this graph (default: the training sampler).
+        """
+        g, own = self._graph()
+        out = (sampler or own)._sample({t: s.to(self.device) for t, s in seeds.items()})
+        x = {t: (g[t].x[out.node[t]] if "x" in g[t] else None) for t in g.node_types}
+        edges = {et: torch.stack([out.row[et], out.col[et]]) for et in g.edge_types}
+        h = self.encoder(x, out.node, edges)
+        return {t: h[t][: len(s)] for t, s in seeds.items()}
+
+    def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
+        """BPR on embeddings of the batch's sampled subgraph, plus ``reg · Σ ||e||² / 2B``."""
+        batch = users.shape[0]
+        u, u_inv = torch.unique(users, return_inverse=True)
+        i, i_inv = torch.unique(torch.cat([pos_items, neg_items]), return_inverse=True)
+        h = self.embed_sampled({"user": u, "item": i})
+        e_u = h["user"][u_inv]  # [B, D]
+        e_p, e_n = h["item"][i_inv].split(batch)  # [B, D] each
+        return bpr_loss((e_u * e_p).sum(-1), (e_u * e_n).sum(-1)) + self.reg * l2_reg(e_u, e_p, e_n)
+
+    # --- inductive use ---
+
+    def embed_new_items(self, x: Tensor, links: Mapping[str, Sequence[Sequence[int]]] | None = None) -> Tensor:
+        """Embeddings ``[n, D]`` of items not in the graph, from features and attribute links alone.
+
+        Args:
+            x: ``[n, F]`` item features (text embeddings), as ``data["item"].x``.
+            links: Per attribute node type (``"genre"``...), the attribute
+                indices each new item links to: ``{"genre": [[0, 4], [2]]}``.
+        """
+        g = self.graph
+        n = x.shape[0]
+        new = list(range(g["item"].num_nodes, g["item"].num_nodes + n))
+        edges: dict[EdgeType, tuple[list[int], list[int]]] = {}
+        for attr, per_item in (links or {}).items():
+            fwd = [et for et in g.edge_types if et[0] == "item" and et[2] == attr and not et[1].startswith("rev_")]
+            if not fwd:
+                raise ConfigError(f"the graph has no item-{attr} edges")
+            pairs = [(new[j], a) for j, attrs in enumerate(per_item) for a in attrs]
+            edges[fwd[0]] = ([p[0] for p in pairs], [p[1] for p in pairs])
+        h = self._augmented("item", x, edges)
+        return h["item"][new]
+
+    def embed_new_user(self, items: Sequence[int]) -> Tensor:
+        """Embedding ``[D]`` of a user not in the graph, from the items they interacted with.
+
+        Their features are the mean of those items' features when the graph's
+        users have features of the item kind (``user_features="text_mean"``).
+        """
+        g = self.graph
+        idx = torch.as_tensor(list(items), dtype=torch.long)
+        if len(idx) == 0:
+            raise ValueError("embed_new_user needs at least one item")
+        x = None
+        if "x" in g["user"]:
+            if "x" not in g["item"] or g["user"].x.shape[1] != g["item"].x.shape[1]:
+                raise ConfigError("embed_new_user: user features are not means of item features; cannot derive them")
+            x = g["item"].x[idx].mean(0, keepdim=True)
+        elif isinstance(self.encoder.inputs["user"], nn.Embedding):
+            raise ConfigError("embed_new_user: users are learned ids without features, so a new user has no input; "
+                              "build the graph with user_features='text_mean'")
+        u = g["user"].num_nodes
+        h = self._augmented("user", x, {("user", "interacts", "item"): ([u] * len(idx), idx.tolist())})
+        return h["user"][u]
+
+    @torch.no_grad()
+    def _augmented(self, node_type: str, x: Tensor | None, edges: Mapping[EdgeType, tuple[list[int], list[int]]]) -> dict[str, Tensor]:
+        from graphrec.graph.builder import reverse
+
+        if isinstance(self.encoder.inputs[node_type], nn.Embedding):
+            raise ConfigError(f"{node_type} nodes are learned ids without features: a new one has no input")
+        g = self.graph.clone()
+        n_new = x.shape[0] if x is not None else 1
+        g[node_type].num_nodes = g[node_type].num_nodes + n_new
+        if "x" in g[node_type]:
+            if x is None:
+                raise ConfigError(f"new {node_type} nodes need features of size {g[node_type].x.shape[1]}")
+            g[node_type].x = torch.cat([g[node_type].x, x.to(g[node_type].x)])
+        for et, (src, dst) in edges.items():
+            add = torch.tensor([src, dst], dtype=torch.long)
+            for t, e in ((et, add), (reverse(et), add.flip(0))):
+                g[t].edge_index = torch.cat([g[t].edge_index, e], dim=1)
+        was = self.training
+        self.eval()
+        h = self.encoder(*self._inputs(g.to(self.device)))
+        self.train(was)
+        return h
