@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("split", help="split a dataset and export the parts as TSV")
     sp.add_argument("name")
     _add_data_dir(sp)
-    sp.add_argument("--method", default="random", choices=["random", "temporal", "user-temporal", "leave-one-out", "fixed"])
+    sp.add_argument("--method", default="random", choices=["random", "temporal", "user-temporal", "leave-one-out", "fixed", "cold-items"])
     sp.add_argument("--ratios", default="0.8,0.1,0.1", help="train,valid,test ratios (default 0.8,0.1,0.1)")
     sp.add_argument("--seed", type=int, default=2020)
     sp.add_argument("--fixed", default=None, help="official split name for --method fixed (ML-100K: u1..u5, ua, ub)")

@@ -28,7 +28,7 @@ from graphrec.errors import DataFormatError, GraphrecError
 from graphrec.fs import atomic_path
 
 PARTS = ("train", "valid", "test")
-SplitMethod = Literal["random", "temporal", "user-temporal", "leave-one-out", "fixed"]
+SplitMethod = Literal["random", "temporal", "user-temporal", "leave-one-out", "fixed", "cold-items"]
 
 
 @dataclass(frozen=True)
@@ -274,11 +274,40 @@ def _fmt(r: np.ndarray) -> str:
     return "/".join(f"{x:g}" for x in np.round(r, 6))
 
 
+def cold_item_split(dataset: Dataset, item_fraction: float = 0.1, ratios: Sequence[float] = (0.8, 0.1, 0.1),
+                    seed: int = 2020) -> Split:
+    """Cold-start items: a random ``item_fraction`` of the items with interactions is held out entirely.
+
+    Every interaction with a held-out item goes to test, so the model never
+    sees them in train; the other interactions are split per user by
+    ``ratios`` (RecBole's rule), their test part also going to test. Which
+    items are cold: :meth:`Split.stats` (``cold_items["test"]``), or the items
+    of test without train interactions.
+    """
+    if not 0 < item_fraction < 1:
+        raise ValueError(f"item_fraction must be in (0, 1), got {item_fraction}")
+    _require_unique_pairs(dataset)
+    r = _check_ratios(ratios)
+    inter = dataset.interactions
+    rng = np.random.default_rng(seed)
+    active = np.flatnonzero(np.bincount(inter.item, minlength=dataset.num_items))
+    cold = rng.choice(active, size=max(1, round(item_fraction * len(active))), replace=False)
+    is_cold = np.isin(inter.item, cold)
+    warm = np.flatnonzero(~is_cold)
+    perm = warm[rng.permutation(len(warm))]
+    order = perm[np.argsort(inter.user[perm], kind="stable")]
+    train, valid, test = _assign_by_rank(order, inter.user, dataset.num_users, r)
+    test = np.sort(np.concatenate([test, np.flatnonzero(is_cold)]))
+    return Split(dataset, train, valid, test, f"cold-items {item_fraction:g} + random {_fmt(r)} seed={seed}")
+
+
 def make_split(dataset: Dataset, method: str, *, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 2020,
-               fixed: str | None = None) -> Split:
-    """Dispatch by method name: ``random``, ``temporal``, ``user-temporal``, ``leave-one-out``, ``fixed``."""
+               fixed: str | None = None, cold_fraction: float = 0.1) -> Split:
+    """Dispatch by method name: ``random``, ``temporal``, ``user-temporal``, ``leave-one-out``, ``fixed``, ``cold-items``."""
     if method == "random":
         return random_split(dataset, ratios, seed)
+    if method == "cold-items":
+        return cold_item_split(dataset, cold_fraction, ratios, seed)
     if method == "temporal":
         return temporal_split(dataset, ratios, per_user=False)
     if method == "user-temporal":
@@ -289,7 +318,8 @@ def make_split(dataset: Dataset, method: str, *, ratios: Sequence[float] = (0.8,
         if fixed is None:
             raise GraphrecError(f"method 'fixed' needs a split name; {dataset.name} offers: {', '.join(dataset.fixed_splits) or 'none'}")
         return fixed_split(dataset, fixed)
-    raise GraphrecError(f"unknown split method {method!r}; expected random, temporal, user-temporal, leave-one-out or fixed")
+    raise GraphrecError(f"unknown split method {method!r}; expected random, temporal, user-temporal, leave-one-out, "
+                        "fixed or cold-items")
 
 
 __all__ = ["Split", "SplitStats", "fixed_split", "leave_one_out", "make_split", "random_split", "temporal_split"]

@@ -51,6 +51,8 @@ class Evaluator:
         item_features: ``[num_items, F]`` vectors (text embeddings or
             multi-hot genres) for intra-list diversity.
         user_activity: ``[num_users]`` train counts, for per-bucket metrics.
+        candidates: ``[num_items]`` boolean mask: rank only these items (for
+            example the cold-start items); default every item.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Evaluator:
         item_popularity: np.ndarray | None = None,
         item_features: Tensor | None = None,
         user_activity: np.ndarray | None = None,
+        candidates: np.ndarray | None = None,
     ) -> None:
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
@@ -77,6 +80,9 @@ class Evaluator:
         self.item_popularity = item_popularity
         self.item_features = item_features
         self.user_activity = user_activity
+        self.candidates = None if candidates is None else torch.from_numpy(np.asarray(candidates, dtype=bool))
+        if self.candidates is not None and self.candidates.shape != (truth.shape[1],):
+            raise ValueError(f"candidates must be a [{truth.shape[1]}] boolean mask, got {tuple(self.candidates.shape)}")
         n_rel = np.diff(self.truth.indptr)
         self.users = np.flatnonzero(n_rel > 0)
         self.last_result: RankingResult | None = None
@@ -97,6 +103,8 @@ class Evaluator:
             scores = scores.float().clone()
             ex = self.exclude[users].tocoo()
             scores[torch.from_numpy(ex.row).to(device), torch.from_numpy(ex.col).to(device)] = -torch.inf
+            if self.candidates is not None:
+                scores[:, ~self.candidates.to(device)] = -torch.inf
             top = torch.topk(scores, k_max, dim=1).indices  # [B, K]
             tr = self.truth[users].tocoo()
             relevant = torch.zeros_like(scores, dtype=torch.bool)

@@ -16,7 +16,7 @@ from graphrec.graph.config import GraphConfig
 from graphrec.text.templates import DEFAULT_ITEM_TEMPLATE
 from graphrec.train.trainer import TrainConfig
 
-MODEL_NAMES = ("mostpop", "itemknn", "mf-bpr", "lightgcn", "text-lightgcn")
+MODEL_NAMES = ("mostpop", "itemknn", "mf-bpr", "lightgcn", "text-lightgcn", "graphsage")
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,14 @@ class DatasetSection:
 
 @dataclass(frozen=True)
 class SplitSection:
-    """Attributes: method (random, temporal, user-temporal, leave-one-out, fixed), ratios, seed, fixed (name)."""
+    """Attributes: method (random, temporal, user-temporal, leave-one-out, fixed, cold-items), ratios, seed,
+    fixed (an official split's name), cold_fraction (share of items held out entirely by ``cold-items``)."""
 
-    method: Literal["random", "temporal", "user-temporal", "leave-one-out", "fixed"] = "random"
+    method: Literal["random", "temporal", "user-temporal", "leave-one-out", "fixed", "cold-items"] = "random"
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 2020
     fixed: str | None = None
+    cold_fraction: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -67,17 +69,21 @@ class TextSection:
 @dataclass(frozen=True)
 class ModelSection:
     """Attributes:
-    name: One of ``mostpop``, ``itemknn``, ``mf-bpr``, ``lightgcn``, ``text-lightgcn``.
-    dim, num_layers, reg: Embedding models' hyperparameters.
+    name: One of ``mostpop``, ``itemknn``, ``mf-bpr``, ``lightgcn``, ``text-lightgcn``, ``graphsage``.
+    dim, num_layers, reg: Embedding models' hyperparameters (GraphSAGE: width and layers).
     k, shrink: ItemKNN's neighbours and shrinkage.
+    fanouts: GraphSAGE's neighbours sampled per hop in training (one per layer; -1: all).
+    dropout: GraphSAGE's dropout between layers.
     """
 
-    name: Literal["mostpop", "itemknn", "mf-bpr", "lightgcn", "text-lightgcn"] = "lightgcn"
+    name: Literal["mostpop", "itemknn", "mf-bpr", "lightgcn", "text-lightgcn", "graphsage"] = "lightgcn"
     dim: int = 64
     num_layers: int = 3
     reg: float = 1e-4
     k: int = 100
     shrink: float = 0.0
+    fanouts: tuple[int, ...] = (10, 10)
+    dropout: float = 0.0
 
 
 @dataclass(frozen=True)

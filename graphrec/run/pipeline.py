@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
+from torch_geometric.data import HeteroData
 
 from graphrec.data import Dataset, Split, k_core, load_movielens, make_split, to_implicit
 from graphrec.eval import Evaluator
 from graphrec.fs import atomic_write_text
 from graphrec.graph import GraphBuilder, interaction_matrix, multihot, normalized_adjacency
-from graphrec.nn import MFBPR, ItemKNN, LightGCN, MostPopular, ScoringModel
+from graphrec.nn import MFBPR, GraphSAGE, ItemKNN, LightGCN, MostPopular, ScoringModel
 from graphrec.run.config import ExperimentConfig, dump_config
 from graphrec.text import TextEncoder, item_texts
 from graphrec.train import Trainer, load_checkpoint, save_checkpoint, seed_everything
@@ -34,6 +35,7 @@ class Prepared:
     test: sp.csr_matrix
     adj: torch.Tensor
     item_text: torch.Tensor | None
+    graph: HeteroData
 
 
 def prepare(config: ExperimentConfig, with_text: bool | None = None) -> Prepared:
@@ -43,8 +45,18 @@ def prepare(config: ExperimentConfig, with_text: bool | None = None) -> Prepared
     ds = to_implicit(ds, c.dataset.implicit_threshold)
     if c.dataset.k_core:
         ds = k_core(ds, c.dataset.k_core)
-    split = make_split(ds, c.split.method, ratios=c.split.ratios, seed=c.split.seed, fixed=c.split.fixed)
-    graph = GraphBuilder(replace(c.graph, item_attributes=(), user_attributes=())).build(ds, split=split)
+    split = make_split(ds, c.split.method, ratios=c.split.ratios, seed=c.split.seed, fixed=c.split.fixed,
+                       cold_fraction=c.split.cold_fraction)
+    need_text = c.model.name in ("text-lightgcn", "graphsage") if with_text is None else with_text
+    encoder = None
+    if need_text:
+        encoder = TextEncoder(c.text.model, batch_size=c.text.batch_size, device=c.text.device, max_length=c.text.max_length)
+    item_text = encoder.encode(item_texts(ds, c.text.template)) if encoder is not None else None
+    if c.model.name == "graphsage":
+        graph = GraphBuilder(c.graph, encoder, c.text.template).build(ds, split=split, item_features=item_text)
+    else:
+        graph = GraphBuilder(replace(c.graph, item_attributes=(), user_attributes=(), user_features="none",
+                                     attribute_features="id")).build(ds, split=split)
     train = interaction_matrix(graph)
     shape = train.shape
 
@@ -54,12 +66,7 @@ def prepare(config: ExperimentConfig, with_text: bool | None = None) -> Prepared
         m.data[:] = 1.0
         return m
 
-    need_text = c.model.name == "text-lightgcn" if with_text is None else with_text
-    item_text = None
-    if need_text:
-        encoder = TextEncoder(c.text.model, batch_size=c.text.batch_size, device=c.text.device, max_length=c.text.max_length)
-        item_text = encoder.encode(item_texts(ds, c.text.template))
-    return Prepared(ds, split, train, part("valid"), part("test"), normalized_adjacency(graph), item_text)
+    return Prepared(ds, split, train, part("valid"), part("test"), normalized_adjacency(graph), item_text, graph)
 
 
 def build_model(config: ExperimentConfig, data: Prepared) -> ScoringModel:
@@ -72,6 +79,9 @@ def build_model(config: ExperimentConfig, data: Prepared) -> ScoringModel:
         return ItemKNN(ds.num_users, ds.num_items, k=m.k, shrink=m.shrink)
     if m.name == "mf-bpr":
         return MFBPR(ds.num_users, ds.num_items, dim=m.dim, reg=m.reg)
+    if m.name == "graphsage":
+        return GraphSAGE(data.graph, hidden=m.dim, num_layers=m.num_layers, fanouts=m.fanouts, dropout=m.dropout,
+                         reg=m.reg, seed=config.train.seed)
     features = data.item_text if m.name == "text-lightgcn" else None
     return LightGCN(ds.num_users, ds.num_items, data.adj, dim=m.dim, num_layers=m.num_layers, reg=m.reg, item_features=features)
 

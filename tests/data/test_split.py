@@ -131,3 +131,21 @@ def test_different_seed_different_split(ml100k):
     a, b = random_split(ml100k, seed=1), random_split(ml100k, seed=2)
     assert not np.array_equal(a.test, b.test)
     np.testing.assert_array_equal(random_split(ml100k, seed=1).test, a.test)
+
+
+def test_cold_item_split_holds_items_out_entirely(ml100k):
+    from graphrec.data import cold_item_split
+
+    s = cold_item_split(ml100k, 0.1, seed=3)
+    inter = ml100k.interactions
+    train_items = set(inter.item[s.train].tolist())
+    test_items = set(inter.item[s.test].tolist())
+    cold = test_items - train_items - set(inter.item[s.valid].tolist())
+    # 168 items held out, plus the few whose only interactions a random cut puts in test
+    base = random_split(ml100k, seed=3)
+    base_cold = set(inter.item[base.test].tolist()) - set(inter.item[base.train].tolist()) - set(inter.item[base.valid].tolist())
+    assert len(cold) >= round(0.1 * 1682) and len(cold) - len(base_cold) >= 150
+    # every interaction of a cold item is in test
+    in_cold = np.isin(inter.item, list(cold))
+    assert set(np.flatnonzero(in_cold).tolist()) <= set(s.test.tolist())
+    assert cold_item_split(ml100k, 0.1, seed=3).test.tolist() == s.test.tolist()
