@@ -7,6 +7,7 @@ test metrics per dataset and model, with the command that made it.
 Usage:
   python experiments/compare.py                               # every experiments/*.yaml, seeds 2020 2021 2022
   python experiments/compare.py --configs experiments/ml100k-*.yaml --seeds 2020 --out /tmp/r.md
+  python experiments/compare.py --render a.json b.json        # one table from runs saved by earlier calls
 """
 
 from __future__ import annotations
@@ -51,7 +52,20 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[2020, 2021, 2022])
     p.add_argument("--out", default=str(HERE / "results.md"))
     p.add_argument("--runs", default="runs/compare", help="folder for the run directories")
+    p.add_argument("--render", nargs="+", metavar="JSON", help="only write the table from results JSON files")
     a = p.parse_args()
+    command = f"python {' '.join(shlex.quote(x) for x in sys.argv)}"
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+    if a.render:
+        results, commands = {}, []
+        for path in a.render:
+            saved = json.loads(Path(path).read_text())
+            commands.append(f"`{saved['command']}` ({saved['device']}, {saved['date']})")
+            for key, runs in saved["results"].items():
+                d, m = key.split("/", 1)
+                results[(d, m)] = runs
+        write_table(a.out, results, a.seeds, commands)
+        return
     configs = [load_config(c) for c in a.configs]  # every configuration is checked before anything runs
     results: dict[tuple[str, str], list[dict]] = {}
     for path, cfg in zip(a.configs, configs, strict=True):
@@ -63,18 +77,27 @@ def main() -> None:
             print(f"{cfg.name:<28} seed {seed}: recall@20 {test['recall@20']:.4f} ndcg@20 {test['ndcg@20']:.4f} "
                   f"({metrics['epochs_run']} epochs, {time.perf_counter() - t:.0f} s)", flush=True)
             results.setdefault((cfg.dataset.name, cfg.model.name), []).append({"seed": seed, "config": path, **metrics})
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+    date = f"{datetime.now(timezone.utc):%Y-%m-%d}"
+    atomic_write_text(Path(a.out).with_suffix(".json"), json.dumps(
+        {"command": command, "device": device, "date": date,
+         "results": {f"{d}/{m}": runs for (d, m), runs in results.items()}}, indent=1, default=str))
+    write_table(a.out, results, a.seeds, [f"`{command}` ({device}, {date})"])
+
+
+def write_table(out: str, results: dict[tuple[str, str], list[dict]], seeds: list[int], commands: list[str]) -> None:
+    seeds = sorted({r["seed"] for runs in results.values() for r in runs}) or seeds
     lines = [
         "# Results",
         "",
-        f"Test metrics, mean ± std over seeds {', '.join(map(str, a.seeds))} (each seed sets the per-user random "
+        f"Test metrics, mean ± std over seeds {', '.join(map(str, seeds))} (each seed sets the per-user random "
         "80/10/10 split and the training). Full ranking over all items, train and valid items excluded. "
         "Popularity: mean train count of recommended items; novelty: mean -log2 popularity share; "
         "ILD: intra-list diversity (genre or text-embedding cosine distance); cold items: test items with no train "
         "interaction.",
         "",
-        f"Made by: `python {' '.join(shlex.quote(x) for x in sys.argv)}` on {datetime.now(timezone.utc):%Y-%m-%d}, "
-        f"{device}, graphrec {__import__('graphrec').__version__}.",
+        f"graphrec {__import__('graphrec').__version__}. Made by:",
+        "",
+        *[f"- {c}" for c in commands],
     ]
     for dataset in dict.fromkeys(d for d, _ in results):
         lines += ["", f"## {dataset}", "", "| model | " + " | ".join(c[1] for c in COLUMNS) + " | epochs |",
@@ -83,12 +106,11 @@ def main() -> None:
             if d != dataset:
                 continue
             cells = [fmt([r["test"].get(key, float("nan")) for r in runs]) for key, _ in COLUMNS]
-            epochs = fmt([r["epochs_run"] for r in runs]).replace(".0000", "")
+            ep = np.asarray([r["epochs_run"] for r in runs], dtype=float)
+            epochs = f"{ep.mean():.0f}" + (f" ± {ep.std(ddof=1):.0f}" if len(ep) > 1 else "")
             lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} |")
-    atomic_write_text(a.out, "\n".join(lines) + "\n")
-    atomic_write_text(Path(a.out).with_suffix(".json"), json.dumps(
-        {f"{d}/{m}": runs for (d, m), runs in results.items()}, indent=1, default=str))
-    print(f"wrote {a.out}")
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -90,9 +90,8 @@ def evaluators(config: ExperimentConfig, data: Prepared) -> tuple[Evaluator, Eva
     """Validation (history: train) and test (history: train + valid) evaluators, with beyond-accuracy inputs."""
     pop = np.asarray(data.train.sum(axis=0)).ravel()
     activity = np.asarray(data.train.sum(axis=1)).ravel()
-    features = data.item_text
-    if features is None and "genres" in data.dataset.item_info:
-        features = multihot(data.dataset.item_info["genres"])
+    # Diversity over the same features for every model (genres where the dataset has them), so rows compare.
+    features = multihot(data.dataset.item_info["genres"]) if "genres" in data.dataset.item_info else data.item_text
     kw: dict[str, Any] = {"ks": config.eval.ks, "batch_size": config.eval.batch_size, "item_popularity": pop,
                           "item_features": features, "user_activity": activity}
     return Evaluator(data.valid, data.train, **kw), Evaluator(data.test, (data.train + data.valid).tocsr(), **kw)
