@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from graphrec.errors import ConfigError
@@ -58,8 +58,6 @@ class GraphConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> GraphConfig:
         """Build from a mapping (a YAML section); unknown keys raise ConfigError."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(f"graph: unknown key(s) {sorted(unknown)}; expected some of {sorted(known)}")
-        return cls(**values)
+        from graphrec.config import from_dict
+
+        return from_dict(cls, values, "graph")

@@ -9,7 +9,7 @@ import math
 import random
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,11 +69,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(f"train: unknown key(s) {sorted(unknown)}; expected some of {sorted(known)}")
-        return cls(**values)
+        from graphrec.config import from_dict
+
+        return from_dict(cls, values, "train")
 
 
 def seed_everything(seed: int) -> torch.Generator:
