@@ -56,3 +56,14 @@ def test_cli_reports_config_errors_before_work(tmp_path, capsys):
     assert main(["run", str(bad), "--out", str(tmp_path / "r")]) == 2
     assert "model: unknown key(s) ['layers']" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_graphsage_run_with_attributes(tmp_path, data_dir):
+    over = {"dataset.data_dir": str(data_dir), "train.epochs": 1, "train.progress": False, "train.batch_size": 8192,
+            "model.dim": 16, "model.fanouts": [5, 3]}
+    cfg = load_config("experiments/ml100k-graphsage-attrs.yaml", over)
+    run_dir, metrics = run_experiment(cfg, tmp_path / "sage", log=lambda *_: None)
+    assert metrics["epochs_run"] == 1 and 0 < metrics["test"]["recall@20"] <= 1
+    config, data, model = load_run(run_dir)
+    assert {"genre", "decade", "occupation", "age", "gender"} <= set(data.graph.node_types)
+    assert data.graph["item"].x.shape == (1682, 384) and data.graph["user"].x.shape == (943, 384)
