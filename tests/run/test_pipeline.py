@@ -67,3 +67,15 @@ def test_graphsage_run_with_attributes(tmp_path, data_dir):
     config, data, model = load_run(run_dir)
     assert {"genre", "decade", "occupation", "age", "gender"} <= set(data.graph.node_types)
     assert data.graph["item"].x.shape == (1682, 384) and data.graph["user"].x.shape == (943, 384)
+
+
+def test_cli_run_and_resume(tmp_path, data_dir, capsys):
+    args = ["run", "experiments/ml100k-mf-bpr.yaml", "--set", f"dataset.data_dir={data_dir}", "--set", "model.dim=8", "--quiet"]
+    assert main([*args, "--set", "train.epochs=2", "--out", str(tmp_path / "r")]) == 0
+    assert "recall@20" in capsys.readouterr().out
+    first = json.loads((tmp_path / "r" / "history.json").read_text())
+    # a longer budget on the same run directory continues from epoch 3
+    assert main([*args, "--set", "train.epochs=3", "--resume", str(tmp_path / "r")]) == 0
+    history = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[:2] == first
