@@ -86,16 +86,21 @@ class GraphSAGE(ScoringModel):
         hidden, num_layers, dropout: Encoder size.
         fanouts: Neighbours sampled per hop during training (-1: all).
         reg: L2 weight on the batch's output embeddings.
+        objective: ``"bpr"`` (pairwise, default) or ``"bce"`` (binary
+            cross-entropy: positives labelled 1, the sampled negatives 0).
         seed: Seed of the sampler.
     """
 
     trainable = True
 
     def __init__(self, data: HeteroData, hidden: int = 64, num_layers: int = 2, fanouts: Sequence[int] = (10, 10),
-                 dropout: float = 0.0, reg: float = 1e-4, seed: int = 0) -> None:
+                 dropout: float = 0.0, reg: float = 1e-4, objective: str = "bpr", seed: int = 0) -> None:
         if "user" not in data.node_types or "item" not in data.node_types:
             raise ConfigError("GraphSAGE needs 'user' and 'item' node types")
         super().__init__(data["user"].num_nodes, data["item"].num_nodes)
+        if objective not in ("bpr", "bce"):
+            raise ConfigError(f"objective must be 'bpr' or 'bce', got {objective!r}")
+        self.objective = objective
         if len(fanouts) != num_layers:
             raise ConfigError(f"fanouts needs one entry per layer ({num_layers}), got {list(fanouts)}")
         self.hidden, self.num_layers, self.fanouts, self.dropout, self.reg, self.seed = (
@@ -108,7 +113,7 @@ class GraphSAGE(ScoringModel):
 
     def hparams(self) -> dict[str, Any]:
         return {**super().hparams(), "hidden": self.hidden, "num_layers": self.num_layers, "fanouts": self.fanouts,
-                "dropout": self.dropout, "reg": self.reg}
+                "dropout": self.dropout, "reg": self.reg, "objective": self.objective}
 
     def _graph(self) -> tuple[HeteroData, Any]:
         from graphrec.sampling import NeighborSampler
@@ -147,14 +152,21 @@ class GraphSAGE(ScoringModel):
         return {t: h[t][: len(s)] for t, s in seeds.items()}
 
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
-        """BPR on embeddings of the batch's sampled subgraph, plus ``reg · Σ ||e||² / 2B``."""
+        """BPR (or BCE) on embeddings of the batch's sampled subgraph, plus ``reg · Σ ||e||² / 2B``."""
         batch = users.shape[0]
         u, u_inv = torch.unique(users, return_inverse=True)
         i, i_inv = torch.unique(torch.cat([pos_items, neg_items]), return_inverse=True)
         h = self.embed_sampled({"user": u, "item": i})
         e_u = h["user"][u_inv]  # [B, D]
         e_p, e_n = h["item"][i_inv].split(batch)  # [B, D] each
-        return bpr_loss((e_u * e_p).sum(-1), (e_u * e_n).sum(-1)) + self.reg * l2_reg(e_u, e_p, e_n)
+        pos, neg = (e_u * e_p).sum(-1), (e_u * e_n).sum(-1)
+        if self.objective == "bce":
+            logits = torch.cat([pos, neg])
+            labels = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
+            rank = nn.functional.binary_cross_entropy_with_logits(logits, labels)
+        else:
+            rank = bpr_loss(pos, neg)
+        return rank + self.reg * l2_reg(e_u, e_p, e_n)
 
     # --- inductive use ---
 

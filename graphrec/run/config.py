@@ -73,6 +73,7 @@ class ModelSection:
     k, shrink: ItemKNN's neighbours and shrinkage.
     fanouts: GraphSAGE's neighbours sampled per hop in training (one per layer; -1: all).
     dropout: GraphSAGE's dropout between layers.
+    objective: GraphSAGE's loss: ``bpr`` or ``bce`` (binary cross-entropy).
     """
 
     name: Literal["mostpop", "itemknn", "mf-bpr", "lightgcn", "text-lightgcn", "graphsage"] = "lightgcn"
@@ -83,6 +84,7 @@ class ModelSection:
     shrink: float = 0.0
     fanouts: tuple[int, ...] = (10, 10)
     dropout: float = 0.0
+    objective: Literal["bpr", "bce"] = "bpr"
 
 
 @dataclass(frozen=True)

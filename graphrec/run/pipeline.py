@@ -81,7 +81,7 @@ def build_model(config: ExperimentConfig, data: Prepared) -> ScoringModel:
         return MFBPR(ds.num_users, ds.num_items, dim=m.dim, reg=m.reg)
     if m.name == "graphsage":
         return GraphSAGE(data.graph, hidden=m.dim, num_layers=m.num_layers, fanouts=m.fanouts, dropout=m.dropout,
-                         reg=m.reg, seed=config.train.seed)
+                         reg=m.reg, objective=m.objective, seed=config.train.seed)
     features = data.item_text if m.name == "text-lightgcn" else None
     return LightGCN(ds.num_users, ds.num_items, data.adj, dim=m.dim, num_layers=m.num_layers, reg=m.reg, item_features=features)
 

@@ -89,3 +89,19 @@ def test_new_user_from_items():
 def test_config_errors():
     with pytest.raises(ConfigError, match="one entry per layer"):
         GraphSAGE(graph(), num_layers=2, fanouts=[5])
+
+
+def test_bce_objective_recovers_checkerboard():
+    from graphrec.train import TrainConfig, Trainer
+    from tests.nn.test_conformance import TRAIN, WITHHELD, N, checkerboard_graph
+
+    torch.manual_seed(0)
+    model = GraphSAGE(checkerboard_graph(), hidden=8, num_layers=2, fanouts=[-1, -1], objective="bce")
+    history = Trainer(model, TRAIN, None, TrainConfig(epochs=60, batch_size=8, lr=0.05, progress=False, device="cpu")).fit()
+    assert history[0]["loss"] == pytest.approx(0.69, abs=0.15)  # BCE near chance is log 2
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
+    scores = model.eval().score_all(torch.arange(N))
+    scores[torch.from_numpy(TRAIN.toarray() > 0)] = -torch.inf
+    assert scores.argmax(1).tolist() == [WITHHELD[u] for u in range(N)]
+    with pytest.raises(ConfigError, match="objective"):
+        GraphSAGE(graph(), objective="hinge")
