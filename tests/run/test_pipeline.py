@@ -65,6 +65,7 @@ def test_graphsage_run_with_attributes(tmp_path, data_dir):
     run_dir, metrics = run_experiment(cfg, tmp_path / "sage", log=lambda *_: None)
     assert metrics["epochs_run"] == 1 and 0 < metrics["test"]["recall@20"] <= 1
     config, data, model = load_run(run_dir)
+    assert config.model.name == "graphsage" and type(model).__name__ == "GraphSAGE"
     assert {"genre", "decade", "occupation", "age", "gender"} <= set(data.graph.node_types)
     assert data.graph["item"].x.shape == (1682, 384) and data.graph["user"].x.shape == (943, 384)
 
