@@ -8,6 +8,10 @@ Usage:
   python experiments/compare.py                               # every experiments/*.yaml, seeds 2020 2021 2022
   python experiments/compare.py --configs experiments/ml100k-*.yaml --seeds 2020 --out /tmp/r.md
   python experiments/compare.py --render a.json b.json        # one table from runs saved by earlier calls
+
+Each call saves its runs as JSON next to ``--out``; ``experiments/results/``
+keeps the saved runs behind ``results.md`` and ``NOTES.md`` (remarks appended
+under the table).
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ def main() -> None:
             test = metrics["test"]
             print(f"{cfg.name:<28} seed {seed}: recall@20 {test['recall@20']:.4f} ndcg@20 {test['ndcg@20']:.4f} "
                   f"({metrics['epochs_run']} epochs, {time.perf_counter() - t:.0f} s)", flush=True)
-            results.setdefault((cfg.dataset.name, cfg.model.name), []).append({"seed": seed, "config": path, **metrics})
+            results.setdefault((cfg.dataset.name, cfg.name), []).append({"seed": seed, "config": path, **metrics})
     date = f"{datetime.now(timezone.utc):%Y-%m-%d}"
     atomic_write_text(Path(a.out).with_suffix(".json"), json.dumps(
         {"command": command, "device": device, "date": date,
@@ -84,7 +88,18 @@ def main() -> None:
     write_table(a.out, results, a.seeds, [f"`{command}` ({device}, {date})"])
 
 
+def variant(run: dict) -> str:
+    """Row name: the configuration file's name without its dataset prefix (``ml100k-graphsage-attrs`` -> ``graphsage-attrs``)."""
+    return Path(run["config"]).stem.split("-", 1)[-1]
+
+
 def write_table(out: str, results: dict[tuple[str, str], list[dict]], seeds: list[int], commands: list[str]) -> None:
+    # one row per configuration (two configurations may share a model name)
+    regrouped: dict[tuple[str, str], list[dict]] = {}
+    for (dataset, _), runs in results.items():
+        for r in runs:
+            regrouped.setdefault((dataset, variant(r)), []).append(r)
+    results = regrouped
     seeds = sorted({r["seed"] for runs in results.values() for r in runs}) or seeds
     lines = [
         "# Results",
@@ -109,6 +124,9 @@ def write_table(out: str, results: dict[tuple[str, str], list[dict]], seeds: lis
             ep = np.asarray([r["epochs_run"] for r in runs], dtype=float)
             epochs = f"{ep.mean():.0f}" + (f" ± {ep.std(ddof=1):.0f}" if len(ep) > 1 else "")
             lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} |")
+    notes = HERE / "results" / "NOTES.md"  # hand-written remarks on the saved runs, kept under the table
+    if notes.is_file():
+        lines += ["", notes.read_text().rstrip()]
     atomic_write_text(out, "\n".join(lines) + "\n")
     print(f"wrote {out}")
 
