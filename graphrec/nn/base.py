@@ -71,6 +71,17 @@ class ScoringModel(nn.Module):
         user_emb, item_emb = emb
         return user_emb[users] @ item_emb.t()
 
+    def score_history(self, items: Tensor) -> Tensor:
+        """Scores of every item for a user the model has not seen, from the items they interacted with.
+
+        Default (embedding models): fold-in, the user's embedding is the mean of
+        those items' final embeddings. Shapes: ``[H] → [num_items]``.
+        """
+        emb = self.get_embedding()
+        if emb is None:
+            raise NotImplementedError(f"{type(self).__name__} must implement score_history")
+        return emb[1] @ emb[1][items].mean(0)
+
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} is not trained with a loss; call fit()")
 

@@ -31,6 +31,9 @@ class MostPopular(ScoringModel):
     def score_all(self, users: Tensor) -> Tensor:
         return self.popularity.unsqueeze(0).expand(len(users), -1)
 
+    def score_history(self, items: Tensor) -> Tensor:
+        return self.popularity.clone()
+
 
 class ItemKNN(ScoringModel):
     """Item-based k-nearest neighbours with cosine similarity (Sarwar et al., WWW 2001).
@@ -80,6 +83,9 @@ class ItemKNN(ScoringModel):
     def score_all(self, users: Tensor) -> Tensor:
         # s(u, i) = Σ_j r_uj sim(i, j): sim rows are "item i's neighbours"
         return self.history[users] @ self.sim.t()
+
+    def score_history(self, items: Tensor) -> Tensor:
+        return self.sim[:, items].sum(1)  # the same formula with the given history
 
 
 class MFBPR(ScoringModel):

@@ -170,6 +170,10 @@ class GraphSAGE(ScoringModel):
 
     # --- inductive use ---
 
+    def score_history(self, items: Tensor) -> Tensor:
+        """Scores for a new user, embedded from their items by :meth:`embed_new_user`."""
+        return self.get_embedding()[1] @ self.embed_new_user(items.tolist()).to(self.device)
+
     def embed_new_items(self, x: Tensor, links: Mapping[str, Sequence[Sequence[int]]] | None = None) -> Tensor:
         """Embeddings ``[n, D]`` of items not in the graph, from features and attribute links alone.
 

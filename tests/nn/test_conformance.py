@@ -181,3 +181,11 @@ def test_text_lightgcn_embeds_item_without_interactions():
     torch.testing.assert_close(items0[2], torch.tensor([1.0, 1.0]))
     _, items = m.get_embedding()
     torch.testing.assert_close(items[2], torch.tensor([0.5, 0.5]))  # (e0 + Â e0) / 2 with no neighbours
+
+
+@pytest.mark.parametrize("name", PERSONALISED)
+def test_new_user_from_history_recovers_checkerboard(name):
+    # a new user who liked three of items 0-3 gets the fourth first
+    rec = recommender(fitted(name))
+    ids, _ = rec.recommend_for_history([100, 101, 102], k=1)
+    assert ids.tolist() == [103]
