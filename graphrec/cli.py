@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="override a configuration value, e.g. --set train.epochs=5 (YAML syntax)")
     rn.add_argument("--quiet", action="store_true", help="no progress bars")
 
+    rc = sub.add_parser("recommend", help="top-K items for a user from a finished run")
+    rc.add_argument("run_dir", help="a run directory written by 'graphrec run'")
+    rc.add_argument("--user", required=True, help="raw user id (as in the dataset)")
+    rc.add_argument("--k", type=int, default=10)
+    rc.add_argument("--include-seen", action="store_true", help="do not leave out the user's train/valid items")
+
     em = sub.add_parser("embed", help="encode a dataset's item texts (cached) and print throughput")
     em.add_argument("name")
     _add_data_dir(em)
@@ -254,7 +260,32 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = {"datasets": cmd_datasets, "split": cmd_split, "graph": cmd_graph, "embed": cmd_embed, "run": cmd_run}
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from graphrec.rank import Recommender
+    from graphrec.run import load_run
+
+    _, data, model = load_run(args.run_dir)
+    ds = data.dataset
+    user: object = args.user
+    if ds.users.ids.dtype.kind in "iu":
+        try:
+            user = int(args.user)
+        except ValueError:
+            raise GraphrecError(f"--user {args.user!r}: {ds.name} user ids are integers") from None
+    rec = Recommender(model, ds.users, ds.items, seen=(data.train + data.valid).tocsr())
+    items, scores = rec.recommend(user, k=args.k, exclude_seen=not args.include_seen)
+    titles = ds.item_info["title"] if "title" in ds.item_info else None
+    print(f"top {args.k} for user {user} ({type(model).__name__}, {args.run_dir}):")
+    for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), start=1):
+        if item is None:
+            break
+        title = f"  {titles.iloc[ds.items.index(item)]}" if titles is not None else ""
+        print(f"{rank:>3}. item {item:<8}{score:>9.4f}{title}")
+    return 0
+
+
+COMMANDS = {"datasets": cmd_datasets, "split": cmd_split, "graph": cmd_graph, "embed": cmd_embed, "run": cmd_run,
+            "recommend": cmd_recommend}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -80,3 +80,13 @@ def test_cli_run_and_resume(tmp_path, data_dir, capsys):
     history = json.loads((tmp_path / "r" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[:2] == first
+
+
+def test_cli_recommend_from_run(runs, capsys):
+    run_dir, _ = runs["lightgcn"]
+    assert main(["recommend", str(run_dir), "--user", "196", "--k", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("top 3 for user 196 (LightGCN")
+    assert len(out) == 4 and out[1].lstrip().startswith("1. item")
+    assert main(["recommend", str(run_dir), "--user", "99999"]) == 2
+    assert "unknown user id(s): 99999" in capsys.readouterr().err
