@@ -56,10 +56,10 @@ def lightgcn_contributions(model: LightGCN, user: int, item: int) -> Contributio
     weight = weight.view(-1)  # [N] = P_u·
     users0, items0 = model.layer0()
     e0 = torch.cat([users0, items0])  # [N, D]
-    _, item_final = model.get_embedding()
+    user_final, item_final = model.get_embedding()
     e_i = item_final[item]
     nodes = torch.nonzero(weight).view(-1)
     values = weight[nodes] * (e0[nodes] @ e_i)
     order = torch.argsort(values.abs(), descending=True)
-    score = float((model.get_embedding()[0][user] * e_i).sum())
+    score = float((user_final[user] * e_i).sum())
     return Contributions(score, nodes[order].cpu(), values[order].cpu())

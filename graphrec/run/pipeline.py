@@ -15,7 +15,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from graphrec.data import Dataset, Split, k_core, load_movielens, make_split, to_implicit
-from graphrec.eval import Evaluator
+from graphrec.eval import Evaluator, to_csr
 from graphrec.fs import atomic_write_text
 from graphrec.graph import GraphBuilder, interaction_matrix, multihot, normalized_adjacency
 from graphrec.nn import MFBPR, GraphSAGE, ItemKNN, LightGCN, MostPopular, ScoringModel
@@ -58,13 +58,10 @@ def prepare(config: ExperimentConfig, with_text: bool | None = None) -> Prepared
         graph = GraphBuilder(replace(c.graph, item_attributes=(), user_attributes=(), user_features="none",
                                      attribute_features="id")).build(ds, split=split)
     train = interaction_matrix(graph)
-    shape = train.shape
 
     def part(name: str) -> sp.csr_matrix:
         inter = split.part(name)
-        m = sp.csr_matrix((np.ones(len(inter), np.float32), (inter.user, inter.item)), shape=shape)
-        m.data[:] = 1.0
-        return m
+        return to_csr(inter.user, inter.item, *train.shape)
 
     return Prepared(ds, split, train, part("valid"), part("test"), normalized_adjacency(graph), item_text, graph)
 
