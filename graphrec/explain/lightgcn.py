@@ -63,3 +63,92 @@ def lightgcn_contributions(model: LightGCN, user: int, item: int) -> Contributio
     order = torch.argsort(values.abs(), descending=True)
     score = float((user_final[user] * e_i).sum())
     return Contributions(score, nodes[order].cpu(), values[order].cpu())
+
+
+@dataclass(frozen=True)
+class WalkTerms:
+    """What the exact decomposition of one (user, item) score needs, computed once.
+
+    Attributes:
+        forward: ``[L, N]``: row ``s`` is ``Â^s 1_u`` (where ``s``-step walks from the user land).
+        backward: ``[L, N]``: row ``j`` is ``Â^j c`` with ``c = E⁰ e_i`` (the score a node
+            passes on over ``j`` more steps).
+        weight: ``[N]``: ``P_u· = Σ_k α_k Â^k 1_u``.
+        values: ``[N]``: per-node contributions ``P_uv c_v`` (sum: the score).
+        score: ``e_u · e_i``.
+    """
+
+    forward: Tensor
+    backward: Tensor
+    weight: Tensor
+    values: Tensor
+    score: float
+
+
+@torch.no_grad()
+def walk_terms(model: LightGCN, user: int, item: int, e0: Tensor | None = None,
+               final: tuple[Tensor, Tensor] | None = None) -> WalkTerms:
+    """Forward and backward walk vectors of a LightGCN score (2L sparse mat-vecs).
+
+    ``e0`` (``[N, D]`` layer-0 embeddings) and ``final`` (the propagated
+    ``([U, D], [I, D])`` of :meth:`LightGCN.get_embedding`) may be passed in
+    to reuse them across pairs.
+    """
+    adj, alphas = model.adj, model.alphas.tolist()
+    if e0 is None:
+        e0 = torch.cat(model.layer0())
+    users_final, item_final = model.get_embedding() if final is None else final
+    n, num_layers = adj.shape[0], len(alphas) - 1
+    e_i = item_final[item]
+    c = e0 @ e_i  # [N]
+    f = torch.zeros(n, device=adj.device, dtype=e0.dtype)
+    f[user] = 1.0
+    forward, backward = [f], [c]
+    for _ in range(max(num_layers - 1, 0)):
+        forward.append((adj @ forward[-1].unsqueeze(1)).squeeze(1))
+        backward.append((adj @ backward[-1].unsqueeze(1)).squeeze(1))
+    weight = f * alphas[0]
+    walk = f
+    for a in alphas[1:]:
+        walk = (adj @ walk.unsqueeze(1)).squeeze(1)
+        weight = weight + a * walk
+    values = weight * c
+    score = float(users_final[user] @ e_i)  # the model's own score, not the sum it is checked against
+    return WalkTerms(torch.stack(forward), torch.stack(backward), weight, values, score)
+
+
+def edge_flows(model: LightGCN, terms: WalkTerms, src: Tensor, dst: Tensor) -> Tensor:
+    """The part of the score carried by the walks from the user that cross each edge ``src → dst``.
+
+    A walk ``u = x_0, …, x_k = v`` contributes ``α_k Π Â_{x_{t-1} x_t} c_v``
+    to the score; summing over the walks through ``a → b`` at step ``t``
+    gives
+
+    .. math:: \\mathrm{flow}(a \\to b) = \\hat A_{ab} \\sum_{s + j \\le L - 1}
+        \\alpha_{s + j + 1} \\, (\\hat A^s 1_u)_a \\, (\\hat A^j c)_b
+
+    A walk that crosses several of the edges counts for each, so flows do not
+    add up to the score; they rank edges by how much score passes through
+    them. Use ``flow(a → b) + flow(b → a)`` for an undirected edge.
+
+    Args:
+        src, dst: ``[E]`` global node indices (users, then items).
+
+    Returns:
+        ``[E]`` flows (0 for pairs that are not edges).
+    """
+    adj = model.adj
+    crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
+    a_ab = torch.zeros(len(src), dtype=val.dtype, device=val.device)
+    for j, (a, b) in enumerate(zip(src.tolist(), dst.tolist(), strict=True)):
+        lo, hi = int(crow[a]), int(crow[a + 1])
+        pos = lo + int(torch.searchsorted(col[lo:hi], torch.tensor(b, dtype=col.dtype, device=col.device)))
+        if pos < hi and int(col[pos]) == b:
+            a_ab[j] = val[pos]
+    alphas = model.alphas.tolist()
+    num_layers = len(alphas) - 1
+    total = torch.zeros(len(src), dtype=val.dtype, device=val.device)
+    for s in range(num_layers):
+        for j in range(num_layers - s):
+            total += alphas[s + j + 1] * terms.forward[s, src] * terms.backward[j, dst]
+    return a_ab * total

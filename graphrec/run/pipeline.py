@@ -55,8 +55,10 @@ def prepare(config: ExperimentConfig, with_text: bool | None = None) -> Prepared
     if c.model.name == "graphsage":
         graph = GraphBuilder(c.graph, encoder, c.text.template).build(ds, split=split, item_features=item_text)
     else:
-        graph = GraphBuilder(replace(c.graph, item_attributes=(), user_attributes=(), user_features="none",
-                                     attribute_features="id")).build(ds, split=split)
+        # Models of the user-item graph train on its interactions only; the item attribute nodes are
+        # kept (as plain ids, no text) because explanations show the genres an item shares.
+        graph = GraphBuilder(replace(c.graph, user_attributes=(), user_features="none", attribute_features="id",
+                                     genre_multihot=False)).build(ds, split=split)
     train = interaction_matrix(graph)
 
     def part(name: str) -> sp.csr_matrix:

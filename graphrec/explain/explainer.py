@@ -1,0 +1,319 @@
+"""Turn a model's numbers into an :class:`Explanation`: raw ids, labels, roles, the subgraph around the pair.
+
+The math lives in :mod:`graphrec.explain.lightgcn` (exact walk
+decomposition) and :mod:`graphrec.explain.sage` (integrated gradients); this
+module picks the nodes and edges worth showing and names them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch_geometric.data import HeteroData
+
+from graphrec.errors import ConfigError, UnknownIdError
+from graphrec.explain.explanation import Contribution, ExplainEdge, ExplainNode, Explanation
+from graphrec.explain.lightgcn import edge_flows, walk_terms
+from graphrec.explain.sage import graphsage_edge_attributions
+from graphrec.graph.builder import INTERACTS, node_labels, node_raw_ids
+from graphrec.nn.base import ScoringModel
+from graphrec.nn.lightgcn import LightGCN
+from graphrec.nn.sage import GraphSAGE
+
+_GROUPS = ("user", "history", "neighbor", "item", "recommended")
+_GROUP_NAMES = {"user": "the user's own embedding", "history": "history items", "neighbor": "co-interacting users",
+                "item": "items within reach", "recommended": "the item's own embedding",
+                "attribute": "attribute nodes"}
+
+
+class Explainer:
+    """Explanations of a trained model's (user, item) scores, on the graph it was trained on.
+
+    LightGCN gets the exact decomposition of its score over the nodes within
+    L hops of the user (``method="exact"``); GraphSAGE gets integrated-gradients
+    attributions of the messages of its computation subgraph
+    (``method="integrated-gradients"``).
+
+    The subgraph shown holds the user, the item, the history items and
+    co-interacting users that carried most of the score, and the attribute
+    nodes (genres...) the item shares with those history items. In LightGCN's
+    graph attribute nodes carry no score (it propagates over users and items
+    only), so they are context: importance 0, drawn dashed.
+
+    Args:
+        model: A trained :class:`~graphrec.nn.LightGCN` or
+            :class:`~graphrec.nn.GraphSAGE`.
+        graph: The train graph (:class:`~graphrec.graph.GraphBuilder`), for
+            raw ids, labels and attribute nodes.
+        max_history, max_neighbors, max_attributes: Subgraph size.
+        top: Contributions listed individually (the rest is the remainder).
+        steps: Integrated-gradients steps (GraphSAGE).
+
+    The Explainer keeps LightGCN's propagated embeddings between calls: make
+    a new one after the model changes.
+
+    Example:
+        >>> ex = Explainer(model, graph).explain(user="196", item="50")
+        >>> print(ex.text()); ex.save("why.png")
+    """
+
+    def __init__(self, model: ScoringModel, graph: HeteroData, max_history: int = 5, max_neighbors: int = 3,
+                 max_attributes: int = 3, top: int = 10, steps: int = 16) -> None:
+        if not isinstance(model, LightGCN | GraphSAGE):
+            raise ConfigError(f"{type(model).__name__} has no graph explanation; explainable models: LightGCN, "
+                              "text-LightGCN, GraphSAGE")
+        if (graph["user"].num_nodes, graph["item"].num_nodes) != (model.num_users, model.num_items):
+            raise ValueError(f"graph has {graph['user'].num_nodes} users and {graph['item'].num_nodes} items, "
+                             f"the model {model.num_users} and {model.num_items}")
+        self.model, self.graph = model, graph
+        self.max_history, self.max_neighbors, self.max_attributes = max_history, max_neighbors, max_attributes
+        self.top, self.steps = top, steps
+        u, i = graph[INTERACTS].edge_index.cpu().numpy()
+        shape = (model.num_users, model.num_items)
+        self.train = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=shape)
+        self.train.sum_duplicates()
+        self._raw = {t: node_raw_ids(graph, t) for t in graph.node_types}
+        self._lookup = {t: {_key(r): j for j, r in enumerate(ids)} for t, ids in self._raw.items() if t in ("user", "item")}
+        self._labels = {t: node_labels(graph, t) for t in graph.node_types}
+        # item -> attribute (type, index) links, for the attribute context
+        self._attrs: dict[str, sp.csr_matrix] = {}
+        for src_t, rel, dst_t in graph.edge_types:
+            if src_t == "item" and dst_t not in ("user", "item") and not rel.startswith("rev_"):
+                s, d = graph[(src_t, rel, dst_t)].edge_index.cpu().numpy()
+                m = sp.csr_matrix((np.ones(len(s), np.float32), (s, d)), shape=(model.num_items, graph[dst_t].num_nodes))
+                m.sum_duplicates()
+                self._attrs[dst_t] = m
+        self._relation = {dst_t: rel for src_t, rel, dst_t in graph.edge_types if src_t == "item" and dst_t in self._attrs}
+        self._cache: dict[str, torch.Tensor] = {}
+
+    # --- entry points ---
+
+    def explain(self, user: object, item: object) -> Explanation:
+        """Explain the score of raw ids ``(user, item)``; UnknownIdError names an unknown one."""
+        return self.explain_index(self._index("user", user), self._index("item", item))
+
+    @torch.no_grad()
+    def rank_of(self, user: int, item: int) -> int:
+        """The item's 1-based position in the user's list of unseen items (ties counted in its favour)."""
+        if isinstance(self.model, LightGCN):
+            users, items = self._embeddings(self.model)
+            scores = (items @ users[user]).float().cpu()
+        else:
+            scores = self.model.score_all(torch.tensor([user], device=self.model.device))[0].float().cpu()
+        seen = torch.from_numpy(self.train[user].indices.astype(np.int64))
+        s = scores[item]
+        scores[seen] = -torch.inf
+        return int((scores > s).sum()) + 1
+
+    def explain_index(self, user: int, item: int) -> Explanation:
+        """Explain the score of node indices ``(user, item)``."""
+        for name, value, n in (("user", user, self.model.num_users), ("item", item, self.model.num_items)):
+            if not 0 <= value < n:
+                raise UnknownIdError(f"{name} index {value} out of range [0, {n})")
+        if isinstance(self.model, LightGCN):
+            return self._lightgcn(self.model, user, item)
+        assert isinstance(self.model, GraphSAGE)
+        return self._graphsage(self.model, user, item)
+
+    # --- LightGCN: exact ---
+
+    @torch.no_grad()
+    def _lightgcn(self, model: LightGCN, user: int, item: int) -> Explanation:
+        self._embeddings(model)
+        terms = walk_terms(model, user, item, self._cache["e0"], (self._cache["users"], self._cache["items"]))
+        nu = model.num_users
+        values = terms.values.cpu().double().numpy()
+        reached = np.flatnonzero(terms.weight.cpu().numpy())  # nodes within L hops of the user
+        hist = self.train[user].indices
+        code = np.full(len(values), _GROUPS.index("item"))
+        code[:nu] = _GROUPS.index("neighbor")
+        code[user] = _GROUPS.index("user")
+        code[nu + hist] = _GROUPS.index("history")
+        code[nu + item] = _GROUPS.index("recommended")
+        totals = np.bincount(code[reached], weights=values[reached], minlength=len(_GROUPS))
+        groups = {g: float(t) for g, t in zip(_GROUPS, totals, strict=True) if np.any(code[reached] == _GROUPS.index(g))}
+
+        # subgraph: top history items, then the co-users adjacent to them
+        chosen_h = hist[np.argsort(-values[nu + hist], kind="stable")[: self.max_history]].tolist()
+        near = np.setdiff1d(self.train[:, chosen_h].nonzero()[0], [user]) if chosen_h else np.zeros(0, np.int64)
+        chosen_w = near[np.argsort(-values[near], kind="stable")[: self.max_neighbors]].tolist()
+
+        nodes = [self._node("user", user, "user", float(values[user])),
+                 self._node("item", item, "recommended", float(values[nu + item]))]
+        nodes += [self._node("item", h, "history", float(values[nu + h])) for h in chosen_h]
+        nodes += [self._node("user", w, "neighbor", float(values[w])) for w in chosen_w]
+        pairs = [(user, h) for h in chosen_h]
+        pairs += [(w, h) for w in chosen_w for h in chosen_h if self.train[w, h]]
+        pairs += [(w, item) for w in chosen_w if self.train[w, item]]
+        edges: list[ExplainEdge] = []
+        if pairs:
+            src = torch.tensor([p[0] for p in pairs])
+            dst = torch.tensor([p[1] + nu for p in pairs])
+            dev = model.adj.device
+            flows = (edge_flows(model, terms, src.to(dev), dst.to(dev))
+                     + edge_flows(model, terms, dst.to(dev), src.to(dev))).cpu()
+            edges = [ExplainEdge(f"user:{a}", f"item:{b}", INTERACTS[1], float(fl))
+                     for (a, b), fl in zip(pairs, flows.tolist(), strict=True)]
+        attr_nodes, attr_edges = self._attribute_context(item, chosen_h[:2] or chosen_h)
+        nodes += attr_nodes
+        edges += attr_edges
+
+        order = reached[np.argsort(-np.abs(values[reached]), kind="stable")]
+        listed, unlisted = order[: self.top], order[self.top :]
+        contributions = tuple(self._contribution(int(v), _GROUPS[code[v]], float(values[v])) for v in listed)
+        counts = np.bincount(code[unlisted], minlength=len(_GROUPS))
+        rest = np.bincount(code[unlisted], weights=values[unlisted], minlength=len(_GROUPS))
+        remainder = tuple(
+            Contribution(f"{counts[c]:,} other {_GROUP_NAMES[g]}" if g in ("history", "neighbor", "item")
+                         else _GROUP_NAMES[g], g, float(rest[c]))
+            for c, g in enumerate(_GROUPS) if counts[c]
+        )
+        return Explanation(model=type(model).__name__, method="exact", score=terms.score, user=f"user:{user}",
+                           item=f"item:{item}", nodes=tuple(nodes), edges=tuple(edges), contributions=contributions,
+                           remainder=remainder, groups=groups, rank=self.rank_of(user, item))
+
+    @torch.no_grad()
+    def _embeddings(self, model: LightGCN) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final user and item embeddings (and layer 0), computed once per Explainer."""
+        if "e0" not in self._cache:
+            was = model.training
+            model.eval()
+            self._cache["e0"] = torch.cat(model.layer0())
+            self._cache["users"], self._cache["items"] = model.get_embedding()
+            model.train(was)
+        return self._cache["users"], self._cache["items"]
+
+    def _contribution(self, v: int, gname: str, value: float) -> Contribution:
+        nu = self.model.num_users
+        t, j = ("user", v) if v < nu else ("item", v - nu)
+        name = {"user": "your own embedding", "neighbor": "co-interacting user", "history": "history item",
+                "recommended": "the item's own embedding", "item": "item within reach"}[gname]
+        label = name if gname in ("user", "recommended") else f"{name} {self._labels[t][j]}"
+        return Contribution(label, gname, value, (f"{t}:{j}",))
+
+    # --- GraphSAGE: integrated gradients ---
+
+    def _graphsage(self, model: GraphSAGE, user: int, item: int) -> Explanation:
+        att = graphsage_edge_attributions(model, user, item, steps=self.steps)
+        history = set(self.train[user].indices.tolist())
+        # merge the two directions of each undirected edge; node importance = what its messages carried
+        merged: dict[tuple[str, str, str], float] = defaultdict(float)
+        relation: dict[tuple[str, str, str], str] = {}
+        sent: dict[str, float] = defaultdict(float)
+        for (src_t, rel, dst_t), vals in att.values.items():
+            for s, d, v in zip(att.src[(src_t, rel, dst_t)].tolist(), att.dst[(src_t, rel, dst_t)].tolist(),
+                               vals.tolist(), strict=True):
+                a, b = f"{src_t}:{s}", f"{dst_t}:{d}"
+                fwd = not rel.startswith("rev_")
+                k = (a, b, "") if fwd else (b, a, "")
+                merged[k] += v
+                relation[k] = rel if fwd else rel[4:]
+                sent[a] += v
+        top = sorted(merged, key=lambda k: -abs(merged[k]))[: self.top]
+
+        def role(key: str) -> str:
+            t, j = key.split(":")
+            idx = int(j)
+            if key == f"user:{user}":
+                return "user"
+            if key == f"item:{item}":
+                return "recommended"
+            if t == "item":
+                return "history" if idx in history else "item"
+            return "neighbor" if t == "user" else "attribute"
+
+        keys = [f"user:{user}", f"item:{item}"] + [x for k in top for x in k[:2]]
+        keys = list(dict.fromkeys(keys))
+        nodes = [self._node(k.split(":")[0], int(k.split(":")[1]), role(k), sent.get(k, 0.0)) for k in keys]
+        edges = [ExplainEdge(k[0], k[1], relation[k], merged[k]) for k in top]
+        hist_shown = [int(n.key.split(":")[1]) for n in sorted(nodes, key=lambda n: -n.importance)
+                      if n.role == "history" and n.importance > 0][:2]
+        attr_nodes, attr_edges = self._attribute_context(item, hist_shown, {k[:2]: merged[k] for k in merged})
+        have = {n.key for n in nodes}
+        nodes += [n for n in attr_nodes if n.key not in have]
+        shown = {(e.source, e.target) for e in edges}
+        edges += [e for e in attr_edges if (e.source, e.target) not in shown]
+
+        contributions = tuple(Contribution(f"{self._label(k[0])} –{relation[k]}– {self._label(k[1])}", "edge",
+                                           merged[k], k[:2]) for k in top)
+        rest = [merged[k] for k in merged if k not in set(top)]
+        remainder = (
+            Contribution(f"{len(rest):,} other edges of the computation subgraph", "edge", float(sum(rest))),
+            Contribution("no-message baseline (the user's and item's own inputs) and integration error",
+                         "remainder", att.score - sum(merged.values())),
+        )
+        groups: dict[str, float] = defaultdict(float)
+        for key, v in sent.items():
+            groups[role(key)] += v
+        groups["baseline"] = att.baseline
+        paths = _paths(merged, relation, f"user:{user}", f"item:{item}")
+        return Explanation(model=type(model).__name__, method="integrated-gradients", score=att.score,
+                           user=f"user:{user}", item=f"item:{item}", nodes=tuple(nodes), edges=tuple(edges),
+                           contributions=contributions, remainder=remainder, groups=dict(groups), paths=paths,
+                           rank=self.rank_of(user, item))
+
+    # --- plumbing ---
+
+    def _index(self, node_type: str, raw: object) -> int:
+        idx = self._lookup[node_type].get(_key(raw))
+        if idx is None:
+            raise UnknownIdError(f"unknown {node_type} id {raw!r} (not in the graph's {len(self._raw[node_type]):,} {node_type}s)")
+        return idx
+
+    def _node(self, node_type: str, index: int, role: str, importance: float) -> ExplainNode:
+        raw = self._raw[node_type][index]
+        return ExplainNode(node_type, index, raw.item() if hasattr(raw, "item") else raw,
+                           str(self._labels[node_type][index]), role, importance)
+
+    def _label(self, key: str) -> str:
+        t, j = key.split(":")
+        return str(self._labels[t][int(j)])
+
+    def _attribute_context(self, item: int, history: Iterable[int],
+                           importance: dict[tuple[str, str], float] | None = None) -> tuple[list[ExplainNode], list[ExplainEdge]]:
+        """Attribute nodes the item shares with the given history items (most shared first), and their edges."""
+        history = list(history)
+        found: list[tuple[int, str, int]] = []
+        for attr_t, m in self._attrs.items():
+            own = set(m[item].indices.tolist())
+            for a in own:
+                shared = sum(1 for h in history if m[h, a])
+                if shared:
+                    found.append((shared, attr_t, a))
+        found.sort(key=lambda x: (-x[0], x[1], x[2]))
+        imp = importance or {}
+        nodes: list[ExplainNode] = []
+        edges: list[ExplainEdge] = []
+        for _, attr_t, a in found[: self.max_attributes]:
+            key = f"{attr_t}:{a}"
+            nodes.append(self._node(attr_t, a, "attribute", 0.0))
+            for j in [item, *history]:
+                if self._attrs[attr_t][j, a]:
+                    src = f"item:{j}"
+                    edges.append(ExplainEdge(src, key, self._relation[attr_t], imp.get((src, key), 0.0)))
+        return nodes, edges
+
+
+def _key(raw: object) -> str:
+    return str(raw.item() if hasattr(raw, "item") else raw)
+
+
+def _paths(merged: dict[tuple[str, str, str], float], relation: dict[tuple[str, str, str], str],
+           user: str, item: str, k: int = 5) -> tuple[tuple[tuple[str, ...], float], ...]:
+    """Two-edge chains ``a – b – seed`` ending at the user or the item, by summed attribution."""
+    adj: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for (a, b, _), v in merged.items():
+        adj[a].append((b, v))
+        adj[b].append((a, v))
+    found: list[tuple[tuple[str, ...], float]] = []
+    for seed in (user, item):
+        for b, v1 in sorted(adj[seed], key=lambda x: -x[1])[:10]:
+            for a, v2 in sorted(adj[b], key=lambda x: -x[1])[:3]:
+                if a != seed:
+                    found.append(((a, b, seed), v1 + v2))
+    found.sort(key=lambda x: -x[1])
+    return tuple(found[:k])
