@@ -76,9 +76,11 @@ class Explainer:
         shape = (model.num_users, model.num_items)
         self.train = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=shape)
         self.train.sum_duplicates()
-        self._raw = {t: node_raw_ids(graph, t) for t in graph.node_types}
+        named = "node_raw_ids" in graph  # graphs from GraphBuilder; hand-made ones fall back to indices
+        self._raw = {t: node_raw_ids(graph, t) if named else list(range(graph[t].num_nodes)) for t in graph.node_types}
         self._lookup = {t: {_key(r): j for j, r in enumerate(ids)} for t, ids in self._raw.items() if t in ("user", "item")}
-        self._labels = {t: node_labels(graph, t) for t in graph.node_types}
+        self._labels = {t: node_labels(graph, t) if named else [f"{t} {j}" for j in range(graph[t].num_nodes)]
+                        for t in graph.node_types}
         # item -> attribute (type, index) links, for the attribute context
         self._attrs: dict[str, sp.csr_matrix] = {}
         for src_t, rel, dst_t in graph.edge_types:
@@ -226,6 +228,12 @@ class Explainer:
                 return "history" if idx in history else "item"
             return "neighbor" if t == "user" else "attribute"
 
+        # the user's side too: the history items whose messages carried most, with their edges to the user
+        hist_keys = sorted((f"item:{h}" for h in history if sent.get(f"item:{h}", 0.0) > 0), key=lambda k: -sent[k])
+        for h in hist_keys[: self.max_history]:
+            k = (f"user:{user}", h, "")
+            if k in merged and k not in top:
+                top.append(k)
         keys = [f"user:{user}", f"item:{item}"] + [x for k in top for x in k[:2]]
         keys = list(dict.fromkeys(keys))
         nodes = [self._node(k.split(":")[0], int(k.split(":")[1]), role(k), sent.get(k, 0.0)) for k in keys]

@@ -237,11 +237,11 @@ class Explanation:
             head += "."
         else:
             head = f"Recommended {_quote(item.label)}"
-            attrs = [a for a in self.by_role("attribute") if (a.key, item.key) in _edge_pairs(self)]
+            attrs = [a for a in self.by_role("attribute") if (a.key, item.key) in _edge_pairs(self) and a.importance >= 0]
             head += f", a {_join([a.label for a in attrs[:3]])} title." if attrs else "."
-        neighbors = self.groups.get("neighbor", 0.0)
-        if self.score > 0 and neighbors > 0.2 * self.score:
-            head += f" Users who share your history carry {neighbors / self.score:.0%} of its score."
+        share = self.groups.get("neighbor", 0.0) / self.score if self.score > 0 else 0.0
+        if 0.2 < share <= 1.0:
+            head += f" Other users' interactions carry {share:.0%} of its score."
         return head
 
     def draw(self, path: str | Path, title: str | None = None, dpi: int = 120) -> Path:
@@ -254,7 +254,7 @@ class Explanation:
 
         g = self.to_networkx()
         # left to right: the user, their history, the users and attributes that link it on, the item
-        for key, data in g.nodes(data=True):
+        for _, data in g.nodes(data=True):
             data["layer"] = _LAYERS[data["role"]]
         pos = nx.multipartite_layout(g, subset_key="layer", scale=1.0)
         fig, ax = plt.subplots(figsize=(10, 7.5))

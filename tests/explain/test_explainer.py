@@ -1,0 +1,169 @@
+"""Explainer on hand-built graphs: exact sums, real edges, roles, errors."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from torch_geometric.data import HeteroData
+
+from graphrec.errors import ConfigError, UnknownIdError
+from graphrec.explain import Explainer, Explanation
+from graphrec.graph import GraphBuilder, GraphConfig, normalized_adjacency
+from graphrec.nn import MFBPR, GraphSAGE, LightGCN
+from tests.graph.test_builder import tiny, tiny_split
+from tests.nn.test_sage import graph as sage_graph
+
+S2 = math.sqrt(2)
+
+
+def hand_graph() -> HeteroData:
+    """2 users, 2 items: u0-i0, u1-i0, u1-i1; raw ids 'a', 'b' / 10, 11."""
+    g = HeteroData()
+    g["user"].num_nodes, g["item"].num_nodes = 2, 2
+    ei = torch.tensor([[0, 1, 1], [0, 0, 1]])
+    g["user", "interacts", "item"].edge_index = ei
+    g["item", "rev_interacts", "user"].edge_index = ei.flip(0)
+    g.node_raw_ids = {"user": ["a", "b"], "item": [10, 11]}
+    g.node_labels = {"user": ["user a", "user b"], "item": ["Alien", "Heat"]}
+    return g
+
+
+def hand_model() -> LightGCN:
+    r = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 1.0]]))
+    m = LightGCN(2, 2, normalized_adjacency(r), dim=1, num_layers=2)  # α = (1/3, 1/3, 1/3)
+    with torch.no_grad():
+        m.user_emb.weight.copy_(torch.tensor([[1.0], [2.0]]))
+        m.item_emb.weight.copy_(torch.tensor([[3.0], [4.0]]))
+    return m.eval()
+
+
+def test_lightgcn_exact_by_hand():
+    # Â: u0-i0 1/√2, u1-i0 1/2, u1-i1 1/√2. Walks from u0: k=0 u0 (1); k=1 i0 (1/√2); k=2 u0 (1/2), u1 (1/(2√2)).
+    # P_u0 = u0: 1/3 + 1/6 = 1/2, i0: 1/(3√2), u1: 1/(6√2).
+    # e_i1 = (4 + (Â e0)_i1 + (Â² e0)_i1) / 3 with (Â e0)_i1 = 2/√2, (Â² e0)_i1 = (3/2 + 4/√2)/√2.
+    e_i1 = (4 + 2 / S2 + (1.5 + 4 / S2) / S2) / 3
+    ex = Explainer(hand_model(), hand_graph()).explain("a", 11)
+    want = {"user:0": 0.5 * 1 * e_i1, "item:0": 3 * e_i1 / (3 * S2), "user:1": 2 * e_i1 / (6 * S2)}
+    got = {c.nodes[0]: c.value for c in ex.contributions}
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        assert math.isclose(got[key], value, rel_tol=1e-6)
+    assert [c.group for c in ex.contributions] == ["history", "user", "neighbor"]  # 0.71e, 0.5e, 0.24e
+    assert ex.remainder == ()
+    e_u0 = 0.5 * 1 + 3 / (3 * S2) + 2 / (6 * S2)
+    assert math.isclose(ex.score, e_u0 * e_i1, rel_tol=1e-6)
+    assert abs(ex.total - ex.score) < 1e-5
+    assert ex.groups == pytest.approx({"user": want["user:0"], "history": want["item:0"], "neighbor": want["user:1"]})
+    roles = {n.key: n.role for n in ex.nodes}
+    assert roles == {"user:0": "user", "item:1": "recommended", "item:0": "history", "user:1": "neighbor"}
+    assert ex.node("item:1").raw_id == 11 and ex.node("item:0").label == "Alien"
+    assert ex.rank == 1  # i1 is u0's only unseen item
+    # edges u0-i0, u1-i0, u1-i1 with flows: u0-i0 carries (1/3)(3e/√2 + e/2 + e/√2) + e/6 (walks out and back)
+    edges = {(e.source, e.target): e.importance for e in ex.edges}
+    assert edges.keys() == {("user:0", "item:0"), ("user:1", "item:0"), ("user:1", "item:1")}
+    c = {"u0": 1 * e_i1, "u1": 2 * e_i1, "i0": 3 * e_i1}
+    assert math.isclose(edges[("user:0", "item:0")], (3 * e_i1 / S2 + e_i1 / 2 + e_i1 / S2) / 3 + e_i1 / 6, rel_tol=1e-6)
+    # u1-i0 is crossed by one walk of length 2 (u0→i0→u1): α2 · 1/√2 · 1/2 · c_u1
+    assert math.isclose(edges[("user:1", "item:0")], c["u1"] / (6 * S2), rel_tol=1e-6)
+    assert edges[("user:1", "item:1")] == 0.0  # no walk of length <= 2 from u0 reaches i1 that way
+
+
+def test_lightgcn_sum_within_1e5_on_a_random_graph():
+    r = sp.random(30, 40, density=0.15, random_state=1, format="csr")
+    r.data[:] = 1
+    torch.manual_seed(0)
+    m = LightGCN(30, 40, normalized_adjacency(r), dim=16, num_layers=3, item_features=torch.randn(40, 5)).eval()
+    g = HeteroData()
+    g["user"].num_nodes, g["item"].num_nodes = 30, 40
+    coo = r.tocoo()
+    g["user", "interacts", "item"].edge_index = torch.tensor(np.stack([coo.row, coo.col]), dtype=torch.long)
+    ex = Explainer(m, g, top=5)
+    for user, item in [(0, 3), (7, 39), (29, 0)]:
+        e = ex.explain_index(user, item)
+        assert abs(e.total - e.score) < 1e-5
+        assert math.isclose(e.score, float(m(torch.tensor([user]), torch.tensor([item])).detach()), rel_tol=1e-6)
+        assert len(e.contributions) == 5 and e.remainder
+        assert abs(sum(e.groups.values()) - e.score) < 1e-5
+
+
+def built():
+    ds = tiny()
+    split = tiny_split(ds)
+    g = GraphBuilder(GraphConfig(item_attributes=("genre",))).build(ds, split=split)
+    return ds, g
+
+
+def assert_edges_exist(ex: Explanation, g: HeteroData) -> None:
+    pairs = {(src_t, rel, dst_t): set(map(tuple, g[(src_t, rel, dst_t)].edge_index.t().tolist()))
+             for src_t, rel, dst_t in g.edge_types}
+    for e in ex.edges:
+        (st, s), (dt, d) = e.source.split(":"), e.target.split(":")
+        assert (st, e.type, dt) in pairs, e
+        assert (int(s), int(d)) in pairs[(st, e.type, dt)], e
+
+
+def test_every_edge_exists_and_shared_genres_are_context():
+    _, g = built()
+    torch.manual_seed(0)
+    from graphrec.graph import normalized_adjacency as adj_of
+
+    m = LightGCN(3, 4, adj_of(g), dim=4, num_layers=3).eval()
+    ex = Explainer(m, g)
+    # user 30 (u2) rated Fargo only; user 10 (u0) rated Alien and Heat, both Sci-Fi; explain u0 -> Up (Crime)
+    e = ex.explain(10, 300)
+    assert_edges_exist(e, g)
+    genres = {n.label for n in e.nodes if n.role == "attribute"}
+    assert genres == {"Crime"}  # Up shares Crime with Heat, nothing with Alien
+    assert all(x.importance == 0.0 for x in e.edges if x.type == "has_genre")
+    for user in (10, 20, 30):
+        for item in (100, 200, 300, 400):
+            assert_edges_exist(ex.explain(user, item), g)
+
+
+def test_text_names_history_and_shared_attributes():
+    _, g = built()
+    m = LightGCN(3, 4, normalized_adjacency(g), dim=1, num_layers=2).eval()
+    with torch.no_grad():
+        m.user_emb.weight.fill_(1.0)
+        m.item_emb.weight.copy_(torch.tensor([[1.0], [3.0], [1.0], [1.0]]))
+    # u0 rated Alien (degree 1) and Heat (degree 2); 1-hop weights 1/√2 and 1/2, times layer-0 values 1 and 3:
+    # Heat carries more. Up shares Crime with Heat, nothing with Alien.
+    e = Explainer(m, g).explain(10, 300)
+    assert e.text().startswith("Recommended *Up (2009)* because you rated *Heat (1995)* and *Alien (1979)*")
+    e1 = Explainer(m, g, max_history=1).explain(10, 300)
+    assert e1.text().startswith("Recommended *Up (2009)* because you rated *Heat (1995)*; both are Crime.")
+
+
+def test_unknown_ids_and_unexplainable_models():
+    _, g = built()
+    ex = Explainer(LightGCN(3, 4, normalized_adjacency(g), dim=2), g)
+    with pytest.raises(UnknownIdError, match="unknown user id 99"):
+        ex.explain(99, 100)
+    with pytest.raises(UnknownIdError, match="unknown item id 'x'"):
+        ex.explain(10, "x")
+    with pytest.raises(UnknownIdError, match="out of range"):
+        ex.explain_index(0, 4)
+    with pytest.raises(ConfigError, match="MFBPR has no graph explanation"):
+        Explainer(MFBPR(3, 4), g)
+    with pytest.raises(ValueError, match="graph has 3 users"):
+        Explainer(LightGCN(2, 4, normalized_adjacency(sp.csr_matrix((2, 4))), dim=2), g)
+
+
+def test_graphsage_integrated_gradients():
+    torch.manual_seed(0)
+    data = sage_graph()
+    model = GraphSAGE(data, hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    ex = Explainer(model, data, steps=64)
+    e = ex.explain_index(2, 5)
+    assert e.method == "integrated-gradients"
+    users, items = model.get_embedding()
+    assert math.isclose(e.score, float((users[2] @ items[5]).detach()), rel_tol=1e-5, abs_tol=1e-6)
+    assert abs(e.total - e.score) < 1e-5
+    assert_edges_exist(e, data)
+    history = set(data["user", "interacts", "item"].edge_index[1][data["user", "interacts", "item"].edge_index[0] == 2].tolist())
+    for n in e.nodes:
+        if n.role == "history":
+            assert n.index in history
+    assert e.paths and all(p[-1] in (e.user, e.item) for p, _ in e.paths)

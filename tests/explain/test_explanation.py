@@ -1,0 +1,99 @@
+"""The Explanation container: invariants, JSON round trip, networkx, PNG, HTML, text."""
+
+import json
+
+import matplotlib.image
+import pytest
+
+from graphrec.errors import ConfigError
+from graphrec.explain import Contribution, ExplainEdge, ExplainNode, Explanation
+
+
+def example() -> Explanation:
+    nodes = (
+        ExplainNode("user", 0, 196, "user 196", "user", 1.0),
+        ExplainNode("item", 49, 50, "Star Wars (1977)", "recommended", 0.1),
+        ExplainNode("item", 180, 181, "Return of the Jedi (1983)", "history", 0.9),
+        ExplainNode("item", 171, 172, "The Empire Strikes Back (1980)", "history", 0.7),
+        ExplainNode("item", 7, 8, "Babe (1995)", "history", -0.2),
+        ExplainNode("genre", 14, "Sci-Fi", "Sci-Fi", "attribute"),
+        ExplainNode("genre", 0, "Action", "Action", "attribute"),
+        ExplainNode("user", 5, 6, "user 6", "neighbor", 0.6),
+    )
+    edges = (
+        ExplainEdge("user:0", "item:180", "interacts", 0.5),
+        ExplainEdge("user:0", "item:171", "interacts", 0.4),
+        ExplainEdge("user:0", "item:7", "interacts", -0.1),
+        ExplainEdge("user:5", "item:180", "interacts", 0.05),
+        ExplainEdge("user:5", "item:49", "interacts", 0.02),
+        *(ExplainEdge(f"item:{i}", f"genre:{g}", "has_genre") for i in (49, 180, 171) for g in (14, 0)),
+    )
+    contributions = (
+        Contribution("your own embedding", "user", 1.0, ("user:0",)),
+        Contribution("history item Return of the Jedi (1983)", "history", 0.9, ("item:180",)),
+        Contribution("history item The Empire Strikes Back (1980)", "history", 0.7, ("item:171",)),
+    )
+    remainder = (Contribution("40 other co-interacting users", "neighbor", 0.9),)
+    return Explanation("LightGCN", "exact", 3.5, "user:0", "item:49", nodes, edges, contributions, remainder,
+                       {"user": 1.0, "history": 1.4, "neighbor": 1.1}, rank=1)
+
+
+def test_total_and_access():
+    ex = example()
+    assert ex.total == pytest.approx(3.5)
+    assert [n.label for n in ex.by_role("history")][:2] == ["Return of the Jedi (1983)", "The Empire Strikes Back (1980)"]
+    assert ex.top_edges(1)[0].target == "item:180"
+    with pytest.raises(KeyError, match="no node 'item:3'"):
+        ex.node("item:3")
+
+
+def test_invalid_subgraph_is_refused():
+    ex = example()
+    with pytest.raises(ValueError, match="not among the nodes"):
+        Explanation(ex.model, ex.method, ex.score, ex.user, ex.item, ex.nodes,
+                    (*ex.edges, ExplainEdge("user:0", "item:999", "interacts")), ex.contributions)
+    with pytest.raises(ValueError, match=r"Explanation\.item 'item:1'"):
+        Explanation(ex.model, ex.method, ex.score, ex.user, "item:1", ex.nodes, ex.edges, ex.contributions)
+
+
+def test_text_example_from_the_issue():
+    assert example().text() == (
+        "Recommended *Star Wars (1977)* because you rated *Return of the Jedi (1983)* and "
+        "*The Empire Strikes Back (1980)*; all three are Sci-Fi and Action. "
+        "Other users' interactions carry 31% of its score.")
+    assert example().text(verb="watched").startswith("Recommended *Star Wars (1977)* because you watched")
+
+
+def test_json_round_trip(tmp_path):
+    ex = example()
+    path = ex.save(tmp_path / "why.json")
+    data = json.loads(path.read_text())
+    assert data["nodes"][1]["key"] == "item:49" and data["nodes"][1]["raw_id"] == 50
+    assert Explanation.from_dict(data) == ex
+    assert Explanation.from_json(ex.to_json()) == ex
+    with pytest.raises(ValueError, match="not an explanation dict"):
+        Explanation.from_dict({"model": "x"})
+
+
+def test_networkx_view():
+    g = example().to_networkx()
+    assert g.number_of_nodes() == 8 and g.number_of_edges() == 11
+    assert g.nodes["item:49"]["role"] == "recommended"
+    assert g.edges["user:0", "item:180"]["importance"] == 0.5
+    assert g.graph["score"] == 3.5
+
+
+def test_png_is_written_and_decodes(tmp_path):
+    path = example().save(tmp_path / "why.png")
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 400 and image.shape[1] > 400
+    assert len({tuple(p) for p in image[::20, ::20].reshape(-1, image.shape[2]).tolist()}) > 5  # not blank
+
+
+def test_html_and_unknown_format(tmp_path):
+    text = example().save(tmp_path / "why.html").read_text()
+    assert "<table>" in text and "Return of the Jedi (1983)" in text and "all three are Sci-Fi and Action" in text
+    (tmp_path / "why.svg").write_text("old")
+    with pytest.raises(ConfigError, match=r"why.svg: unknown explanation format '.svg'; use .png, .json or .html"):
+        example().save(tmp_path / "why.svg")
+    assert (tmp_path / "why.svg").read_text() == "old"
