@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from graphrec.errors import GraphrecError
@@ -73,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--user", required=True, help="raw user id (as in the dataset)")
     rc.add_argument("--k", type=int, default=10)
     rc.add_argument("--include-seen", action="store_true", help="do not leave out the user's train/valid items")
+    rc.add_argument("--explain", action="store_true", help="a sentence per item: why it was recommended")
+
+    ex = sub.add_parser("explain", help="why a run's model recommends an item to a user: subgraph and contributions")
+    ex.add_argument("run_dir", help="a run directory written by 'graphrec run' (LightGCN, text-LightGCN, GraphSAGE)")
+    ex.add_argument("--user", required=True, help="raw user id (as in the dataset)")
+    ex.add_argument("--item", required=True, help="raw item id (as in the dataset)")
+    ex.add_argument("--out", default=None, help="write the explanation: .png (drawing), .json or .html, by extension")
 
     em = sub.add_parser("embed", help="encode a dataset's item texts (cached) and print throughput")
     em.add_argument("name")
@@ -260,20 +268,31 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _raw_id(ids: Any, value: str, what: str, dataset: str) -> object:
+    """A command-line id as the dataset stores it (ints where its ids are ints)."""
+    if ids.dtype.kind in "iu":
+        try:
+            return int(value)
+        except ValueError:
+            raise GraphrecError(f"--{what} {value!r}: {dataset} {what} ids are integers") from None
+    return value
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
     from graphrec.rank import Recommender
     from graphrec.run import load_run
 
     _, data, model = load_run(args.run_dir)
     ds = data.dataset
-    user: object = args.user
-    if ds.users.ids.dtype.kind in "iu":
-        try:
-            user = int(args.user)
-        except ValueError:
-            raise GraphrecError(f"--user {args.user!r}: {ds.name} user ids are integers") from None
-    rec = Recommender(model, ds.users, ds.items, seen=(data.train + data.valid).tocsr())
+    user = _raw_id(ds.users.ids, args.user, "user", ds.name)
+    seen = (data.train + data.valid).tocsr()
+    rec = Recommender(model, ds.users, ds.items, seen=seen)
     items, scores = rec.recommend(user, k=args.k, exclude_seen=not args.include_seen)
+    explainer = None
+    if args.explain:
+        from graphrec.explain import Explainer
+
+        explainer = Explainer(model, data.graph, seen=seen)
     titles = ds.item_info["title"] if "title" in ds.item_info else None
     print(f"top {args.k} for user {user} ({type(model).__name__}, {args.run_dir}):")
     for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), start=1):
@@ -281,11 +300,33 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             break
         title = f"  {titles.iloc[ds.items.index(item)]}" if titles is not None else ""
         print(f"{rank:>3}. item {item:<8}{score:>9.4f}{title}")
+        if explainer is not None:
+            print(f"       {explainer.explain(user, item).text()}")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from graphrec.explain import Explainer
+    from graphrec.run import load_run
+
+    if args.out is not None and Path(args.out).suffix.lower() not in (".png", ".json", ".html", ".htm"):
+        raise GraphrecError(f"--out {args.out}: unknown explanation format; use .png, .json or .html")
+    _, data, model = load_run(args.run_dir)
+    ds = data.dataset
+    user = _raw_id(ds.users.ids, args.user, "user", ds.name)
+    item = _raw_id(ds.items.ids, args.item, "item", ds.name)
+    ex = Explainer(model, data.graph, seen=(data.train + data.valid).tocsr()).explain(user, item)
+    print(ex.text())
+    print(f"{ex.model} ({ex.method}): score {ex.score:.4f}, rank {ex.rank} among the user's unseen items")
+    for c in (*ex.contributions, *ex.remainder):
+        print(f"  {c.value:>+9.4f}  {c.label}")
+    if args.out is not None:
+        print(f"wrote {ex.save(args.out)}")
     return 0
 
 
 COMMANDS = {"datasets": cmd_datasets, "split": cmd_split, "graph": cmd_graph, "embed": cmd_embed, "run": cmd_run,
-            "recommend": cmd_recommend}
+            "recommend": cmd_recommend, "explain": cmd_explain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

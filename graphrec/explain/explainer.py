@@ -52,6 +52,9 @@ class Explainer:
         max_history, max_neighbors, max_attributes: Subgraph size.
         top: Contributions listed individually (the rest is the remainder).
         steps: Integrated-gradients steps (GraphSAGE).
+        seen: ``num_users × num_items`` items left out of the user's list when
+            reporting the item's rank (default: the graph's train edges; pass
+            train + valid to match a Recommender that excludes both).
 
     The Explainer keeps LightGCN's propagated embeddings between calls: make
     a new one after the model changes.
@@ -62,7 +65,7 @@ class Explainer:
     """
 
     def __init__(self, model: ScoringModel, graph: HeteroData, max_history: int = 5, max_neighbors: int = 3,
-                 max_attributes: int = 3, top: int = 10, steps: int = 16) -> None:
+                 max_attributes: int = 3, top: int = 10, steps: int = 16, seen: sp.csr_matrix | None = None) -> None:
         if not isinstance(model, LightGCN | GraphSAGE):
             raise ConfigError(f"{type(model).__name__} has no graph explanation; explainable models: LightGCN, "
                               "text-LightGCN, GraphSAGE")
@@ -77,6 +80,9 @@ class Explainer:
         self.train = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=shape)
         self.train.sum_duplicates()
         named = "node_raw_ids" in graph  # graphs from GraphBuilder; hand-made ones fall back to indices
+        self.seen = sp.csr_matrix(seen) if seen is not None else self.train
+        if self.seen.shape != shape:
+            raise ValueError(f"seen is {self.seen.shape}, expected {shape}")
         self._raw = {t: node_raw_ids(graph, t) if named else list(range(graph[t].num_nodes)) for t in graph.node_types}
         self._lookup = {t: {_key(r): j for j, r in enumerate(ids)} for t, ids in self._raw.items() if t in ("user", "item")}
         self._labels = {t: node_labels(graph, t) if named else [f"{t} {j}" for j in range(graph[t].num_nodes)]
@@ -106,7 +112,7 @@ class Explainer:
             scores = (items @ users[user]).float().cpu()
         else:
             scores = self.model.score_all(torch.tensor([user], device=self.model.device))[0].float().cpu()
-        seen = torch.from_numpy(self.train[user].indices.astype(np.int64))
+        seen = torch.from_numpy(self.seen[user].indices.astype(np.int64))
         s = scores[item]
         scores[seen] = -torch.inf
         return int((scores > s).sum()) + 1
@@ -139,8 +145,16 @@ class Explainer:
         totals = np.bincount(code[reached], weights=values[reached], minlength=len(_GROUPS))
         groups = {g: float(t) for g, t in zip(_GROUPS, totals, strict=True) if np.any(code[reached] == _GROUPS.index(g))}
 
-        # subgraph: top history items, then the co-users adjacent to them
-        chosen_h = hist[np.argsort(-values[nu + hist], kind="stable")[: self.max_history]].tolist()
+        # subgraph: the history items whose edges carry the most score (everything that flows through
+        # the user's interaction with them), then the co-users adjacent to them
+        dev = model.adj.device
+        if len(hist):
+            u_rep = torch.full((len(hist),), user, device=dev)
+            h_glob = torch.from_numpy(hist + nu).to(dev)
+            own_flows = (edge_flows(model, terms, u_rep, h_glob) + edge_flows(model, terms, h_glob, u_rep)).cpu().numpy()
+        else:
+            own_flows = np.zeros(0)
+        chosen_h = hist[np.argsort(-own_flows, kind="stable")[: self.max_history]].tolist()
         near = np.setdiff1d(self.train[:, chosen_h].nonzero()[0], [user]) if chosen_h else np.zeros(0, np.int64)
         chosen_w = near[np.argsort(-values[near], kind="stable")[: self.max_neighbors]].tolist()
 
@@ -155,7 +169,6 @@ class Explainer:
         if pairs:
             src = torch.tensor([p[0] for p in pairs])
             dst = torch.tensor([p[1] + nu for p in pairs])
-            dev = model.adj.device
             flows = (edge_flows(model, terms, src.to(dev), dst.to(dev))
                      + edge_flows(model, terms, dst.to(dev), src.to(dev))).cpu()
             edges = [ExplainEdge(f"user:{a}", f"item:{b}", INTERACTS[1], float(fl))

@@ -152,6 +152,17 @@ class Explanation:
         """Nodes of one role, by decreasing importance."""
         return sorted((n for n in self.nodes if n.role == role), key=lambda n: -n.importance)
 
+    def _user_edge(self, node: ExplainNode) -> float:
+        """Importance of the edge between the explained user and ``node`` (-inf if none)."""
+        for e in self.edges:
+            if {e.source, e.target} == {self.user, node.key}:
+                return e.importance
+        return -float("inf")
+
+    def _history_by_edge(self) -> list[ExplainNode]:
+        """History items by the score their interaction with the user carries (their edge), then their own."""
+        return sorted(self.by_role("history"), key=lambda n: (-self._user_edge(n), -n.importance))
+
     def top_edges(self, k: int = 5) -> list[ExplainEdge]:
         """The ``k`` edges with the largest importance."""
         return sorted(self.edges, key=lambda e: -e.importance)[:k]
@@ -226,7 +237,7 @@ class Explanation:
     def text(self, verb: str = "rated") -> str:
         """One or two plain sentences: the history items that carried the score and the attributes they share."""
         item = self.node(self.item)
-        history = [n for n in self.by_role("history") if n.importance > 0][:2]
+        history = [n for n in self._history_by_edge() if n.importance > 0 or self._user_edge(n) > 0][:2]
         shared = _shared_attributes(self, [item, *history])
         if history:
             titles = " and ".join(_quote(n.label) for n in history)

@@ -117,6 +117,20 @@ def walk_terms(model: LightGCN, user: int, item: int, e0: Tensor | None = None,
     return WalkTerms(torch.stack(forward), torch.stack(backward), weight, values, score)
 
 
+_KEYS: list[tuple[Tensor, Tensor, Tensor]] = []  # (adj, keys, values) of the last adjacency seen
+
+
+def _entry_keys(adj: Tensor) -> tuple[Tensor, Tensor]:
+    """Sorted ``row * N + col`` keys of a CSR matrix's entries, and its values (cached for the last matrix)."""
+    if _KEYS and _KEYS[0][0] is adj:
+        return _KEYS[0][1], _KEYS[0][2]
+    crow, col = adj.crow_indices().long(), adj.col_indices().long()
+    rows = torch.repeat_interleave(torch.arange(adj.shape[0], device=col.device), crow.diff())
+    keys = rows * adj.shape[0] + col
+    _KEYS[:] = [(adj, keys, adj.values())]
+    return keys, adj.values()
+
+
 def edge_flows(model: LightGCN, terms: WalkTerms, src: Tensor, dst: Tensor) -> Tensor:
     """The part of the score carried by the walks from the user that cross each edge ``src → dst``.
 
@@ -138,13 +152,12 @@ def edge_flows(model: LightGCN, terms: WalkTerms, src: Tensor, dst: Tensor) -> T
         ``[E]`` flows (0 for pairs that are not edges).
     """
     adj = model.adj
-    crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
-    a_ab = torch.zeros(len(src), dtype=val.dtype, device=val.device)
-    for j, (a, b) in enumerate(zip(src.tolist(), dst.tolist(), strict=True)):
-        lo, hi = int(crow[a]), int(crow[a + 1])
-        pos = lo + int(torch.searchsorted(col[lo:hi], torch.tensor(b, dtype=col.dtype, device=col.device)))
-        if pos < hi and int(col[pos]) == b:
-            a_ab[j] = val[pos]
+    n = adj.shape[0]
+    keys, val = _entry_keys(adj)
+    want = src.long() * n + dst.long()
+    pos = torch.searchsorted(keys, want).clamp(max=max(len(keys) - 1, 0))
+    found = keys[pos] == want if len(keys) else torch.zeros(len(want), dtype=torch.bool, device=col.device)
+    a_ab = torch.where(found, val[pos], torch.zeros((), dtype=val.dtype, device=val.device))
     alphas = model.alphas.tolist()
     num_layers = len(alphas) - 1
     total = torch.zeros(len(src), dtype=val.dtype, device=val.device)
