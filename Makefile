@@ -24,10 +24,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
-## demo: the main job on MovieLens-100K: load, split, train LightGCN, evaluate
+## demo: the main job on MovieLens-100K: load, split, train LightGCN, evaluate, explain one recommendation
 demo: install
 	$(VENV)/bin/graphrec datasets info ml-100k
-	$(VENV)/bin/graphrec run experiments/ml100k-lightgcn.yaml
+	$(VENV)/bin/graphrec run experiments/ml100k-lightgcn.yaml --out runs/demo-ml100k-lightgcn
+	$(VENV)/bin/graphrec explain runs/demo-ml100k-lightgcn --user 196 --out runs/demo-ml100k-lightgcn/why-user-196.png
 
 ## test: the whole test suite (what CI runs)
 test: dev

@@ -145,14 +145,15 @@ def main() -> None:
     p.add_argument("--edges", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu or cuda: where the model trains, explains and re-scores")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
 
     if a.run:
-        _, data, model = load_run(a.run)
+        _, data, model = load_run(a.run, device=a.device)
     else:
         cfg = load_config(a.config)
-        cfg = replace(cfg, train=replace(cfg.train, device="cpu", progress=False,
+        cfg = replace(cfg, train=replace(cfg.train, device=a.device, progress=False,
                                          epochs=min(cfg.train.epochs, a.epochs) if a.epochs else cfg.train.epochs))
         data = prepare(cfg)
         model = build_model(cfg, data)
@@ -169,7 +170,7 @@ def main() -> None:
     active = np.flatnonzero(np.diff(data.train.indptr) > 0)
     users = rng.choice(active, size=min(a.pairs, len(active)), replace=False)
     with torch.no_grad():
-        scores = model.score_all(torch.from_numpy(users)).float().cpu()
+        scores = model.score_all(torch.from_numpy(users).to(model.device)).float().cpu()
     for row, u in enumerate(users):
         scores[row, torch.from_numpy(seen[u].indices.astype(np.int64))] = -torch.inf
     tops = scores.argmax(1).tolist()
@@ -193,7 +194,7 @@ def main() -> None:
             drops[name].append((base_score - s, r - base_rank))
     lat = np.asarray(latency)
     mean = {k: (float(np.mean([d[0] for d in v])), float(np.mean([d[1] for d in v]))) for k, v in drops.items()}
-    print(f"{type(model).__name__}: {len(users)} (user, top-1) pairs, removing {a.edges} edges each")
+    print(f"{type(model).__name__} on {model.device}: {len(users)} (user, top-1) pairs, removing {a.edges} edges each")
     print(f"{'edges removed':<36}{'score drop':>12}{'rank drop':>12}")
     for name, label in (("explain", "explanation's top edges"), ("random", "random, same neighbourhood"),
                         ("random_own", "random, the user's own interactions")):

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explain", help="why a run's model recommends an item to a user: subgraph and contributions")
     ex.add_argument("run_dir", help="a run directory written by 'graphrec run' (LightGCN, text-LightGCN, GraphSAGE)")
     ex.add_argument("--user", required=True, help="raw user id (as in the dataset)")
-    ex.add_argument("--item", required=True, help="raw item id (as in the dataset)")
+    ex.add_argument("--item", default=None, help="raw item id (default: the user's top-1 recommendation)")
     ex.add_argument("--out", default=None, help="write the explanation: .png (drawing), .json or .html, by extension")
 
     em = sub.add_parser("embed", help="encode a dataset's item texts (cached) and print throughput")
@@ -314,8 +314,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     _, data, model = load_run(args.run_dir)
     ds = data.dataset
     user = _raw_id(ds.users.ids, args.user, "user", ds.name)
-    item = _raw_id(ds.items.ids, args.item, "item", ds.name)
-    ex = Explainer(model, data.graph, seen=(data.train + data.valid).tocsr()).explain(user, item)
+    seen = (data.train + data.valid).tocsr()
+    if args.item is None:
+        from graphrec.rank import Recommender
+
+        item = Recommender(model, ds.users, ds.items, seen=seen).recommend(user, k=1)[0][0]
+    else:
+        item = _raw_id(ds.items.ids, args.item, "item", ds.name)
+    ex = Explainer(model, data.graph, seen=seen).explain(user, item)
     print(ex.text())
     print(f"{ex.model} ({ex.method}): score {ex.score:.4f}, rank {ex.rank} among the user's unseen items")
     for c in (*ex.contributions, *ex.remainder):

@@ -156,7 +156,7 @@ def edge_flows(model: LightGCN, terms: WalkTerms, src: Tensor, dst: Tensor) -> T
     keys, val = _entry_keys(adj)
     want = src.long() * n + dst.long()
     pos = torch.searchsorted(keys, want).clamp(max=max(len(keys) - 1, 0))
-    found = keys[pos] == want if len(keys) else torch.zeros(len(want), dtype=torch.bool, device=col.device)
+    found = keys[pos] == want if len(keys) else torch.zeros(len(want), dtype=torch.bool, device=keys.device)
     a_ab = torch.where(found, val[pos], torch.zeros((), dtype=val.dtype, device=val.device))
     alphas = model.alphas.tolist()
     num_layers = len(alphas) - 1

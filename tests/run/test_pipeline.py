@@ -68,6 +68,14 @@ def test_graphsage_run_with_attributes(tmp_path, data_dir):
     assert config.model.name == "graphsage" and type(model).__name__ == "GraphSAGE"
     assert {"genre", "decade", "occupation", "age", "gender"} <= set(data.graph.node_types)
     assert data.graph["item"].x.shape == (1682, 384) and data.graph["user"].x.shape == (943, 384)
+    # its explanation: integrated gradients over the real computation subgraph; every edge is a graph edge
+    from graphrec.explain import Explainer
+    from tests.explain.test_explainer import assert_edges_exist
+
+    ex = Explainer(model, data.graph, steps=4).explain(196, 50)
+    assert ex.method == "integrated-gradients" and abs(ex.total - ex.score) < 1e-4
+    assert_edges_exist(ex, data.graph)
+    assert ex.node(ex.item).label == "Star Wars (1977)"
 
 
 def test_cli_run_and_resume(tmp_path, data_dir, capsys):
@@ -90,3 +98,41 @@ def test_cli_recommend_from_run(runs, capsys):
     assert len(out) == 4 and out[1].lstrip().startswith("1. item")
     assert main(["recommend", str(run_dir), "--user", "99999"]) == 2
     assert "unknown user id(s): 99999" in capsys.readouterr().err
+
+
+def test_cli_recommend_with_explanations(runs, capsys):
+    run_dir, _ = runs["lightgcn"]
+    assert main(["recommend", str(run_dir), "--user", "196", "--k", "2", "--explain"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 5
+    for line in (out[2], out[4]):
+        assert line.strip().startswith("Recommended *") and "because you rated *" in line
+
+
+def test_cli_explain_writes_png_json_html(runs, tmp_path, capsys):
+    from graphrec.explain import Explanation
+
+    run_dir, _ = runs["lightgcn"]
+    assert main(["explain", str(run_dir), "--user", "196", "--out", str(tmp_path / "why.png")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Recommended *") and "LightGCN (exact): score" in out and "rank 1 " in out
+    with Image.open(tmp_path / "why.png") as im:
+        assert im.size[0] > 400
+    assert main(["explain", str(run_dir), "--user", "196", "--item", "50", "--out", str(tmp_path / "why.json")]) == 0
+    ex = Explanation.from_json((tmp_path / "why.json").read_text())
+    assert ex.node(ex.item).raw_id == 50 and ex.node(ex.item).label == "Star Wars (1977)"
+    assert abs(ex.total - ex.score) < 1e-5
+    assert main(["explain", str(run_dir), "--user", "196", "--item", "50", "--out", str(tmp_path / "why.html")]) == 0
+    assert "Star Wars (1977)" in (tmp_path / "why.html").read_text()
+    capsys.readouterr()
+    assert main(["explain", str(run_dir), "--user", "196", "--item", "99999"]) == 2
+    assert "unknown item id 99999" in capsys.readouterr().err
+    assert main(["explain", str(run_dir), "--user", "196", "--out", str(tmp_path / "why.svg")]) == 2
+    assert "unknown explanation format" in capsys.readouterr().err
+    assert not (tmp_path / "why.svg").exists()
+
+
+def test_mostpop_run_cannot_be_explained(runs, capsys):
+    run_dir, _ = runs["mostpop"]
+    assert main(["explain", str(run_dir), "--user", "196"]) == 2
+    assert "MostPopular has no graph explanation" in capsys.readouterr().err
