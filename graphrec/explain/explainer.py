@@ -17,14 +17,14 @@ from torch_geometric.data import HeteroData
 
 from graphrec.errors import ConfigError, UnknownIdError
 from graphrec.explain.explanation import Contribution, ExplainEdge, ExplainNode, Explanation
-from graphrec.explain.lightgcn import edge_flows, walk_terms
+from graphrec.explain.lightgcn import WalkTerms, edge_flows, walk_terms
 from graphrec.explain.sage import graphsage_edge_attributions
 from graphrec.graph.builder import INTERACTS, node_labels, node_raw_ids
 from graphrec.nn.base import ScoringModel
 from graphrec.nn.lightgcn import LightGCN
 from graphrec.nn.sage import GraphSAGE
 
-_GROUPS = ("user", "history", "neighbor", "item", "recommended")
+_GROUPS = ("user", "history", "neighbor", "item", "recommended", "attribute")
 _GROUP_NAMES = {"user": "the user's own embedding", "history": "history items", "neighbor": "co-interacting users",
                 "item": "items within reach", "recommended": "the item's own embedding",
                 "attribute": "attribute nodes"}
@@ -40,9 +40,11 @@ class Explainer:
 
     The subgraph shown holds the user, the item, the history items and
     co-interacting users that carried most of the score, and the attribute
-    nodes (genres...) the item shares with those history items. In LightGCN's
-    graph attribute nodes carry no score (it propagates over users and items
-    only), so they are context: importance 0, drawn dashed.
+    nodes (genres...) of the item. A LightGCN built with ``extra_nodes``
+    (``model.attribute_nodes: true``) propagates over them, so their share of
+    the score is exact like any node's; a plain LightGCN propagates over users
+    and items only, so the genres the item shares with the history are shown
+    as context: importance 0, drawn dashed.
 
     Args:
         model: A trained :class:`~graphrec.nn.LightGCN` or
@@ -142,6 +144,7 @@ class Explainer:
         code[user] = _GROUPS.index("user")
         code[nu + hist] = _GROUPS.index("history")
         code[nu + item] = _GROUPS.index("recommended")
+        code[nu + model.num_items :] = _GROUPS.index("attribute")  # extra nodes (genres...) in the propagation
         totals = np.bincount(code[reached], weights=values[reached], minlength=len(_GROUPS))
         groups = {g: float(t) for g, t in zip(_GROUPS, totals, strict=True) if np.any(code[reached] == _GROUPS.index(g))}
 
@@ -173,7 +176,10 @@ class Explainer:
                      + edge_flows(model, terms, dst.to(dev), src.to(dev))).cpu()
             edges = [ExplainEdge(f"user:{a}", f"item:{b}", INTERACTS[1], float(fl))
                      for (a, b), fl in zip(pairs, flows.tolist(), strict=True)]
-        attr_nodes, attr_edges = self._attribute_context(item, chosen_h[:2] or chosen_h)
+        if model.extra_emb is not None:
+            attr_nodes, attr_edges = self._propagated_attributes(model, terms, values, item, chosen_h)
+        else:
+            attr_nodes, attr_edges = self._attribute_context(item, chosen_h[:2] or chosen_h)
         nodes += attr_nodes
         edges += attr_edges
 
@@ -183,7 +189,7 @@ class Explainer:
         counts = np.bincount(code[unlisted], minlength=len(_GROUPS))
         rest = np.bincount(code[unlisted], weights=values[unlisted], minlength=len(_GROUPS))
         remainder = tuple(
-            Contribution(f"{counts[c]:,} other {_GROUP_NAMES[g]}" if g in ("history", "neighbor", "item")
+            Contribution(f"{counts[c]:,} other {_GROUP_NAMES[g]}" if g in ("history", "neighbor", "item", "attribute")
                          else _GROUP_NAMES[g], g, float(rest[c]))
             for c, g in enumerate(_GROUPS) if counts[c]
         )
@@ -197,16 +203,49 @@ class Explainer:
         if "e0" not in self._cache:
             was = model.training
             model.eval()
-            self._cache["e0"] = torch.cat(model.layer0())
+            self._cache["e0"] = model.layer0_all()
             self._cache["users"], self._cache["items"] = model.get_embedding()
             model.train(was)
         return self._cache["users"], self._cache["items"]
 
+    def _offsets(self, model: LightGCN) -> dict[str, int]:
+        """First row of each node type in LightGCN's adjacency."""
+        starts = np.cumsum([0] + [n for _, n in model.node_layout])
+        return {t: int(o) for (t, _), o in zip(model.node_layout, starts[:-1], strict=True)}
+
+    def _row_node(self, v: int) -> tuple[str, int]:
+        """(node type, index) of row ``v`` of LightGCN's adjacency."""
+        assert isinstance(self.model, LightGCN)
+        for t, n in self.model.node_layout:
+            if v < n:
+                return t, v
+            v -= n
+        raise IndexError("row out of range")
+
+    def _propagated_attributes(self, model: LightGCN, terms: WalkTerms, values: np.ndarray, item: int,
+                               history: list[int]) -> tuple[list[ExplainNode], list[ExplainEdge]]:
+        """The item's attribute nodes that carry the most score (exact), with their edges to it and to the history."""
+        offsets = self._offsets(model)
+        cands = [(t, a) for t, _ in model.node_layout[2:] if t in self._attrs for a in self._attrs[t][item].indices.tolist()]
+        cands.sort(key=lambda ta: -values[offsets[ta[0]] + ta[1]])
+        chosen = cands[: self.max_attributes]
+        nodes = [self._node(t, a, "attribute", float(values[offsets[t] + a])) for t, a in chosen]
+        pairs = [(j, t, a) for t, a in chosen for j in [item, *history] if self._attrs[t][j, a]]
+        if not pairs:
+            return nodes, []
+        dev = model.adj.device
+        src = torch.tensor([offsets["item"] + j for j, _, _ in pairs], device=dev)
+        dst = torch.tensor([offsets[t] + a for _, t, a in pairs], device=dev)
+        flows = (edge_flows(model, terms, src, dst) + edge_flows(model, terms, dst, src)).cpu().tolist()
+        edges = [ExplainEdge(f"item:{j}", f"{t}:{a}", self._relation[t], fl)
+                 for (j, t, a), fl in zip(pairs, flows, strict=True)]
+        return nodes, edges
+
     def _contribution(self, v: int, gname: str, value: float) -> Contribution:
-        nu = self.model.num_users
-        t, j = ("user", v) if v < nu else ("item", v - nu)
+        t, j = self._row_node(v)
         name = {"user": "your own embedding", "neighbor": "co-interacting user", "history": "history item",
-                "recommended": "the item's own embedding", "item": "item within reach"}[gname]
+                "recommended": "the item's own embedding", "item": "item within reach",
+                "attribute": f"{t} node"}[gname]
         label = name if gname in ("user", "recommended") else f"{name} {self._labels[t][j]}"
         return Contribution(label, gname, value, (f"{t}:{j}",))
 

@@ -54,8 +54,7 @@ def lightgcn_contributions(model: LightGCN, user: int, item: int) -> Contributio
         r = adj @ r
         weight = weight + a * r
     weight = weight.view(-1)  # [N] = P_u·
-    users0, items0 = model.layer0()
-    e0 = torch.cat([users0, items0])  # [N, D]
+    e0 = model.layer0_all()  # [N, D]
     user_final, item_final = model.get_embedding()
     e_i = item_final[item]
     nodes = torch.nonzero(weight).view(-1)
@@ -96,7 +95,7 @@ def walk_terms(model: LightGCN, user: int, item: int, e0: Tensor | None = None,
     """
     adj, alphas = model.adj, model.alphas.tolist()
     if e0 is None:
-        e0 = torch.cat(model.layer0())
+        e0 = model.layer0_all()
     users_final, item_final = model.get_embedding() if final is None else final
     n, num_layers = adj.shape[0], len(alphas) - 1
     e_i = item_final[item]

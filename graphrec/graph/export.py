@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,32 +39,50 @@ def normalized_adjacency(
     graph: HeteroData | sp.csr_matrix,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    attributes: Sequence[str] = (),
 ) -> torch.Tensor:
-    """LightGCN's symmetric-normalised bipartite adjacency as a torch sparse CSR tensor.
+    """LightGCN's symmetric-normalised adjacency as a torch sparse CSR tensor.
 
-    Nodes are users ``0..U-1`` followed by items ``U..U+I-1``; entries are
-    ``1 / sqrt(deg(u) * deg(i))`` for every train edge, in both directions
-    (He et al., SIGIR 2020, eq. 7):
+    Nodes are users ``0..U-1`` followed by items ``U..U+I-1`` and then, for
+    each node type named in ``attributes`` (``"genre"``...), its nodes in that
+    order; entries are ``1 / sqrt(deg(a) * deg(b))`` for every edge, in both
+    directions (He et al., SIGIR 2020, eq. 7):
 
-    .. math:: \\tilde{A} = D^{-1/2} A D^{-1/2}, \\quad A = \\begin{pmatrix} 0 & R \\\\ R^T & 0 \\end{pmatrix}
+    .. math:: \\tilde{A} = D^{-1/2} A D^{-1/2}, \\quad A = \\begin{pmatrix} 0 & R & S \\\\ R^T & 0 & T \\\\ S^T & T^T & 0 \\end{pmatrix}
 
-    Nodes without edges have zero rows (never ``inf``).
+    with ``R`` the train interactions and ``T`` (``S``) the item (user)
+    attribute links. Nodes without edges have zero rows (never ``inf``).
+
+    Args:
+        graph: A graph from :class:`~graphrec.graph.GraphBuilder`, or a
+            ``users × items`` interaction matrix.
+        attributes: Attribute node types to include (graph input only).
 
     Shapes:
-        returns ``[U + I, U + I]``.
+        returns ``[N, N]`` with ``N = U + I + Σ |attribute nodes|``.
     """
     r = interaction_matrix(graph) if isinstance(graph, HeteroData) else sp.csr_matrix(graph, dtype=np.float64)
     r = r.astype(np.float64)
     r.data[:] = 1.0
     num_users, num_items = r.shape
-    deg_u = np.asarray(r.sum(axis=1)).ravel()
-    deg_i = np.asarray(r.sum(axis=0)).ravel()
-    inv_u = np.divide(1.0, np.sqrt(deg_u), out=np.zeros_like(deg_u), where=deg_u > 0)
-    inv_i = np.divide(1.0, np.sqrt(deg_i), out=np.zeros_like(deg_i), where=deg_i > 0)
-    norm = sp.diags(inv_u) @ r @ sp.diags(inv_i)  # [U, I]
-    adj = sp.bmat([[None, norm], [norm.T, None]], format="csr", dtype=np.float64)
+    if attributes and not isinstance(graph, HeteroData):
+        raise ValueError("attributes need a HeteroData graph, not an interaction matrix")
+    links = [_attribute_links(graph, t, num_users, num_items) for t in attributes] if isinstance(graph, HeteroData) else []
+    sizes = [num_users, num_items, *(m.shape[1] for _, m in links)]
+    blocks: list[list[sp.csr_matrix | None]] = [[None] * len(sizes) for _ in sizes]
+    blocks[0][1], blocks[1][0] = r, r.T.tocsr()
+    for j, (owner, m) in enumerate(links, start=2):
+        blocks[owner][j], blocks[j][owner] = m, m.T.tocsr()
+    for i, n in enumerate(sizes):  # bmat needs every block row and column sized
+        blocks[i][i] = sp.csr_matrix((n, n))
+    a: sp.csr_matrix = sp.bmat(blocks, format="csr", dtype=np.float64)  # type: ignore[assignment]
+    a.data[:] = 1.0
+    deg = np.asarray(a.sum(axis=1)).ravel()
+    inv = np.divide(1.0, np.sqrt(deg), out=np.zeros_like(deg), where=deg > 0)
+    adj = (sp.diags(inv) @ a @ sp.diags(inv)).tocsr()
+    adj.eliminate_zeros()
     adj.sort_indices()
-    n = num_users + num_items
+    n = int(sum(sizes))
     # int32 indices where they fit: MKL and cuSPARSE take them as they are, while
     # int64 ones are converted on every product.
     index_dtype = np.int32 if adj.nnz < 2**31 - 1 else np.int64
@@ -77,6 +96,20 @@ def normalized_adjacency(
             device=device,
             check_invariants=False,  # built by scipy: sorted, in range
         )
+
+
+def _attribute_links(data: HeteroData, node_type: str, num_users: int, num_items: int) -> tuple[int, sp.csr_matrix]:
+    """``(owner block, owner × attribute 0/1 matrix)`` of the forward edges into ``node_type``."""
+    found = [et for et in data.edge_types if et[2] == node_type and et[0] in ("user", "item") and not et[1].startswith("rev_")]
+    if not found:
+        have = sorted({et[2] for et in data.edge_types if et[0] in ("user", "item")} - {"user", "item"})
+        raise ValueError(f"the graph has no user or item edges into {node_type!r} nodes (attribute types: {have})")
+    src_t = found[0][0]
+    s, d = data[found[0]].edge_index.cpu().numpy()
+    rows = num_users if src_t == "user" else num_items
+    m = sp.csr_matrix((np.ones(len(s)), (s, d)), shape=(rows, data[node_type].num_nodes))
+    m.sum_duplicates()
+    return (0 if src_t == "user" else 1), m
 
 
 def to_networkx(data: HeteroData, include_reverse: bool = False) -> nx.Graph:

@@ -65,8 +65,8 @@ class LightGCN(ScoringModel):
 
     Args:
         num_users, num_items: Sizes.
-        adj: ``D^-1/2 A D^-1/2`` over users then items,
-            ``[num_users + num_items]²`` (see
+        adj: ``D^-1/2 A D^-1/2`` over users, then items, then any extra
+            nodes, ``[num_users + num_items + Σ extra_nodes]²`` (see
             :func:`graphrec.graph.normalized_adjacency`). Kept as a buffer, so
             ``model.to(device)`` moves it.
         dim: Embedding size.
@@ -77,6 +77,11 @@ class LightGCN(ScoringModel):
             layer-0 embedding becomes ``id_emb + W x`` (text-aware LightGCN),
             so an item without train interactions still has a meaningful one.
         user_features: Optional ``[num_users, F']`` features, the same way.
+        extra_nodes: Attribute node types propagated with users and items,
+            in the adjacency's order, with their counts (``{"genre": 19}``);
+            each node gets a learned layer-0 embedding. Scores stay user ·
+            item; the attribute nodes carry signal between items that share
+            them.
 
     Shapes:
         get_embedding(): ``([U, D], [I, D])``.
@@ -99,11 +104,14 @@ class LightGCN(ScoringModel):
         reg: float = 1e-4,
         item_features: Tensor | None = None,
         user_features: Tensor | None = None,
+        extra_nodes: dict[str, int] | None = None,
     ) -> None:
         super().__init__(num_users, num_items)
-        n = num_users + num_items
+        extra = dict(extra_nodes or {})
+        n = num_users + num_items + sum(extra.values())
         if tuple(adj.shape) != (n, n):
-            raise ValueError(f"adj must be [{n}, {n}] (users then items), got {list(adj.shape)}")
+            what = "users then items" + (f" then {', '.join(extra)}" if extra else "")
+            raise ValueError(f"adj must be [{n}, {n}] ({what}), got {list(adj.shape)}")
         if num_layers < 0:
             raise ValueError(f"num_layers must be >= 0, got {num_layers}")
         alphas = torch.full((num_layers + 1,), 1.0 / (num_layers + 1)) if alpha is None else torch.tensor(alpha, dtype=torch.float)
@@ -116,6 +124,12 @@ class LightGCN(ScoringModel):
         self.item_emb = nn.Embedding(num_items, dim)
         nn.init.xavier_uniform_(self.user_emb.weight)
         nn.init.xavier_uniform_(self.item_emb.weight)
+        #: ``[(node type, count), ...]``: what the rows of ``adj`` are, in order
+        self.node_layout = [("user", num_users), ("item", num_items), *extra.items()]
+        self.extra_emb: nn.Embedding | None = None
+        if extra:
+            self.extra_emb = nn.Embedding(sum(extra.values()), dim)
+            nn.init.xavier_uniform_(self.extra_emb.weight)
         self.item_proj: nn.Linear | None = None
         self.user_proj: nn.Linear | None = None
         if item_features is not None:
@@ -130,7 +144,7 @@ class LightGCN(ScoringModel):
     def hparams(self) -> dict[str, Any]:
         return {**super().hparams(), "dim": self.dim, "num_layers": self.num_layers, "reg": self.reg,
                 "alpha": self.alphas.tolist(), "text_items": self.item_proj is not None,
-                "text_users": self.user_proj is not None}
+                "text_users": self.user_proj is not None, "extra_nodes": dict(self.node_layout[2:])}
 
     def layer0(self) -> tuple[Tensor, Tensor]:
         """Layer-0 embeddings ``([U, D], [I, D])``: ids, plus projected features where given."""
@@ -141,10 +155,16 @@ class LightGCN(ScoringModel):
             users = users + self.user_proj(self.user_x)
         return users, items
 
+    def layer0_all(self) -> Tensor:
+        """Layer-0 embeddings of every row of ``adj``: ``[N, D]`` (users, items, extra nodes)."""
+        parts = list(self.layer0())
+        if self.extra_emb is not None:
+            parts.append(self.extra_emb.weight)
+        return torch.cat(parts)
+
     def get_embedding(self) -> tuple[Tensor, Tensor]:
-        users0, items0 = self.layer0()
-        out = propagate(self.adj, torch.cat([users0, items0]), self.alphas)  # [U+I, D]
-        return out[: self.num_users], out[self.num_users :]
+        out = propagate(self.adj, self.layer0_all(), self.alphas)  # [N, D]
+        return out[: self.num_users], out[self.num_users : self.num_users + self.num_items]
 
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
         """BPR on the propagated embeddings plus ``reg · Σ ||e⁰||² / 2B`` on the batch's layer-0 rows.
@@ -153,14 +173,13 @@ class LightGCN(ScoringModel):
             users, pos_items, neg_items: ``[B]`` → scalar.
         """
         batch = users.shape[0]
-        users0, items0 = self.layer0()
-        e0 = torch.cat([users0, items0])  # [U+I, D]
-        final = propagate(self.adj, e0, self.alphas)  # [U+I, D]
+        e0 = self.layer0_all()  # [N, D]
+        final = propagate(self.adj, e0, self.alphas)  # [N, D]
         # One gather for the three roles: its backward is one index_add, not three.
         rows = torch.cat([users, pos_items + self.num_users, neg_items + self.num_users])  # [3B]
         e_u, e_p, e_n = final.index_select(0, rows).split(batch)  # [B, D] each
         rank = bpr_loss((e_u * e_p).sum(-1), (e_u * e_n).sum(-1))
         # Σ over the batch's rows of ||e⁰_row||², written as counts · row norms: no scatter in backward.
-        counts = torch.bincount(rows, minlength=e0.shape[0]).to(e0.dtype)  # [U+I]
+        counts = torch.bincount(rows, minlength=e0.shape[0]).to(e0.dtype)  # [N]
         reg = (counts * e0.pow(2).sum(1)).sum() / (2 * batch)
         return rank + self.reg * reg

@@ -74,6 +74,9 @@ class ModelSection:
     fanouts: GraphSAGE's neighbours sampled per hop in training (one per layer; -1: all).
     dropout: GraphSAGE's dropout between layers.
     objective: GraphSAGE's loss: ``bpr`` or ``bce`` (binary cross-entropy).
+    attribute_nodes: LightGCN and text-LightGCN: propagate over the item
+        attribute nodes of ``graph.item_attributes`` (genres...) too, each with
+        a learned embedding; their share of a score is then explained exactly.
     """
 
     name: Literal["mostpop", "itemknn", "mf-bpr", "lightgcn", "text-lightgcn", "graphsage"] = "lightgcn"
@@ -85,6 +88,7 @@ class ModelSection:
     fanouts: tuple[int, ...] = (10, 10)
     dropout: float = 0.0
     objective: Literal["bpr", "bce"] = "bpr"
+    attribute_nodes: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,14 @@ class ExperimentConfig:
     model: ModelSection = field(default_factory=ModelSection)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalSection = field(default_factory=EvalSection)
+
+    def __post_init__(self) -> None:
+        if self.model.attribute_nodes:
+            if self.model.name not in ("lightgcn", "text-lightgcn"):
+                raise ConfigError(f"model.attribute_nodes is for lightgcn and text-lightgcn, not {self.model.name!r} "
+                                  "(graphsage uses the graph's attribute nodes as they are)")
+            if not self.graph.item_attributes:
+                raise ConfigError("model.attribute_nodes needs graph.item_attributes (e.g. [genre])")
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))

@@ -65,7 +65,9 @@ def prepare(config: ExperimentConfig, with_text: bool | None = None) -> Prepared
         inter = split.part(name)
         return to_csr(inter.user, inter.item, *train.shape)
 
-    return Prepared(ds, split, train, part("valid"), part("test"), normalized_adjacency(graph), item_text, graph)
+    attributes = c.graph.item_attributes if c.model.attribute_nodes else ()
+    adj = normalized_adjacency(graph, attributes=attributes)
+    return Prepared(ds, split, train, part("valid"), part("test"), adj, item_text, graph)
 
 
 def build_model(config: ExperimentConfig, data: Prepared) -> ScoringModel:
@@ -82,7 +84,9 @@ def build_model(config: ExperimentConfig, data: Prepared) -> ScoringModel:
         return GraphSAGE(data.graph, hidden=m.dim, num_layers=m.num_layers, fanouts=m.fanouts, dropout=m.dropout,
                          reg=m.reg, objective=m.objective, seed=config.train.seed)
     features = data.item_text if m.name == "text-lightgcn" else None
-    return LightGCN(ds.num_users, ds.num_items, data.adj, dim=m.dim, num_layers=m.num_layers, reg=m.reg, item_features=features)
+    extra = {t: int(data.graph[t].num_nodes) for t in config.graph.item_attributes} if m.attribute_nodes else None
+    return LightGCN(ds.num_users, ds.num_items, data.adj, dim=m.dim, num_layers=m.num_layers, reg=m.reg,
+                    item_features=features, extra_nodes=extra)
 
 
 def evaluators(config: ExperimentConfig, data: Prepared) -> tuple[Evaluator, Evaluator]:

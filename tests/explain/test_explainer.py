@@ -167,3 +167,25 @@ def test_graphsage_integrated_gradients():
         if n.role == "history":
             assert n.index in history
     assert e.paths and all(p[-1] in (e.user, e.item) for p, _ in e.paths)
+
+
+def test_lightgcn_with_attribute_nodes_explains_genres_exactly():
+    _, g = built()  # Crime = genre 0, Sci-Fi = genre 1
+    torch.manual_seed(0)
+    m = LightGCN(3, 4, normalized_adjacency(g, attributes=("genre",)), dim=4, num_layers=3,
+                 extra_nodes={"genre": 2}).eval()
+    assert m.node_layout == [("user", 3), ("item", 4), ("genre", 2)]
+    ex = Explainer(m, g)
+    e = ex.explain(10, 300)  # u0 (Alien, Heat) -> Up (Crime): walks u0 -> Heat -> Crime reach the genre node
+    assert abs(e.total - e.score) < 1e-5
+    assert math.isclose(e.score, float(m(torch.tensor([0]), torch.tensor([2])).detach()), rel_tol=1e-5, abs_tol=1e-8)
+    crime = e.node("genre:0")
+    assert crime.role == "attribute" and crime.importance != 0.0
+    assert "attribute" in e.groups and math.isclose(e.groups["attribute"], sum(
+        c.value for c in (*e.contributions, *e.remainder) if c.group == "attribute"), rel_tol=1e-6, abs_tol=1e-9)
+    genre_edges = {(x.source, x.target): x.importance for x in e.edges if x.type == "has_genre"}
+    assert genre_edges.keys() == {("item:2", "genre:0"), ("item:1", "genre:0")}  # Up and Heat are Crime
+    assert all(v != 0.0 for v in genre_edges.values())
+    assert_edges_exist(e, g)
+    with pytest.raises(ValueError, match=r"users then items then genre"):
+        LightGCN(3, 4, normalized_adjacency(g), dim=4, extra_nodes={"genre": 2})

@@ -92,6 +92,22 @@ def test_normalized_adjacency_exact():
     assert normalized_adjacency(data).layout == torch.sparse_csr
 
 
+def test_normalized_adjacency_with_attribute_nodes():
+    ds = tiny()
+    data = GraphBuilder(GraphConfig(item_attributes=("genre",))).build(ds, split=tiny_split(ds))
+    adj = normalized_adjacency(data, attributes=("genre",)).to_dense().double()
+    assert adj.shape == (9, 9)  # users 0..2, items 3..6, Crime 7, Sci-Fi 8
+    # degrees: users (2, 2, 1); items Alien 2 (u0, Sci-Fi), Heat 4 (u0, u1, Sci-Fi, Crime), Up 2 (u1, Crime),
+    # Fargo 1 (u2); Crime 2, Sci-Fi 2
+    expected = torch.zeros(9, 9, dtype=torch.float64)
+    for a, b, v in [(0, 3, 1 / 2), (0, 4, 1 / math.sqrt(8)), (1, 4, 1 / math.sqrt(8)), (1, 5, 1 / 2), (2, 6, 1.0),
+                    (3, 8, 1 / 2), (4, 8, 1 / math.sqrt(8)), (4, 7, 1 / math.sqrt(8)), (5, 7, 1 / 2)]:
+        expected[a, b] = expected[b, a] = v
+    torch.testing.assert_close(adj, expected, rtol=0, atol=1e-7)
+    with pytest.raises(ValueError, match="no user or item edges into 'tag' nodes"):
+        normalized_adjacency(data, attributes=("tag",))
+
+
 def test_isolated_node_row_is_zero():
     ds = tiny()
     # train without user 2: their row and item 3's row are all zero, never inf/nan

@@ -30,6 +30,8 @@ def test_defaults_and_roundtrip(tmp_path):
     ("train:\n  progress: yes please\n", "train.progress: expected true or false"),
     ("- a\n- b\n", "expected a mapping of sections"),
     ("model: [\n", "not valid YAML"),
+    ("model:\n  name: graphsage\n  attribute_nodes: true\n", "model.attribute_nodes is for lightgcn and text-lightgcn"),
+    ("model:\n  attribute_nodes: true\ngraph:\n  item_attributes: []\n", "model.attribute_nodes needs graph.item_attributes"),
 ])
 def test_errors_name_file_and_key(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as exc:

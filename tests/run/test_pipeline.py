@@ -136,3 +136,19 @@ def test_mostpop_run_cannot_be_explained(runs, capsys):
     run_dir, _ = runs["mostpop"]
     assert main(["explain", str(run_dir), "--user", "196"]) == 2
     assert "MostPopular has no graph explanation" in capsys.readouterr().err
+
+
+def test_lightgcn_over_genre_nodes_run_and_explanation(tmp_path, data_dir):
+    over = {"dataset.data_dir": str(data_dir), "train.epochs": 2, "train.lr": 0.01, "train.progress": False,
+            "model.attribute_nodes": True, "graph.item_attributes": ["genre"]}
+    cfg = load_config("experiments/ml100k-lightgcn.yaml", over)
+    run_dir, metrics = run_experiment(cfg, tmp_path / "genres", log=lambda *_: None)
+    assert 0 < metrics["test"]["recall@20"] <= 1
+    _, data, model = load_run(run_dir)
+    assert model.node_layout[2] == ("genre", 19) and data.adj.shape == (943 + 1682 + 19,) * 2
+    from graphrec.explain import Explainer
+
+    ex = Explainer(model, data.graph).explain(196, 50)
+    assert abs(ex.total - ex.score) < 1e-5
+    assert {n.label for n in ex.nodes if n.role == "attribute"} <= {"Action", "Adventure", "Romance", "Sci-Fi", "War"}
+    assert any(n.role == "attribute" and n.importance != 0 for n in ex.nodes)
