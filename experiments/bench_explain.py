@@ -18,7 +18,7 @@ is printed on the line before the JSON.
 Usage:
     python experiments/bench_explain.py                      # trains LightGCN (experiments/ml100k-lightgcn.yaml)
     python experiments/bench_explain.py --run RUN_DIR        # a finished run (LightGCN or GraphSAGE)
-    python experiments/bench_explain.py --config experiments/ml100k-graphsage.yaml --pairs 50
+    python experiments/bench_explain.py --config experiments/ml100k-lightgcn-genres.yaml   # exact genre shares
 
 Last line: ``{"pairs", "explain_score_drop", "random_score_drop", "explain_rank_drop",
 "random_rank_drop", "p50_ms", "p95_ms"}``.
@@ -50,20 +50,19 @@ Edge = tuple[str, str, str]  # (source key, target key, relation), in the graph'
 class Rescorer:
     """Scores of one (user, item) pair with some edges removed from the graph, same weights."""
 
-    def __init__(self, model: ScoringModel, train: sp.csr_matrix, seen: sp.csr_matrix) -> None:
-        self.model, self.train, self.seen = model, train.tocsr(), seen.tocsr()
+    def __init__(self, model: ScoringModel, graph, seen: sp.csr_matrix) -> None:  # type: ignore[no-untyped-def]
+        self.model, self.seen = model, seen.tocsr()
         self.original = model.adj if isinstance(model, LightGCN) else None
-        self.graph = model.graph if isinstance(model, GraphSAGE) else None
+        self.graph = model.graph if isinstance(model, GraphSAGE) else graph
+        # LightGCN over attribute nodes rebuilds its adjacency with them
+        self.attributes = [t for t, _ in model.node_layout[2:]] if isinstance(model, LightGCN) else []
 
     @torch.no_grad()
     def score_and_rank(self, user: int, item: int, removed: list[Edge] = ()) -> tuple[float, int]:  # type: ignore[assignment]
         m = self.model
         if isinstance(m, LightGCN):
-            r = self.train.tolil(copy=True)
-            for src, dst, _ in removed:
-                if src.startswith("user:") and dst.startswith("item:"):
-                    r[int(src[5:]), int(dst[5:])] = 0
-            m.adj = normalized_adjacency(r.tocsr(), device=m.adj.device)
+            g = _without(self.graph, removed) if removed else self.graph
+            m.adj = normalized_adjacency(g, device=m.adj.device, attributes=self.attributes)
             try:
                 users, items = m.get_embedding()
             finally:
@@ -141,6 +140,8 @@ def main() -> None:
     p.add_argument("--run", default=None, help="a finished run directory (default: train --config)")
     p.add_argument("--config", default=str(HERE / "ml100k-lightgcn.yaml"))
     p.add_argument("--epochs", type=int, default=None, help="cap the configuration's epochs when training")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a configuration value, e.g. --set train.epochs=50")
     p.add_argument("--pairs", type=int, default=200)
     p.add_argument("--edges", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
@@ -152,7 +153,9 @@ def main() -> None:
     if a.run:
         _, data, model = load_run(a.run, device=a.device)
     else:
-        cfg = load_config(a.config)
+        import yaml
+
+        cfg = load_config(a.config, {k: yaml.safe_load(v) for k, v in (x.split("=", 1) for x in a.set)})
         cfg = replace(cfg, train=replace(cfg.train, device=a.device, progress=False,
                                          epochs=min(cfg.train.epochs, a.epochs) if a.epochs else cfg.train.epochs))
         data = prepare(cfg)
@@ -165,7 +168,7 @@ def main() -> None:
         print(f"trained {model!r} in {time.perf_counter() - t:.0f} s")
     seen = (data.train + data.valid).tocsr()
     explainer = Explainer(model, data.graph, seen=seen)
-    rescorer = Rescorer(model, data.train, seen)
+    rescorer = Rescorer(model, data.graph, seen)
     rng = np.random.default_rng(a.seed)
     active = np.flatnonzero(np.diff(data.train.indptr) > 0)
     users = rng.choice(active, size=min(a.pairs, len(active)), replace=False)

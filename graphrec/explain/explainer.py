@@ -53,7 +53,12 @@ class Explainer:
             raw ids, labels and attribute nodes.
         max_history, max_neighbors, max_attributes: Subgraph size.
         top: Contributions listed individually (the rest is the remainder).
-        steps: Integrated-gradients steps (GraphSAGE).
+        steps: Integrated-gradients steps (GraphSAGE; each is one forward
+            and backward pass over the pair's computation subgraph).
+        fanouts: GraphSAGE: neighbours per hop of the computation subgraph
+            explained (default every neighbour: the subgraph of the model's
+            own full-graph score). Smaller fan-outs explain a sampled
+            estimate of the score, faster.
         seen: ``num_users × num_items`` items left out of the user's list when
             reporting the item's rank (default: the graph's train edges; pass
             train + valid to match a Recommender that excludes both).
@@ -67,7 +72,8 @@ class Explainer:
     """
 
     def __init__(self, model: ScoringModel, graph: HeteroData, max_history: int = 5, max_neighbors: int = 3,
-                 max_attributes: int = 3, top: int = 10, steps: int = 16, seen: sp.csr_matrix | None = None) -> None:
+                 max_attributes: int = 3, top: int = 10, steps: int = 16, seen: sp.csr_matrix | None = None,
+                 fanouts: list[int] | None = None) -> None:
         if not isinstance(model, LightGCN | GraphSAGE):
             raise ConfigError(f"{type(model).__name__} has no graph explanation; explainable models: LightGCN, "
                               "text-LightGCN, GraphSAGE")
@@ -76,7 +82,7 @@ class Explainer:
                              f"the model {model.num_users} and {model.num_items}")
         self.model, self.graph = model, graph
         self.max_history, self.max_neighbors, self.max_attributes = max_history, max_neighbors, max_attributes
-        self.top, self.steps = top, steps
+        self.top, self.steps, self.fanouts = top, steps, fanouts
         u, i = graph[INTERACTS].edge_index.cpu().numpy()
         shape = (model.num_users, model.num_items)
         self.train = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=shape)
@@ -252,7 +258,7 @@ class Explainer:
     # --- GraphSAGE: integrated gradients ---
 
     def _graphsage(self, model: GraphSAGE, user: int, item: int) -> Explanation:
-        att = graphsage_edge_attributions(model, user, item, steps=self.steps)
+        att = graphsage_edge_attributions(model, user, item, steps=self.steps, fanouts=self.fanouts)
         history = set(self.train[user].indices.tolist())
         # merge the two directions of each undirected edge; node importance = what its messages carried
         merged: dict[tuple[str, str, str], float] = defaultdict(float)

@@ -253,6 +253,10 @@ class Explanation:
         share = self.groups.get("neighbor", 0.0) / self.score if self.score > 0 else 0.0
         if 0.2 < share <= 1.0:
             head += f" Other users' interactions carry {share:.0%} of its score."
+        carriers = [a for a in self.by_role("attribute") if a.importance > 0]
+        attr_share = sum(a.importance for a in carriers) / self.score if self.score > 0 else 0.0
+        if carriers and 0.05 <= attr_share <= 1.0:
+            head += f" {_join([a.label for a in carriers])} {'carries' if len(carriers) == 1 else 'carry'} {attr_share:.0%} of it."
         return head
 
     def draw(self, path: str | Path, title: str | None = None, dpi: int = 120) -> Path:

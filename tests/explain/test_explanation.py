@@ -97,3 +97,11 @@ def test_html_and_unknown_format(tmp_path):
     with pytest.raises(ConfigError, match=r"why.svg: unknown explanation format '.svg'; use .png, .json or .html"):
         example().save(tmp_path / "why.svg")
     assert (tmp_path / "why.svg").read_text() == "old"
+
+
+def test_text_names_attributes_that_carry_score():
+    from dataclasses import replace
+
+    ex = example()
+    nodes = tuple(replace(n, importance=0.4) if n.label == "Sci-Fi" else n for n in ex.nodes)
+    assert replace(ex, nodes=nodes).text().endswith("of its score. Sci-Fi carries 11% of it.")  # 0.4 / 3.5
