@@ -20,6 +20,7 @@ from graphrec.explain.explanation import Contribution, ExplainEdge, ExplainNode,
 from graphrec.explain.lightgcn import WalkTerms, edge_flows, walk_terms
 from graphrec.explain.sage import graphsage_edge_attributions
 from graphrec.graph.builder import INTERACTS, node_labels, node_raw_ids
+from graphrec.graph.export import attribute_matrix, interaction_matrix
 from graphrec.nn.base import ScoringModel
 from graphrec.nn.lightgcn import LightGCN
 from graphrec.nn.sage import GraphSAGE
@@ -83,10 +84,8 @@ class Explainer:
         self.model, self.graph = model, graph
         self.max_history, self.max_neighbors, self.max_attributes = max_history, max_neighbors, max_attributes
         self.top, self.steps, self.fanouts = top, steps, fanouts
-        u, i = graph[INTERACTS].edge_index.cpu().numpy()
         shape = (model.num_users, model.num_items)
-        self.train = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=shape)
-        self.train.sum_duplicates()
+        self.train = interaction_matrix(graph)
         named = "node_raw_ids" in graph  # graphs from GraphBuilder; hand-made ones fall back to indices
         self.seen = sp.csr_matrix(seen) if seen is not None else self.train
         if self.seen.shape != shape:
@@ -95,15 +94,14 @@ class Explainer:
         self._lookup = {t: {_key(r): j for j, r in enumerate(ids)} for t, ids in self._raw.items() if t in ("user", "item")}
         self._labels = {t: node_labels(graph, t) if named else [f"{t} {j}" for j in range(graph[t].num_nodes)]
                         for t in graph.node_types}
-        # item -> attribute (type, index) links, for the attribute context
+        # items × attribute links per attribute type, and their relation, for the attribute nodes shown
         self._attrs: dict[str, sp.csr_matrix] = {}
-        for src_t, rel, dst_t in graph.edge_types:
-            if src_t == "item" and dst_t not in ("user", "item") and not rel.startswith("rev_"):
-                s, d = graph[(src_t, rel, dst_t)].edge_index.cpu().numpy()
-                m = sp.csr_matrix((np.ones(len(s), np.float32), (s, d)), shape=(model.num_items, graph[dst_t].num_nodes))
-                m.sum_duplicates()
-                self._attrs[dst_t] = m
-        self._relation = {dst_t: rel for src_t, rel, dst_t in graph.edge_types if src_t == "item" and dst_t in self._attrs}
+        self._relation: dict[str, str] = {}
+        item_attributes = {dst_t for src_t, rel, dst_t in graph.edge_types
+                           if src_t == "item" and dst_t not in ("user", "item") and not rel.startswith("rev_")}
+        for t in sorted(item_attributes):
+            edge_type, self._attrs[t] = attribute_matrix(graph, t)
+            self._relation[t] = edge_type[1]
         self._cache: dict[str, torch.Tensor] = {}
 
     # --- entry points ---
@@ -261,15 +259,15 @@ class Explainer:
         att = graphsage_edge_attributions(model, user, item, steps=self.steps, fanouts=self.fanouts)
         history = set(self.train[user].indices.tolist())
         # merge the two directions of each undirected edge; node importance = what its messages carried
-        merged: dict[tuple[str, str, str], float] = defaultdict(float)
-        relation: dict[tuple[str, str, str], str] = {}
+        merged: dict[tuple[str, str], float] = defaultdict(float)  # (source, target) in forward direction
+        relation: dict[tuple[str, str], str] = {}
         sent: dict[str, float] = defaultdict(float)
         for (src_t, rel, dst_t), vals in att.values.items():
             for s, d, v in zip(att.src[(src_t, rel, dst_t)].tolist(), att.dst[(src_t, rel, dst_t)].tolist(),
                                vals.tolist(), strict=True):
                 a, b = f"{src_t}:{s}", f"{dst_t}:{d}"
                 fwd = not rel.startswith("rev_")
-                k = (a, b, "") if fwd else (b, a, "")
+                k = (a, b) if fwd else (b, a)
                 merged[k] += v
                 relation[k] = rel if fwd else rel[4:]
                 sent[a] += v
@@ -289,24 +287,25 @@ class Explainer:
         # the user's side too: the history items whose messages carried most, with their edges to the user
         hist_keys = sorted((f"item:{h}" for h in history if sent.get(f"item:{h}", 0.0) > 0), key=lambda k: -sent[k])
         for h in hist_keys[: self.max_history]:
-            k = (f"user:{user}", h, "")
+            k = (f"user:{user}", h)
             if k in merged and k not in top:
                 top.append(k)
-        keys = [f"user:{user}", f"item:{item}"] + [x for k in top for x in k[:2]]
+        keys = [f"user:{user}", f"item:{item}"] + [x for k in top for x in k]
         keys = list(dict.fromkeys(keys))
         nodes = [self._node(k.split(":")[0], int(k.split(":")[1]), role(k), sent.get(k, 0.0)) for k in keys]
         edges = [ExplainEdge(k[0], k[1], relation[k], merged[k]) for k in top]
         hist_shown = [int(n.key.split(":")[1]) for n in sorted(nodes, key=lambda n: -n.importance)
                       if n.role == "history" and n.importance > 0][:2]
-        attr_nodes, attr_edges = self._attribute_context(item, hist_shown, {k[:2]: merged[k] for k in merged})
+        attr_nodes, attr_edges = self._attribute_context(item, hist_shown, merged)
         have = {n.key for n in nodes}
         nodes += [n for n in attr_nodes if n.key not in have]
         shown = {(e.source, e.target) for e in edges}
         edges += [e for e in attr_edges if (e.source, e.target) not in shown]
 
         contributions = tuple(Contribution(f"{self._label(k[0])} –{relation[k]}– {self._label(k[1])}", "edge",
-                                           merged[k], k[:2]) for k in top)
-        rest = [merged[k] for k in merged if k not in set(top)]
+                                           merged[k], k) for k in top)
+        listed = set(top)
+        rest = [v for k, v in merged.items() if k not in listed]
         remainder = (
             Contribution(f"{len(rest):,} other edges of the computation subgraph", "edge", float(sum(rest))),
             Contribution("no-message baseline (the user's and item's own inputs) and integration error",
@@ -316,7 +315,7 @@ class Explainer:
         for key, v in sent.items():
             groups[role(key)] += v
         groups["baseline"] = att.baseline
-        paths = _paths(merged, relation, f"user:{user}", f"item:{item}")
+        paths = _paths(merged, f"user:{user}", f"item:{item}")
         return Explanation(model=type(model).__name__, method="integrated-gradients", score=att.score,
                            user=f"user:{user}", item=f"item:{item}", nodes=tuple(nodes), edges=tuple(edges),
                            contributions=contributions, remainder=remainder, groups=dict(groups), paths=paths,
@@ -368,11 +367,11 @@ def _key(raw: object) -> str:
     return str(raw.item() if hasattr(raw, "item") else raw)
 
 
-def _paths(merged: dict[tuple[str, str, str], float], relation: dict[tuple[str, str, str], str],
-           user: str, item: str, k: int = 5) -> tuple[tuple[tuple[str, ...], float], ...]:
+def _paths(merged: dict[tuple[str, str], float], user: str, item: str,
+           k: int = 5) -> tuple[tuple[tuple[str, ...], float], ...]:
     """Two-edge chains ``a – b – seed`` ending at the user or the item, by summed attribution."""
     adj: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    for (a, b, _), v in merged.items():
+    for (a, b), v in merged.items():
         adj[a].append((b, v))
         adj[b].append((a, v))
     found: list[tuple[tuple[str, ...], float]] = []

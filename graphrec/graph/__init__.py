@@ -11,9 +11,9 @@ from graphrec.graph.builder import (
     reverse,
 )
 from graphrec.graph.config import GraphConfig
-from graphrec.graph.export import interaction_matrix, normalized_adjacency, to_networkx
+from graphrec.graph.export import attribute_matrix, interaction_matrix, normalized_adjacency, to_networkx
 
 __all__ = [
-    "ATTRIBUTE_EDGES", "INTERACTS", "REV_INTERACTS", "GraphBuilder", "GraphConfig",
+    "ATTRIBUTE_EDGES", "INTERACTS", "REV_INTERACTS", "GraphBuilder", "GraphConfig", "attribute_matrix",
     "interaction_matrix", "multihot", "node_labels", "node_raw_ids", "normalized_adjacency", "reverse", "to_networkx",
 ]

@@ -67,11 +67,12 @@ def normalized_adjacency(
     num_users, num_items = r.shape
     if attributes and not isinstance(graph, HeteroData):
         raise ValueError("attributes need a HeteroData graph, not an interaction matrix")
-    links = [_attribute_links(graph, t, num_users, num_items) for t in attributes] if isinstance(graph, HeteroData) else []
+    links = [attribute_matrix(graph, t) for t in attributes] if isinstance(graph, HeteroData) else []
     sizes = [num_users, num_items, *(m.shape[1] for _, m in links)]
     blocks: list[list[sp.csr_matrix | None]] = [[None] * len(sizes) for _ in sizes]
     blocks[0][1], blocks[1][0] = r, r.T.tocsr()
-    for j, (owner, m) in enumerate(links, start=2):
+    for j, (edge_type, m) in enumerate(links, start=2):
+        owner = 0 if edge_type[0] == "user" else 1
         blocks[owner][j], blocks[j][owner] = m, m.T.tocsr()
     for i, n in enumerate(sizes):  # bmat needs every block row and column sized
         blocks[i][i] = sp.csr_matrix((n, n))
@@ -98,18 +99,23 @@ def normalized_adjacency(
         )
 
 
-def _attribute_links(data: HeteroData, node_type: str, num_users: int, num_items: int) -> tuple[int, sp.csr_matrix]:
-    """``(owner block, owner × attribute 0/1 matrix)`` of the forward edges into ``node_type``."""
+def attribute_matrix(data: HeteroData, node_type: str) -> tuple[tuple[str, str, str], sp.csr_matrix]:
+    """The forward edge type into attribute ``node_type`` and its ``owners × attributes`` 0/1 matrix.
+
+    Owners are users or items (``("item", "has_genre", "genre")``: items ×
+    genres). ValueError if no user or item edges lead to ``node_type``.
+    """
     found = [et for et in data.edge_types if et[2] == node_type and et[0] in ("user", "item") and not et[1].startswith("rev_")]
     if not found:
         have = sorted({et[2] for et in data.edge_types if et[0] in ("user", "item")} - {"user", "item"})
         raise ValueError(f"the graph has no user or item edges into {node_type!r} nodes (attribute types: {have})")
-    src_t = found[0][0]
-    s, d = data[found[0]].edge_index.cpu().numpy()
-    rows = num_users if src_t == "user" else num_items
-    m = sp.csr_matrix((np.ones(len(s)), (s, d)), shape=(rows, data[node_type].num_nodes))
+    edge_type = found[0]
+    s, d = data[edge_type].edge_index.cpu().numpy()
+    m = sp.csr_matrix((np.ones(len(s), np.float32), (s, d)),
+                      shape=(data[edge_type[0]].num_nodes, data[node_type].num_nodes))
     m.sum_duplicates()
-    return (0 if src_t == "user" else 1), m
+    m.data[:] = 1.0
+    return edge_type, m
 
 
 def to_networkx(data: HeteroData, include_reverse: bool = False) -> nx.Graph:
