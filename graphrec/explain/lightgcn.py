@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.utils.weak import WeakIdKeyDictionary
 
 from graphrec.nn.lightgcn import LightGCN
 
@@ -43,25 +44,13 @@ def lightgcn_contributions(model: LightGCN, user: int, item: int) -> Contributio
 
     Costs L sparse matrix-vector products: ``P_u·`` is row ``u`` of
     ``Σ_k α_k Â^k``, and ``Â`` is symmetric, so it is ``Σ_k α_k Â^k`` applied
-    to the indicator of ``u``.
+    to the indicator of ``u`` (see :func:`walk_terms`).
     """
-    adj, alphas = model.adj, model.alphas.tolist()
-    n = adj.shape[0]
-    r = torch.zeros(n, 1, device=adj.device, dtype=adj.dtype)
-    r[user] = 1.0
-    weight = r * alphas[0]
-    for a in alphas[1:]:
-        r = adj @ r
-        weight = weight + a * r
-    weight = weight.view(-1)  # [N] = P_u·
-    e0 = model.layer0_all()  # [N, D]
-    user_final, item_final = model.get_embedding()
-    e_i = item_final[item]
-    nodes = torch.nonzero(weight).view(-1)
-    values = weight[nodes] * (e0[nodes] @ e_i)
+    terms = walk_terms(model, user, item)
+    nodes = torch.nonzero(terms.weight).view(-1)
+    values = terms.values[nodes]
     order = torch.argsort(values.abs(), descending=True)
-    score = float((user_final[user] * e_i).sum())
-    return Contributions(score, nodes[order].cpu(), values[order].cpu())
+    return Contributions(terms.score, nodes[order].cpu(), values[order].cpu())
 
 
 @dataclass(frozen=True)
@@ -87,7 +76,7 @@ class WalkTerms:
 @torch.no_grad()
 def walk_terms(model: LightGCN, user: int, item: int, e0: Tensor | None = None,
                final: tuple[Tensor, Tensor] | None = None) -> WalkTerms:
-    """Forward and backward walk vectors of a LightGCN score (2L sparse mat-vecs).
+    """Forward and backward walk vectors of a LightGCN score (2L - 1 sparse mat-vecs).
 
     ``e0`` (``[N, D]`` layer-0 embeddings) and ``final`` (the propagated
     ``([U, D], [I, D])`` of :meth:`LightGCN.get_embedding`) may be passed in
@@ -102,31 +91,28 @@ def walk_terms(model: LightGCN, user: int, item: int, e0: Tensor | None = None,
     c = e0 @ e_i  # [N]
     f = torch.zeros(n, device=adj.device, dtype=e0.dtype)
     f[user] = 1.0
-    forward, backward = [f], [c]
-    for _ in range(max(num_layers - 1, 0)):
-        forward.append((adj @ forward[-1].unsqueeze(1)).squeeze(1))
-        backward.append((adj @ backward[-1].unsqueeze(1)).squeeze(1))
-    weight = f * alphas[0]
-    walk = f
-    for a in alphas[1:]:
-        walk = (adj @ walk.unsqueeze(1)).squeeze(1)
-        weight = weight + a * walk
+    walks, backward = [f], [c]  # walks[k] = Â^k 1_u for k = 0..L; backward[j] = Â^j c for j = 0..L-1
+    for k in range(num_layers):
+        walks.append((adj @ walks[-1].unsqueeze(1)).squeeze(1))
+        if k < num_layers - 1:
+            backward.append((adj @ backward[-1].unsqueeze(1)).squeeze(1))
+    weight = sum((a * w for a, w in zip(alphas, walks, strict=True)), torch.zeros_like(f))
     values = weight * c
-    score = float(users_final[user] @ e_i)  # the model's own score, not the sum it is checked against
-    return WalkTerms(torch.stack(forward), torch.stack(backward), weight, values, score)
+    score = float((users_final[user] * e_i).sum())  # as the model computes it, not the sum checked against it
+    return WalkTerms(torch.stack(walks[:max(num_layers, 1)]), torch.stack(backward), weight, values, score)
 
 
-_KEYS: list[tuple[Tensor, Tensor, Tensor]] = []  # (adj, keys, values) of the last adjacency seen
+# adjacency -> sorted entry keys; weak, so a cached matrix is freed with its model
+_KEYS: WeakIdKeyDictionary = WeakIdKeyDictionary()
 
 
 def _entry_keys(adj: Tensor) -> tuple[Tensor, Tensor]:
-    """Sorted ``row * N + col`` keys of a CSR matrix's entries, and its values (cached for the last matrix)."""
-    if _KEYS and _KEYS[0][0] is adj:
-        return _KEYS[0][1], _KEYS[0][2]
-    crow, col = adj.crow_indices().long(), adj.col_indices().long()
-    rows = torch.repeat_interleave(torch.arange(adj.shape[0], device=col.device), crow.diff())
-    keys = rows * adj.shape[0] + col
-    _KEYS[:] = [(adj, keys, adj.values())]
+    """Sorted ``row * N + col`` keys of a CSR matrix's entries (computed once per matrix), and its values."""
+    keys = _KEYS.get(adj)
+    if keys is None:
+        crow, col = adj.crow_indices().long(), adj.col_indices().long()
+        rows = torch.repeat_interleave(torch.arange(adj.shape[0], device=col.device), crow.diff())
+        keys = _KEYS[adj] = rows * adj.shape[0] + col
     return keys, adj.values()
 
 
