@@ -307,9 +307,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from graphrec.explain import Explainer
+    from graphrec.explain.explanation import FORMATS
     from graphrec.run import load_run
 
-    if args.out is not None and Path(args.out).suffix.lower() not in (".png", ".json", ".html", ".htm"):
+    if args.out is not None and Path(args.out).suffix.lower() not in FORMATS:  # before loading the run
         raise GraphrecError(f"--out {args.out}: unknown explanation format; use .png, .json or .html")
     _, data, model = load_run(args.run_dir)
     ds = data.dataset

@@ -21,6 +21,9 @@ from graphrec.fs import atomic_path, atomic_write_text
 if TYPE_CHECKING:
     import networkx as nx
 
+#: File formats :meth:`Explanation.save` writes, by extension.
+FORMATS = (".png", ".json", ".html", ".htm")
+
 #: Node roles, in drawing order.
 ROLES = ("user", "recommended", "history", "neighbor", "item", "attribute")
 _LAYERS = {"user": 0, "history": 1, "neighbor": 2, "item": 2, "attribute": 2, "recommended": 3}
@@ -211,14 +214,14 @@ class Explanation:
         """Write ``.json``, ``.png`` or ``.html`` by the file's extension (atomically)."""
         path = Path(path)
         suffix = path.suffix.lower()
+        if suffix not in FORMATS:
+            raise ConfigError(f"{path}: unknown explanation format {suffix!r}; use .png, .json or .html")
         if suffix == ".json":
             atomic_write_text(path, self.to_json())
         elif suffix == ".png":
             self.draw(path)
-        elif suffix in (".html", ".htm"):
-            atomic_write_text(path, self.to_html())
         else:
-            raise ConfigError(f"{path}: unknown explanation format {suffix!r}; use .png, .json or .html")
+            atomic_write_text(path, self.to_html())
         return path
 
     # --- views ---
