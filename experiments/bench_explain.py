@@ -61,21 +61,24 @@ class Rescorer:
     def score_and_rank(self, user: int, item: int, removed: list[Edge] = ()) -> tuple[float, int]:  # type: ignore[assignment]
         m = self.model
         if isinstance(m, LightGCN):
-            g = _without(self.graph, removed) if removed else self.graph
-            m.adj = normalized_adjacency(g, device=m.adj.device, attributes=self.attributes)
+            if removed:
+                m.adj = normalized_adjacency(_without(self.graph, removed), device=m.adj.device,
+                                             attributes=self.attributes)
             try:
                 users, items = m.get_embedding()
             finally:
                 m.adj = self.original
         else:
             assert isinstance(m, GraphSAGE) and self.graph is not None
-            m.graph = _without(self.graph, removed)
-            m._on.clear()
+            if removed:
+                m.graph = _without(self.graph, removed)
+                m._on.clear()
             try:
                 users, items = m.get_embedding()
             finally:
-                m.graph = self.graph
-                m._on.clear()
+                if removed:
+                    m.graph = self.graph
+                    m._on.clear()
         scores = (items @ users[user]).float().cpu()
         s = float(scores[item])
         scores[torch.from_numpy(self.seen[user].indices.astype(np.int64))] = -torch.inf
