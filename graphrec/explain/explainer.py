@@ -169,17 +169,17 @@ class Explainer:
                  self._node("item", item, "recommended", float(values[nu + item]))]
         nodes += [self._node("item", h, "history", float(values[nu + h])) for h in chosen_h]
         nodes += [self._node("user", w, "neighbor", float(values[w])) for w in chosen_w]
-        pairs = [(user, h) for h in chosen_h]
-        pairs += [(w, h) for w in chosen_w for h in chosen_h if self.train[w, h]]
+        own = dict(zip(hist.tolist(), own_flows.tolist(), strict=True))
+        edges = [ExplainEdge(f"user:{user}", f"item:{h}", INTERACTS[1], own[h]) for h in chosen_h]
+        pairs = [(w, h) for w in chosen_w for h in chosen_h if self.train[w, h]]
         pairs += [(w, item) for w in chosen_w if self.train[w, item]]
-        edges: list[ExplainEdge] = []
         if pairs:
             src = torch.tensor([p[0] for p in pairs])
             dst = torch.tensor([p[1] + nu for p in pairs])
             flows = (edge_flows(model, terms, src.to(dev), dst.to(dev))
                      + edge_flows(model, terms, dst.to(dev), src.to(dev))).cpu()
-            edges = [ExplainEdge(f"user:{a}", f"item:{b}", INTERACTS[1], float(fl))
-                     for (a, b), fl in zip(pairs, flows.tolist(), strict=True)]
+            edges += [ExplainEdge(f"user:{a}", f"item:{b}", INTERACTS[1], float(fl))
+                      for (a, b), fl in zip(pairs, flows.tolist(), strict=True)]
         if model.extra_emb is not None:
             attr_nodes, attr_edges = self._propagated_attributes(model, terms, values, item, chosen_h)
         else:
