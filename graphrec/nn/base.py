@@ -85,6 +85,21 @@ class ScoringModel(nn.Module):
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} is not trained with a loss; call fit()")
 
+    def rng_state(self) -> dict[str, Tensor]:
+        """States of the random generators the model owns (a sampler's, for example).
+
+        The trainer saves them in every checkpoint and restores them with
+        :meth:`set_rng_state`, so a resumed run draws exactly what an
+        uninterrupted one would. Models that draw only from the trainer's
+        generator own none.
+        """
+        return {}
+
+    def set_rng_state(self, state: dict[str, Tensor]) -> None:
+        """Restore what :meth:`rng_state` returned."""
+        if state:
+            raise ValueError(f"{type(self).__name__} owns no random generator, but the checkpoint has {sorted(state)}")
+
     def fit(self, train: Any) -> ScoringModel:
         raise NotImplementedError(f"{type(self).__name__} is trained with a loss, not fit()")
 
