@@ -21,16 +21,39 @@ class NegativeSampler:
     Args:
         train: ``num_users × num_items`` CSR of train interactions.
         generator: The random generator (its state is checkpointed by the trainer).
+        items: ``[num_items]`` boolean mask of the items that may be drawn
+            (default: every item). A cold-start experiment passes the items
+            with train interactions, so that the held-out items it ranks later
+            are never pushed down as negatives.
     """
 
-    def __init__(self, train: sp.csr_matrix, generator: torch.Generator) -> None:
+    def __init__(self, train: sp.csr_matrix, generator: torch.Generator, items: np.ndarray | None = None) -> None:
         train = sp.csr_matrix(train)
         self.num_users, self.num_items = train.shape
         coo = train.tocoo()
         keys = np.unique(coo.row.astype(np.int64) * self.num_items + coo.col)
         self.keys = torch.from_numpy(keys)  # sorted [nnz]
-        self.full_users = torch.from_numpy(np.flatnonzero(np.diff(train.indptr) >= self.num_items))
+        self.pool: torch.Tensor | None = None  # item indices that may be drawn; None: all
+        allowed = self.num_items
+        if items is not None:
+            mask = np.asarray(items, dtype=bool)
+            if mask.shape != (self.num_items,):
+                raise ValueError(f"items must be a [{self.num_items}] boolean mask, got shape {mask.shape}")
+            self.pool = torch.from_numpy(np.flatnonzero(mask))
+            allowed = len(self.pool)
+            if allowed == 0:
+                raise GraphrecError("no item may be drawn as a negative: the items mask is all False")
+            per_user = np.asarray(sp.csr_matrix((np.ones(len(coo.col), np.int64), (coo.row, coo.col)),
+                                                shape=train.shape)[:, self.pool.numpy()].sum(axis=1)).ravel()
+        else:
+            per_user = np.diff(train.indptr)
+        self.full_users = torch.from_numpy(np.flatnonzero(per_user >= allowed))
         self.generator = generator
+
+    def _draw(self, shape: torch.Size) -> Tensor:
+        if self.pool is None:
+            return torch.randint(self.num_items, shape, generator=self.generator)
+        return self.pool[torch.randint(len(self.pool), shape, generator=self.generator)]
 
     def is_positive(self, users: Tensor, items: Tensor) -> Tensor:
         """Whether each (user, item) pair is a train interaction. Shapes: ``[B], [B] → [B]``."""
@@ -41,11 +64,11 @@ class NegativeSampler:
     def sample(self, users: Tensor) -> Tensor:
         """One negative item per entry of ``users`` (``int64 [B]``, on the CPU)."""
         if len(self.full_users) and torch.isin(users, self.full_users).any():
-            raise GraphrecError("a user has train interactions with every item: no negative item exists for them")
-        neg = torch.randint(self.num_items, users.shape, generator=self.generator)
+            raise GraphrecError("a user has train interactions with every item that may be drawn: no negative exists for them")
+        neg = self._draw(users.shape)
         bad = self.is_positive(users, neg)
         while bad.any():
             idx = bad.nonzero().view(-1)
-            neg[idx] = torch.randint(self.num_items, idx.shape, generator=self.generator)
+            neg[idx] = self._draw(idx.shape)
             bad[idx] = self.is_positive(users[idx], neg[idx])
         return neg

@@ -99,10 +99,14 @@ class Trainer:
         valid: Evaluator on the validation part (or None: no early stopping).
         config: Hyperparameters.
         run_dir: Where history and checkpoints go (None: nowhere).
+        negative_items: ``[num_items]`` boolean mask of the items BPR may draw
+            as negatives (default every item; see
+            :class:`~graphrec.train.NegativeSampler`).
     """
 
     def __init__(self, model: ScoringModel, train: sp.csr_matrix, valid: Evaluator | None,
-                 config: TrainConfig, run_dir: str | Path | None = None) -> None:
+                 config: TrainConfig, run_dir: str | Path | None = None,
+                 negative_items: np.ndarray | None = None) -> None:
         if not model.trainable:
             raise ConfigError(f"{type(model).__name__} has no loss to train; call its fit() instead")
         self.config = config
@@ -116,7 +120,7 @@ class Trainer:
         self.valid = valid
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.generator = torch.Generator()
-        self.sampler = NegativeSampler(train, self.generator)
+        self.sampler = NegativeSampler(train, self.generator, negative_items)
         self.optimizer = self._make_optimizer()
         self.history: list[dict[str, float]] = []
         self.best_value = -math.inf

@@ -132,3 +132,13 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
         raise RuntimeError("crash")
     assert dest.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_negatives_only_from_allowed_items() -> None:
+    # user 0 has item 0; items 1 and 2 allowed, 3 not: every draw is 1 or 2
+    train = to_csr(np.array([0]), np.array([0]), 1, 4)
+    neg = NegativeSampler(train, torch.Generator().manual_seed(0), items=np.array([True, True, True, False]))
+    drawn = neg.sample(torch.zeros(5_000, dtype=torch.long))
+    assert set(drawn.tolist()) == {1, 2}
+    with pytest.raises(GraphrecError, match="every item that may be drawn"):
+        NegativeSampler(train, torch.Generator(), items=np.array([True, False, False, False])).sample(torch.tensor([0]))
