@@ -143,6 +143,13 @@ class Dataset:
         """A copy with other interactions over the same vocabularies."""
         return replace(self, interactions=interactions, implicit=self.implicit if implicit is None else implicit)
 
+    def with_tags(self, tags: pd.DataFrame | None) -> Dataset:
+        """A copy whose tag applications are ``tags`` and whose ``item_info["tags"]`` is rebuilt from them."""
+        if tags is None:
+            return replace(self, tag_assignments=None)
+        item_info = self.item_info.assign(tags=tags_per_item(tags, self.num_items))
+        return replace(self, tag_assignments=tags.reset_index(drop=True), item_info=item_info)
+
     def compact(self) -> Dataset:
         """Drop users and items without interactions, renumbering the rest.
 
@@ -169,3 +176,23 @@ class Dataset:
             tag_assignments=tags,
             fixed_splits=(),
         )
+
+
+def tags_per_item(tags: pd.DataFrame, num_items: int) -> np.ndarray:
+    """Each item's distinct tags (case-folded), most applied first.
+
+    Args:
+        tags: Tag applications with ``item`` (index) and ``tag`` columns.
+        num_items: Length of the result.
+
+    Returns:
+        ``object [num_items]``: a list of str per item (empty without tags).
+    """
+    norm = tags.assign(tag=tags["tag"].str.lower())
+    counts = norm.groupby(["item", "tag"], sort=False).size().reset_index(name="n")
+    counts = counts.sort_values(["item", "n", "tag"], ascending=[True, False, True])
+    grouped = counts.groupby("item")["tag"].agg(list)
+    out = np.empty(num_items, dtype=object)
+    out[:] = [[] for _ in range(num_items)]
+    out[grouped.index.to_numpy()] = grouped.to_numpy()
+    return out

@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from graphrec.data.dataset import Dataset, Interactions
+from graphrec.data.dataset import Dataset, Interactions, tags_per_item
 from graphrec.data.download import default_cache_dir, download, fetch_text
 from graphrec.data.io import Field, Source, read_table
 from graphrec.data.vocab import Vocabulary
@@ -314,7 +314,7 @@ def _read_csv(files: DatasetFiles) -> Dataset:
         tags = pd.DataFrame({"user": u, "item": i, "tag": raw_tags["tag"].astype(str).str.strip().to_numpy(dtype=object),
                              "timestamp": raw_tags["timestamp"].to_numpy()})
         tags = tags[(tags["user"] >= 0) & (tags["item"] >= 0) & (tags["tag"] != "")].reset_index(drop=True)
-        item_info["tags"] = _tags_per_item(tags, len(item_vocab))
+        item_info["tags"] = tags_per_item(tags, len(item_vocab))
     return Dataset(files.spec.name, inter, user_vocab, item_vocab, item_info,
                    pd.DataFrame(index=pd.RangeIndex(len(user_vocab))), tag_assignments=tags, source=files.root)
 
@@ -355,15 +355,3 @@ def _year(title: pd.Series, date: pd.Series | None = None) -> pd.Series:
         from_date = pd.to_numeric(date.astype(str).str.extract(r"(\d{4})\s*$")[0], errors="coerce")
         year = year.fillna(from_date)
     return year.astype("Int64").reset_index(drop=True)
-
-
-def _tags_per_item(tags: pd.DataFrame, num_items: int) -> np.ndarray:
-    """Each item's distinct tags (case-folded), most applied first."""
-    norm = tags.assign(tag=tags["tag"].str.lower())
-    counts = norm.groupby(["item", "tag"], sort=False).size().reset_index(name="n")
-    counts = counts.sort_values(["item", "n", "tag"], ascending=[True, False, True])
-    grouped = counts.groupby("item")["tag"].agg(list)
-    out = np.empty(num_items, dtype=object)
-    out[:] = [[] for _ in range(num_items)]
-    out[grouped.index.to_numpy()] = grouped.to_numpy()
-    return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +29,7 @@ from graphrec.errors import DataFormatError, GraphrecError
 from graphrec.fs import atomic_path
 
 PARTS = ("train", "valid", "test")
+TimeCutoff = Literal["none", "global", "per-user"]
 SplitMethod = Literal["random", "temporal", "user-temporal", "leave-one-out", "fixed", "cold-items"]
 
 
@@ -56,6 +58,11 @@ class Split:
         dataset: The dataset split.
         train, valid, test: ``int64`` positions into ``dataset.interactions``.
         method: How it was made (``"random 0.8/0.1/0.1 seed=2020"``).
+        time_cutoff: Whether train is cut at a point in time: ``"global"``
+            (the whole log, :func:`temporal_split`), ``"per-user"`` (each
+            user's history, ``user-temporal`` and ``leave-one-out``) or
+            ``"none"``. :meth:`train_view` then also drops side information
+            recorded after the cut.
     """
 
     dataset: Dataset
@@ -63,6 +70,7 @@ class Split:
     valid: np.ndarray
     test: np.ndarray
     method: str
+    time_cutoff: TimeCutoff = "none"
 
     def __post_init__(self) -> None:
         n = len(self.dataset)
@@ -90,6 +98,52 @@ class Split:
         if name not in PARTS:
             raise ValueError(f"split part must be one of {PARTS}, got {name!r}")
         return self.dataset.interactions.take(getattr(self, name))
+
+    def train_view(self) -> Dataset:
+        """The dataset with only the side information that train could know.
+
+        Features derived from user activity must not carry valid/test
+        information: a tag that a user applied to a held-out item is a
+        user-specific channel to the answer. The view keeps a tag application
+        ``(user, item, time)`` only if
+
+        * ``(user, item)`` is not a valid or test pair,
+        * the item has at least one train interaction (a new item has no
+          user-applied tags yet),
+        * for a temporal split, it was applied no later than the cut-off: the
+          last train timestamp of the whole log (``time_cutoff="global"``) or
+          of that user (``"per-user"``; a user without train interactions
+          keeps none).
+
+        ``item_info["tags"]`` is rebuilt from the kept applications; users,
+        items and interactions are the dataset's own. Item texts, tag nodes
+        and anything else built from side information must start from this
+        view (:class:`~graphrec.graph.GraphBuilder` and the experiment
+        pipeline do).
+        """
+        return self._train_view
+
+    @cached_property
+    def _train_view(self) -> Dataset:
+        ds = self.dataset
+        tags = ds.tag_assignments
+        if tags is None:
+            return ds
+        inter = ds.interactions
+        held = np.concatenate([self.valid, self.test])
+        user, item = tags["user"].to_numpy(np.int64), tags["item"].to_numpy(np.int64)
+        keep = ~np.isin(user * np.int64(ds.num_items) + item, inter.pair_keys(ds.num_items)[held])
+        keep &= np.bincount(inter.item[self.train], minlength=ds.num_items)[item] > 0
+        if self.time_cutoff != "none" and len(self.train):
+            when = tags["timestamp"].to_numpy(np.int64)
+            train_ts = _timestamps(ds)[self.train]
+            if self.time_cutoff == "global":
+                keep &= when <= train_ts.max()
+            else:
+                last = np.full(ds.num_users, np.iinfo(np.int64).min)
+                np.maximum.at(last, inter.user[self.train], train_ts)
+                keep &= when <= last[user]
+        return ds.with_tags(tags[keep])
 
     def stats(self) -> SplitStats:
         inter = self.dataset.interactions
@@ -189,10 +243,10 @@ def temporal_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), 
         user = dataset.interactions.user
         order = np.lexsort((pos, ts, user))
         train, valid, test = _assign_by_rank(order, user, dataset.num_users, r)
-        return Split(dataset, train, valid, test, f"user-temporal {_fmt(r)}")
+        return Split(dataset, train, valid, test, f"user-temporal {_fmt(r)}", time_cutoff="per-user")
     order = np.lexsort((pos, ts))
     train, valid, test = _assign_by_rank(order, np.zeros(len(ts), dtype=np.int64), 1, r)
-    return Split(dataset, train, valid, test, f"temporal {_fmt(r)}")
+    return Split(dataset, train, valid, test, f"temporal {_fmt(r)}", time_cutoff="global")
 
 
 def leave_one_out(dataset: Dataset, valid: bool = True) -> Split:
@@ -213,7 +267,7 @@ def leave_one_out(dataset: Dataset, valid: bool = True) -> Split:
     is_test = (from_end == 1) & (n >= 2)
     is_valid = valid & (from_end == 2) & (n >= 3)
     return Split(dataset, np.sort(order[~is_test & ~is_valid]), np.sort(order[is_valid]), np.sort(order[is_test]),
-                 "leave-one-out" + ("" if valid else " (no valid)"))
+                 "leave-one-out" + ("" if valid else " (no valid)"), time_cutoff="per-user")
 
 
 def fixed_split(dataset: Dataset, name: str) -> Split:

@@ -88,10 +88,12 @@ class GraphBuilder:
 
         Args:
             dataset: The dataset; all its users and items become nodes.
-            split: If given, only its train interactions become edges, and tag
-                applications of valid/test (user, item) pairs are left out.
-                Without a split, every interaction is an edge: use that only
-                for a model that is not evaluated on this dataset.
+            split: If given, only its train interactions become edges, and
+                item tables, tag nodes and item texts come from
+                :meth:`Split.train_view <graphrec.data.Split.train_view>`
+                (no tag applied to a valid/test pair, or after a temporal
+                cut-off). Without a split, every interaction is an edge: use
+                that only for a model that is not evaluated on this dataset.
             item_features: Precomputed ``[num_items, d]`` item features
                 (instead of encoding item texts).
 
@@ -102,6 +104,7 @@ class GraphBuilder:
             raise ConfigError("GraphBuilder.build: the split belongs to another dataset object")
         cfg = self.config
         inter = split.part("train") if split is not None else dataset.interactions
+        known = split.train_view() if split is not None else dataset  # side information train could know
         data = HeteroData()
         self._entity(data, "user", dataset.num_users, list(dataset.users.ids.tolist()), _user_labels(dataset))
         titles = dataset.item_info["title"].astype(str).tolist() if "title" in dataset.item_info else None
@@ -109,9 +112,9 @@ class GraphBuilder:
                      titles or [f"item {x}" for x in dataset.items.ids.tolist()])
         self._interactions(data, inter)
 
-        item_info = dataset.item_info.copy()
+        item_info = known.item_info.copy()
         if "tag" in cfg.item_attributes:
-            item_info["tags"] = _train_tags(dataset, split, cfg.min_tag_count)
+            item_info["tags"] = _tag_lists(known, cfg.min_tag_count)
         for attr in cfg.item_attributes:
             self._attribute(data, dataset, attr, item_info)
         for attr in cfg.user_attributes:
@@ -120,7 +123,7 @@ class GraphBuilder:
         # --- features ---
         text = item_features
         if text is None and self.text_encoder is not None:
-            text = self.text_encoder.encode(item_texts(dataset, self.item_template))
+            text = self.text_encoder.encode(item_texts(known, self.item_template))
         if text is not None:
             if text.shape[0] != dataset.num_items:
                 raise ConfigError(f"item_features has {text.shape[0]} rows, the dataset has {dataset.num_items} items")
@@ -218,19 +221,13 @@ def _age_bucket(ages: pd.Series, edges: tuple[int, ...]) -> pd.Series:
     return pd.Series(np.asarray(labels, dtype=object)[pos], index=ages.index).where(ages.notna(), None)
 
 
-def _train_tags(dataset: Dataset, split: Split | None, min_count: int) -> pd.Series:
-    """Per item, its tag list (one entry per application) from applications that do not leak."""
+def _tag_lists(dataset: Dataset, min_count: int) -> pd.Series:
+    """Per item, its tag list (one entry per application), tags applied fewer than ``min_count`` times left out."""
     out = np.empty(dataset.num_items, dtype=object)
     out[:] = [[] for _ in range(dataset.num_items)]
     tags = dataset.tag_assignments
     if tags is None:
         raise ConfigError(f"attribute 'tag': {dataset.name} has no tags")
-    if split is not None:
-        held = np.concatenate([split.valid, split.test])
-        inter = dataset.interactions
-        held_keys = inter.user[held] * np.int64(dataset.num_items) + inter.item[held]
-        keys = tags["user"].to_numpy() * np.int64(dataset.num_items) + tags["item"].to_numpy()
-        tags = tags[~np.isin(keys, held_keys)]
     norm = tags.assign(tag=tags["tag"].str.lower())
     counts = norm.groupby("tag")["item"].transform("size")
     norm = norm[counts >= min_count]

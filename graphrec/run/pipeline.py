@@ -51,7 +51,8 @@ def prepare(config: ExperimentConfig, with_text: bool | None = None) -> Prepared
     encoder = None
     if need_text:
         encoder = TextEncoder(c.text.model, batch_size=c.text.batch_size, device=c.text.device, max_length=c.text.max_length)
-    item_text = encoder.encode(item_texts(ds, c.text.template)) if encoder is not None else None
+    # Texts from the train view: no tag that a user applied to a held-out pair (or after a temporal cut-off).
+    item_text = encoder.encode(item_texts(split.train_view(), c.text.template)) if encoder is not None else None
     if c.model.name == "graphsage":
         graph = GraphBuilder(c.graph, encoder, c.text.template).build(ds, split=split, item_features=item_text)
     else:

@@ -1,9 +1,10 @@
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graphrec.data import Split, leave_one_out, random_split, temporal_split
+from graphrec.data import Dataset, Interactions, Split, Vocabulary, leave_one_out, random_split, temporal_split
 from graphrec.errors import GraphrecError
 
 from .helpers import make_dataset
@@ -149,3 +150,38 @@ def test_cold_item_split_holds_items_out_entirely(ml100k):
     in_cold = np.isin(inter.item, list(cold))
     assert set(np.flatnonzero(in_cold).tolist()) <= set(s.test.tolist())
     assert cold_item_split(ml100k, 0.1, seed=3).test.tolist() == s.test.tolist()
+
+
+def _tagged() -> Dataset:
+    # u0: i0 (t=1), i1 (t=2), i2 (t=3); u1: i0 (t=4), i1 (t=5)
+    inter = Interactions([0, 0, 0, 1, 1], [0, 1, 2, 0, 1], [1] * 5, [1, 2, 3, 4, 5])
+    tags = pd.DataFrame({"user": [0, 0, 1, 1, 0], "item": [0, 2, 0, 1, 3], "tag": ["a", "held", "b", "late", "new"],
+                         "timestamp": [1, 3, 4, 9, 2]})
+    items = pd.DataFrame({"title": ["A", "B", "C", "D"], "tags": [[], [], [], []]})
+    ds = Dataset("tagged", inter, Vocabulary([0, 1], "user"), Vocabulary([0, 1, 2, 3], "item"), items,
+                 tag_assignments=tags)
+    return ds.with_tags(tags)
+
+
+def test_train_view_drops_tags_of_held_out_pairs_and_new_items():
+    ds = _tagged()
+    split = Split(ds, np.array([0, 1, 3, 4]), np.array([], dtype=np.int64), np.array([2]), "hand")
+    view = split.train_view()
+    # "held" sits on the test pair (u0, i2); "new" on item 3, which has no train interaction
+    assert sorted(view.tag_assignments["tag"]) == ["a", "b", "late"]
+    assert view.item_info["tags"].tolist() == [["a", "b"], ["late"], [], []]
+    assert ds.item_info["tags"].tolist() == [["a", "b"], ["late"], ["held"], ["new"]]  # the dataset is untouched
+    assert view.interactions is ds.interactions
+
+
+def test_train_view_of_temporal_splits_drops_tags_after_the_cut():
+    ds = _tagged()
+    # global: the newest interaction (u1-i1, t=5) is test; the train cut-off is t=4
+    split = temporal_split(ds, ratios=(0.8, 0.0, 0.2))
+    assert split.test.tolist() == [4] and split.time_cutoff == "global"
+    # (u0, i2) is train here, so "held" stays; "late" (t=9) is after t=4
+    assert sorted(split.train_view().tag_assignments["tag"]) == ["a", "b", "held"]
+    # per user: u0 keeps i0, i1 (cut t=2), u1 keeps i0 (cut t=4)
+    per_user = temporal_split(ds, ratios=(0.5, 0.0, 0.5), per_user=True)
+    assert per_user.time_cutoff == "per-user"
+    assert sorted(per_user.train_view().tag_assignments["tag"]) == ["a", "b"]

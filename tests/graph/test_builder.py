@@ -190,3 +190,24 @@ def test_attribute_text_features(tmp_path):
     torch.testing.assert_close(data["genre"].x, enc.encode(["Crime", "Sci-Fi"]))
     with pytest.raises(ConfigError, match="needs a text_encoder"):
         GraphBuilder(cfg).build(ds, split=tiny_split(ds))
+
+
+class RecordingEncoder:
+    """Stands in for TextEncoder: records every text it is asked to encode."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def encode(self, texts):  # type: ignore[no-untyped-def]
+        self.texts += list(texts)
+        return torch.zeros(len(texts), 3)
+
+
+def test_tag_of_a_test_pair_never_reaches_an_encoded_text():
+    ds = tiny()
+    ds = ds.with_tags(ds.tag_assignments)  # item_info gains a "tags" column, as MovieLens' has
+    assert ds.item_info["tags"].tolist() == [[], ["tense"], ["leaky"], []]
+    enc = RecordingEncoder()
+    GraphBuilder(GraphConfig(item_attributes=("tag",)), enc, "{title}. Tags: {tags}").build(ds, split=tiny_split(ds))
+    # "leaky" was applied only on the test pair (u0, i2)
+    assert enc.texts == ["Alien (1979)", "Heat (1995). Tags: tense", "Up (2009)", "Fargo (1996)"]

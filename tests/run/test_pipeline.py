@@ -152,3 +152,36 @@ def test_lightgcn_over_genre_nodes_run_and_explanation(tmp_path, data_dir):
     assert abs(ex.total - ex.score) < 1e-5
     assert {n.label for n in ex.nodes if n.role == "attribute"} <= {"Action", "Adventure", "Romance", "Sci-Fi", "War"}
     assert any(n.role == "attribute" and n.importance != 0 for n in ex.nodes)
+
+
+def test_no_held_out_tag_reaches_the_item_texts(data_dir, monkeypatch):
+    """ml-latest-small, seed-2020 split: tags applied only on valid/test pairs are in no encoded text."""
+    import numpy as np
+
+    import graphrec.run.pipeline as pipeline
+    from graphrec.run import prepare
+
+    texts: list[str] = []
+
+    class Recorder:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def encode(self, batch):
+            import torch
+
+            texts.extend(batch)
+            return torch.zeros(len(batch), 4)
+
+    monkeypatch.setattr(pipeline, "TextEncoder", Recorder)
+    cfg = load_config("experiments/mlsmall-text-lightgcn.yaml", {"dataset.data_dir": str(data_dir)})
+    data = prepare(cfg)
+    ds, split = data.dataset, data.split
+    tags = ds.tag_assignments.assign(tag=ds.tag_assignments["tag"].str.lower())
+    held = ds.interactions.pair_keys(ds.num_items)[np.concatenate([split.valid, split.test])]
+    on_held = np.isin(tags["user"].to_numpy() * ds.num_items + tags["item"].to_numpy(), held)
+    assert on_held.sum() > 500  # the channel this test closes is real: hundreds of such applications
+    only_held = set(tags["tag"][on_held]) - set(tags["tag"][~on_held])
+    encoded_tags = {tag for t in texts if ". Tags: " in t for tag in t.split(". Tags: ", 1)[1].split(", ")}
+    assert len(texts) == ds.num_items and len(encoded_tags) > 100
+    assert not encoded_tags & only_held
