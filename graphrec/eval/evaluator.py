@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from graphrec.eval.metrics import METRICS
+from graphrec.eval.topk import topk
 from graphrec.nn.base import ScoringModel
 
 
@@ -37,8 +38,11 @@ class Evaluator:
 
     For each user with at least one relevant item, every item is scored, the
     items in ``exclude`` (train, and valid when testing) are removed, and the
-    top ``max(ks)`` are compared with the relevant ones. Runs in user batches
-    on the model's device.
+    top ``max(ks)`` are compared with the relevant ones. Equal scores are
+    ordered at random (:func:`graphrec.eval.topk.topk`), from a generator
+    reseeded with ``seed`` at every evaluation, so a model that ties items is
+    credited as chance would be, and evaluating twice gives the same figures.
+    Runs in user batches on the model's device.
 
     Args:
         truth: ``num_users × num_items`` CSR of relevant (held-out) items.
@@ -53,6 +57,7 @@ class Evaluator:
         user_activity: ``[num_users]`` train counts, for per-bucket metrics.
         candidates: ``[num_items]`` boolean mask: rank only these items (for
             example the cold-start items); default every item.
+        seed: Seed of the tie-breaking order.
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class Evaluator:
         item_features: Tensor | None = None,
         user_activity: np.ndarray | None = None,
         candidates: np.ndarray | None = None,
+        seed: int = 0,
     ) -> None:
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
@@ -85,6 +91,7 @@ class Evaluator:
             raise ValueError(f"candidates must be a [{truth.shape[1]}] boolean mask, got {tuple(self.candidates.shape)}")
         n_rel = np.diff(self.truth.indptr)
         self.users = np.flatnonzero(n_rel > 0)
+        self.seed = seed
         self.last_result: RankingResult | None = None
 
     @torch.inference_mode()
@@ -95,6 +102,7 @@ class Evaluator:
         device = model.device
         k_max = max(self.ks)
         emb = model.get_embedding()  # propagate once for all batches
+        generator = torch.Generator(device=device).manual_seed(self.seed)
         tops, hits = [], []
         for start in range(0, len(self.users), self.batch_size):
             users = self.users[start : start + self.batch_size]
@@ -105,7 +113,7 @@ class Evaluator:
             scores[torch.from_numpy(ex.row).to(device), torch.from_numpy(ex.col).to(device)] = -torch.inf
             if self.candidates is not None:
                 scores[:, ~self.candidates.to(device)] = -torch.inf
-            top = torch.topk(scores, k_max, dim=1).indices  # [B, K]
+            top = topk(scores, k_max, generator)[1]  # [B, K]
             tr = self.truth[users].tocoo()
             relevant = torch.zeros_like(scores, dtype=torch.bool)
             relevant[torch.from_numpy(tr.row).to(device), torch.from_numpy(tr.col).to(device)] = True

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from graphrec.data.vocab import Vocabulary
 from graphrec.errors import ConfigError, UnknownIdError
+from graphrec.eval.topk import topk
 from graphrec.nn.base import ScoringModel
 from graphrec.rank.mmr import mmr
 
@@ -33,10 +34,12 @@ class Recommender:
             already has (excluded by default).
         item_features: ``[num_items, F]`` vectors (text embeddings) for
             diversity re-ranking.
+        seed: Seed of the order of equal scores (random, as in evaluation;
+            the same request gets the same list).
     """
 
     def __init__(self, model: ScoringModel, users: Vocabulary, items: Vocabulary, seen: sp.csr_matrix | None = None,
-                 item_features: Tensor | None = None) -> None:
+                 item_features: Tensor | None = None, seed: int = 0) -> None:
         if (len(users), len(items)) != (model.num_users, model.num_items):
             raise ValueError(f"vocabularies ({len(users)} users, {len(items)} items) do not match the model "
                              f"({model.num_users}, {model.num_items})")
@@ -44,6 +47,7 @@ class Recommender:
         empty = (np.zeros(0, np.float32), (np.zeros(0, np.int64), np.zeros(0, np.int64)))
         self.seen = sp.csr_matrix(seen) if seen is not None else sp.csr_matrix(empty, shape=(len(users), len(items)))
         self.item_features = item_features
+        self.seed = seed
 
     @torch.inference_mode()
     def recommend(self, users: object | Sequence[object], k: int = 10, exclude_seen: bool = True,
@@ -106,9 +110,12 @@ class Recommender:
         ids, top = self._top(scores.unsqueeze(0), k, candidates, exclude, diversity)
         return ids[0], top[0]
 
+    def _generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed)
+
     def _check_k(self, k: int) -> None:
         if not 1 <= k <= len(self.items):
-            raise ValueError(f"k must be in [1, {len(self.items)}], got {k}")
+            raise ConfigError(f"k must be in [1, {len(self.items)}] (the number of items), got {k}")
 
     def _top(self, scores: Tensor, k: int, candidates: Sequence[object] | None, exclude: Sequence[object] | None,
              diversity: float) -> tuple[np.ndarray, np.ndarray]:
@@ -123,7 +130,7 @@ class Recommender:
                 raise ConfigError("diversity > 0 needs item_features (text embeddings) in the Recommender")
             top_scores, top = self._mmr(scores, k, diversity)
         else:
-            top_scores, top = torch.topk(scores, k, dim=1)
+            top_scores, top = topk(scores, k, self._generator())
         ids = self.items.decode(top.numpy().ravel()).reshape(top.shape).astype(object)
         ids[~torch.isfinite(top_scores).numpy()] = None
         return ids, top_scores.numpy()
@@ -131,7 +138,7 @@ class Recommender:
     def _mmr(self, scores: Tensor, k: int, diversity: float) -> tuple[Tensor, Tensor]:
         assert self.item_features is not None
         pool = min(scores.shape[1], k * MMR_POOL)
-        pool_scores, pool_idx = torch.topk(scores, pool, dim=1)  # [B, P]
+        pool_scores, pool_idx = topk(scores, pool, self._generator())  # [B, P]
         out_idx = torch.zeros((len(scores), k), dtype=torch.long)
         out_scores = torch.full((len(scores), k), -torch.inf)
         for row in range(len(scores)):  # one small greedy selection per user
