@@ -57,9 +57,13 @@ def main() -> None:
     p.add_argument("--out", default=str(HERE / "results.md"))
     p.add_argument("--runs", default="runs/compare", help="folder for the run directories")
     p.add_argument("--render", nargs="+", metavar="JSON", help="only write the table from results JSON files")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per run (default: the configs' train.threads)")
     a = p.parse_args()
+    if a.threads is not None:
+        torch.set_num_threads(a.threads)
     command = f"python {' '.join(shlex.quote(x) for x in sys.argv)}"
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
+    threads = a.threads if a.threads is not None else torch.get_num_threads()
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}, {threads} threads)"
     if a.render:
         results, commands = {}, []
         for path in a.render:
@@ -74,13 +78,20 @@ def main() -> None:
     results: dict[tuple[str, str], list[dict]] = {}
     for path, cfg in zip(a.configs, configs, strict=True):
         for seed in a.seeds:
-            c = replace(cfg, split=replace(cfg.split, seed=seed), train=replace(cfg.train, seed=seed, progress=False))
+            train = replace(cfg.train, seed=seed, progress=False)
+            if a.threads is not None:
+                train = replace(train, threads=a.threads)
+            c = replace(cfg, split=replace(cfg.split, seed=seed), train=train)
             t = time.perf_counter()
             _, metrics = run_experiment(c, Path(a.runs) / f"{cfg.name}-seed{seed}", log=lambda *_: None)
             test = metrics["test"]
             print(f"{cfg.name:<28} seed {seed}: recall@20 {test['recall@20']:.4f} ndcg@20 {test['ndcg@20']:.4f} "
-                  f"({metrics['epochs_run']} epochs, {time.perf_counter() - t:.0f} s)", flush=True)
-            results.setdefault((cfg.dataset.name, cfg.name), []).append({"seed": seed, "config": path, **metrics})
+                  f"(best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, {time.perf_counter() - t:.0f} s)",
+                  flush=True)
+            budget = {"epochs": c.train.epochs, "patience": c.train.patience, "eval_every": c.train.eval_every} \
+                if metrics["epochs_run"] else None
+            results.setdefault((cfg.dataset.name, cfg.name), []).append(
+                {"seed": seed, "config": path, "budget": budget, **metrics})
     date = f"{datetime.now(timezone.utc):%Y-%m-%d}"
     atomic_write_text(Path(a.out).with_suffix(".json"), json.dumps(
         {"command": command, "device": device, "date": date,
@@ -114,16 +125,26 @@ def write_table(out: str, results: dict[tuple[str, str], list[dict]], seeds: lis
         "",
         *[f"- {c}" for c in commands],
     ]
+    budgets = {json.dumps(r["budget"], sort_keys=True) for runs in results.values() for r in runs if r.get("budget")}
+    if budgets:
+        rule = "; ".join(f"at most {b['epochs']} epochs, stopped after {b['patience']} validation evaluations "
+                         f"(every {b['eval_every']} epoch(s)) without a better validation {'NDCG@20'}"
+                         for b in map(json.loads, sorted(budgets)))
+        lines += ["", f"Budget: every trained model gets the same rule: {rule}; the best validation epoch is "
+                      "evaluated on test. Column *epochs*: best epoch / epochs run (mean over seeds); *fit s*: "
+                      "seconds per run (training, validation and test evaluation)."]
     for dataset in dict.fromkeys(d for d, _ in results):
-        lines += ["", f"## {dataset}", "", "| model | " + " | ".join(c[1] for c in COLUMNS) + " | epochs |",
-                  "|---" * (len(COLUMNS) + 2) + "|"]
+        lines += ["", f"## {dataset}", "", "| model | " + " | ".join(c[1] for c in COLUMNS) + " | epochs | fit s |",
+                  "|---" * (len(COLUMNS) + 3) + "|"]
         for (d, model), runs in results.items():
             if d != dataset:
                 continue
             cells = [fmt([r["test"].get(key, float("nan")) for r in runs]) for key, _ in COLUMNS]
             ep = np.asarray([r["epochs_run"] for r in runs], dtype=float)
-            epochs = f"{ep.mean():.0f}" + (f" ± {ep.std(ddof=1):.0f}" if len(ep) > 1 else "")
-            lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} |")
+            best = np.asarray([r["best_epoch"] for r in runs], dtype=float)
+            epochs = f"{best.mean():.0f} / {ep.mean():.0f}"
+            secs = np.asarray([r["seconds"] for r in runs], dtype=float)
+            lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {secs.mean():.0f} |")
     notes = HERE / "results" / "NOTES.md"  # hand-written remarks on the saved runs, kept under the table
     if notes.is_file():
         lines += ["", notes.read_text().rstrip()]

@@ -19,8 +19,10 @@ import torch
 
 from graphrec.errors import ConfigError, GraphrecError
 from graphrec.eval.evaluator import Evaluator
+from graphrec.eval.metrics import METRICS
 from graphrec.fs import atomic_write_text
 from graphrec.nn.base import ScoringModel
+from graphrec.runtime import resolve_threads, set_threads
 from graphrec.text.encoder import resolve_device
 from graphrec.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from graphrec.train.negatives import NegativeSampler
@@ -43,7 +45,10 @@ class TrainConfig:
             ``metric`` on valid (0: never stop early).
         metric: Validation metric for early stopping and the best checkpoint.
         eval_every: Evaluate on valid every this many epochs.
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``,
+            ``"cuda:1"``...; a CUDA device on a torch without CUDA is an error.
+        threads: torch's intra-op CPU threads: ``"auto"`` (the cores no other
+            process is using now, see :mod:`graphrec.runtime`) or a number.
         progress: Show progress bars.
     """
 
@@ -57,21 +62,57 @@ class TrainConfig:
     metric: str = "ndcg@20"
     eval_every: int = 1
     device: str = "auto"
+    threads: int | Literal["auto"] = "auto"
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.eval_every < 1 or self.patience < 0:
-            raise ConfigError(f"train: epochs, batch_size, eval_every must be >= 1 and patience >= 0, got {self}")
+        for name in ("epochs", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.patience < 0:
+            raise ConfigError(f"train.patience must be >= 0 (0: never stop early), got {self.patience}")
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise ConfigError(f"train.optimizer must be adam, adamw or sgd, got {self.optimizer!r}")
         if not self.lr > 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        check_metric(self.metric, "train.metric")
+        check_device(self.device, "train.device")
+        if self.threads != "auto":
+            resolve_threads(self.threads)  # raises for a number < 1
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         from graphrec.config import from_dict
 
         return from_dict(cls, values, "train")
+
+
+def check_metric(metric: str, where: str) -> tuple[str, int]:
+    """``"ndcg@20"`` → ``("ndcg", 20)``; a ConfigError naming ``where`` for anything else."""
+    name, sep, k = metric.partition("@")
+    if not sep or name not in METRICS or not k.isdigit() or int(k) < 1:
+        raise ConfigError(f"{where}: expected <metric>@<k> with a metric among {sorted(METRICS)} and k >= 1, "
+                          f"found {metric!r}")
+    return name, int(k)
+
+
+def check_device(device: str, where: str) -> torch.device:
+    """The torch device ``device`` names ("auto" resolved); a ConfigError if it is malformed or absent here."""
+    try:
+        dev = resolve_device(device)
+    except RuntimeError:
+        raise ConfigError(f"{where}: {device!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{where}: {device!r} asked for, but this torch ({torch.__version__}) "
+                              "sees no CUDA device; use auto or cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"{where}: {device!r} asked for, but there are {torch.cuda.device_count()} CUDA devices")
+    elif dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{where}: {device!r}: graphrec runs on cpu or cuda")
+    return dev
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -111,6 +152,7 @@ class Trainer:
             raise ConfigError(f"{type(model).__name__} has no loss to train; call its fit() instead")
         self.config = config
         self.device = resolve_device(config.device)
+        self.threads = set_threads(config.threads)
         self.model = model.to(self.device)
         coo = sp.csr_matrix(train).tocoo()
         self.train_users = torch.from_numpy(coo.row.astype(np.int64))

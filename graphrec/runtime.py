@@ -1,0 +1,83 @@
+"""How many CPU threads graphrec's torch work uses, chosen on purpose.
+
+torch's intra-op pool defaults to one thread per core and its OpenMP threads
+spin while they wait. On a machine where another job already runs, that
+oversubscribes the cores: measured on a 2-core machine beside one CPU-bound
+process, a LightGCN epoch went from 0.18 s to 20-35 s. graphrec therefore
+
+* asks OpenMP to sleep rather than spin between parallel regions
+  (``OMP_WAIT_POLICY=PASSIVE``; set by the ``graphrec`` command before torch
+  loads, since OpenMP reads it once; library users who care set it in their
+  environment), and
+* sets torch's intra-op thread count explicitly: ``threads="auto"`` takes
+  the cores this process may run on that no other process is using right
+  now (:func:`idle_cpus`), at least one.
+
+``experiments/bench_threads.py`` measures the effect.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+from graphrec.errors import ConfigError
+
+#: set by the CLI before torch loads (see the module docstring)
+PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, or the CPU count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _runnable_others() -> int | None:
+    """Runnable threads on the machine now, other than the one reading (Linux ``/proc/loadavg``)."""
+    try:
+        with open("/proc/loadavg") as fh:
+            running = int(fh.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0, running - 1)
+
+
+def idle_cpus(samples: int = 5, interval: float = 0.01) -> int:
+    """Cores free for this process: its CPUs minus the other runnable threads (median of a few samples), >= 1."""
+    cpus = available_cpus()
+    seen = []
+    for i in range(samples):
+        n = _runnable_others()
+        if n is None:
+            return cpus
+        seen.append(n)
+        if i + 1 < samples:
+            time.sleep(interval)
+    return max(1, cpus - int(statistics.median(seen)))
+
+
+def resolve_threads(threads: int | str) -> int:
+    """``"auto"`` → :func:`idle_cpus`; an int >= 1 is taken as it is.
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if threads == "auto":
+        return idle_cpus()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads must be 'auto' or an integer >= 1, got {threads!r}")
+    return threads
+
+
+def set_threads(threads: int | str) -> int:
+    """Set torch's intra-op thread count; returns the number set."""
+    import torch  # not at the top: the CLI imports this module before torch loads
+
+    n = resolve_threads(threads)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
