@@ -216,7 +216,8 @@ class Trainer:
         """
         c = self.config
         if resume and self.run_dir is not None and (self.run_dir / "last.pt").is_file():
-            self._restore(load_checkpoint(self.run_dir / "last.pt", map_location=self.device))
+            # on the CPU: generator states must stay CPU tensors; the model and optimizer copy theirs to the device
+            self._restore(load_checkpoint(self.run_dir / "last.pt", map_location="cpu"), self.run_dir / "last.pt")
         elif self.epoch == 0:
             seeded = seed_everything(c.seed)
             self.generator.set_state(seeded.get_state())
@@ -255,6 +256,7 @@ class Trainer:
             "hparams": self.model.hparams(),
             "optimizer": self.optimizer.state_dict(),
             "rng": rng_state(self.generator),
+            "model_rng": self.model.rng_state(),
             "epoch": self.epoch,
             "history": self.history,
             "best_value": self.best_value,
@@ -263,10 +265,18 @@ class Trainer:
             "config": asdict(self.config),
         }
 
-    def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    def _restore(self, state: dict[str, Any], path: Path) -> None:
+        if state.get("model_class") != type(self.model).__name__:
+            raise GraphrecError(f"{path}: checkpoint of a {state.get('model_class')} model, cannot resume a "
+                                f"{type(self.model).__name__}")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise GraphrecError(f"{path}: the checkpoint does not fit this model ({type(self.model).__name__}, "
+                                f"{self.model.hparams()}): {str(exc).splitlines()[0]}") from None
         set_rng_state(state["rng"], self.generator)
+        self.model.set_rng_state(state.get("model_rng", {}))
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
         self.best_value = float(state["best_value"])

@@ -1,6 +1,7 @@
-"""Trains LightGCN on a fixed synthetic log; with KILL_AT=e:b it kill -9s itself at batch b of epoch e.
+"""Trains a model on a fixed synthetic log; with KILL_AT=e:b it kill -9s itself at batch b of epoch e.
 
-Run as: python resume_script.py RUN_DIR [--resume]. Prints the final history as JSON.
+Run as: python resume_script.py MODEL RUN_DIR [--resume], MODEL one of lightgcn, mf-bpr, graphsage.
+Prints the final history and a checksum of the weights as JSON.
 """
 
 import json
@@ -10,10 +11,11 @@ import sys
 
 import numpy as np
 import torch
+from torch_geometric.data import HeteroData
 
 from graphrec.eval import Evaluator, to_csr
 from graphrec.graph import normalized_adjacency
-from graphrec.nn import LightGCN
+from graphrec.nn import MFBPR, GraphSAGE, LightGCN
 from graphrec.train import TrainConfig, Trainer
 
 torch.set_num_threads(1)
@@ -47,15 +49,35 @@ def data():
     return to_csr(users[tr], items[tr], 60, 80), to_csr(users[va], items[va], 60, 80)
 
 
+def graph(train):
+    coo = train.tocoo()
+    edges = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
+    g = HeteroData()
+    g["user"].num_nodes, g["item"].num_nodes = 60, 80
+    g["user", "interacts", "item"].edge_index = edges
+    g["item", "rev_interacts", "user"].edge_index = edges.flip(0)
+    return g
+
+
+def build(name, train):
+    if name == "lightgcn":
+        return LightGCN(60, 80, normalized_adjacency(train), dim=16, num_layers=2)
+    if name == "mf-bpr":
+        return MFBPR(60, 80, dim=16)
+    return GraphSAGE(graph(train), hidden=16, num_layers=2, fanouts=[3, 3], seed=5)
+
+
 def main():
-    run_dir, resume = sys.argv[1], "--resume" in sys.argv
+    name, run_dir, resume = sys.argv[1], sys.argv[2], "--resume" in sys.argv
     train, valid = data()
     torch.manual_seed(0)
-    model = LightGCN(60, 80, normalized_adjacency(train), dim=16, num_layers=2)
-    cfg = TrainConfig(epochs=6, batch_size=64, lr=0.01, seed=3, patience=0, progress=False, device="cpu", metric="ndcg@5")
+    model = build(name, train)
+    cfg = TrainConfig(epochs=6, batch_size=64, lr=0.01, seed=3, patience=0, progress=False, device=os.environ.get("DEVICE", "cpu"),
+                      metric="ndcg@5", threads=1)
     trainer = KillingTrainer(model, train, Evaluator(valid, train, ks=(5,)), cfg, run_dir)
     history = trainer.fit(resume=resume)
-    print(json.dumps({"history": history, "weights": model.user_emb.weight.sum().item()}))
+    checksum = sum(float(p.double().sum()) for p in model.parameters())
+    print(json.dumps({"history": history, "weights": checksum}))
 
 
 if __name__ == "__main__":

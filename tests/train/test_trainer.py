@@ -101,22 +101,27 @@ def test_config_errors():
         Trainer(model, train, Evaluator(valid, train, ks=(10,)), cfg).fit()
 
 
-def run_script(run_dir, *args, kill_at=None):
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+def run_script(model, run_dir, *args, kill_at=None, device="cpu"):
+    env = {**os.environ, "PYTHONHASHSEED": "0", "DEVICE": device}
     if kill_at:
         env["KILL_AT"] = kill_at
-    return subprocess.run([sys.executable, str(HERE / "resume_script.py"), str(run_dir), *args],
+    return subprocess.run([sys.executable, str(HERE / "resume_script.py"), model, str(run_dir), *args],
                           capture_output=True, text=True, env=env, timeout=300)
 
 
-def test_resume_after_kill_9_equals_uninterrupted(tmp_path):
-    whole = run_script(tmp_path / "whole")
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
+@pytest.mark.parametrize("model", ["lightgcn", "mf-bpr", "graphsage"])
+def test_resume_after_kill_9_equals_uninterrupted(tmp_path, model, device):
+    whole = run_script(model, tmp_path / "whole", device=device)
     assert whole.returncode == 0, whole.stderr
-    killed = run_script(tmp_path / "killed", kill_at="4:3")  # inside epoch 4, after 3 steps
+    killed = run_script(model, tmp_path / "killed", kill_at="4:3", device=device)  # inside epoch 4, after 3 steps
     assert killed.returncode == -9
     history = json.loads((tmp_path / "killed" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
-    resumed = run_script(tmp_path / "killed", "--resume")
+    resumed = run_script(model, tmp_path / "killed", "--resume", device=device)
     assert resumed.returncode == 0, resumed.stderr
     a, b = json.loads(whole.stdout), json.loads(resumed.stdout)
     strip = lambda hs: [{k: v for k, v in h.items() if "seconds" not in k} for h in hs]  # noqa: E731
