@@ -63,9 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_text_options(gb)
 
     rn = sub.add_parser("run", help="run an experiment: load, split, graph, text, train, evaluate")
-    rn.add_argument("config", help="experiment YAML (see experiments/*.yaml)")
+    rn.add_argument("config", nargs="?", default=None,
+                    help="experiment YAML (see experiments/*.yaml); with --resume, the run's own config.yaml by default")
     rn.add_argument("--out", default=None, help="run directory (default <output>/<name>-<time>)")
-    rn.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR")
+    rn.add_argument("--resume", default=None, metavar="RUN_DIR",
+                    help="continue the interrupted run in RUN_DIR with its own configuration (--set train.epochs=N may raise its epochs)")
+    rn.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
+    rn.add_argument("--threads", default=None, help="torch CPU threads: auto (default: the idle cores) or a number")
     rn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a configuration value, e.g. --set train.epochs=5 (YAML syntax)")
     rn.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -253,19 +257,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides[key] = yaml.safe_load(value)
     if args.quiet:
         overrides["train.progress"] = False
-    config = load_config(args.config, overrides)  # every configuration error surfaces here, before any work
+    if args.threads is not None:
+        overrides["train.threads"] = args.threads if args.threads == "auto" else _int_option("--threads", args.threads)
+    if args.resume is not None:
+        if args.out is not None and Path(args.out) != Path(args.resume):
+            raise GraphrecError("--out and --resume name different directories; --resume RUN_DIR continues RUN_DIR")
+        if args.overwrite:
+            raise GraphrecError("--resume continues a run and --overwrite replaces it: pass one of them")
+        source = args.config or Path(args.resume) / "config.yaml"
+        if not Path(args.resume).is_dir():
+            raise GraphrecError(f"--resume {args.resume}: no such run directory")
+    elif args.config is None:
+        raise GraphrecError("graphrec run needs an experiment file (or --resume RUN_DIR)")
+    else:
+        source = args.config
+    config = load_config(source, overrides)  # every configuration error surfaces here, before any work
     run_dir = args.resume or args.out
-    out, metrics = run_experiment(config, run_dir, resume=args.resume is not None)
+    out, metrics = run_experiment(config, run_dir, resume=args.resume is not None, overwrite=args.overwrite)
     print(format_metrics(metrics))
     print(f"run directory: {out}")
     return 0
+
+
+def _int_option(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise GraphrecError(f"{name}: expected an integer, found {value!r}") from None
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
     test = metrics["test"]
     lines = [f"test metrics (best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, {metrics['seconds']} s):"]
     for key, value in test.items():
-        lines.append(f"  {key:<28}{value:>10.4f}")
+        lines.append(f"  {key:<28}{value:>10.4f}" if value is not None else f"  {key:<28}{'n/a':>10}")
     return "\n".join(lines)
 
 

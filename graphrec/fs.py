@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -20,6 +23,7 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file gets the mode any new file would
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -39,3 +43,25 @@ def atomic_write_bytes(dest: str | Path, data: bytes) -> Path:
 def atomic_write_text(dest: str | Path, text: str, encoding: str = "utf-8") -> Path:
     """Write ``text`` to ``dest`` atomically."""
     return atomic_write_bytes(dest, text.encode(encoding))
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def json_safe(x: Any) -> Any:
+    """``x`` with NaN and infinities replaced by None (JSON has no NaN), recursively through dicts and lists."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    return x
+
+
+def atomic_write_json(dest: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented, strictly valid JSON (NaN → null) to ``dest`` atomically."""
+    return atomic_write_text(dest, json.dumps(json_safe(obj), indent=1, allow_nan=False))

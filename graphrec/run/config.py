@@ -17,6 +17,24 @@ from graphrec.train.trainer import TrainConfig
 
 MODEL_NAMES = ("mostpop", "itemknn", "mf-bpr", "lightgcn", "text-lightgcn", "graphsage")
 
+#: The ``model:`` keys each model reads; writing any other is a ConfigError, never silently ignored.
+MODEL_KEYS: dict[str, tuple[str, ...]] = {
+    "mostpop": (),
+    "itemknn": ("k", "shrink"),
+    "mf-bpr": ("dim", "reg"),
+    "lightgcn": ("dim", "num_layers", "reg", "attribute_nodes"),
+    "text-lightgcn": ("dim", "num_layers", "reg", "attribute_nodes"),
+    "graphsage": ("dim", "num_layers", "reg", "fanouts", "dropout", "objective"),
+}
+#: Models trained by the BPR trainer (the others are fitted in closed form).
+TRAINABLE = ("mf-bpr", "lightgcn", "text-lightgcn", "graphsage")
+#: Models that read the ``text:`` section (item text features).
+TEXT_MODELS = ("text-lightgcn", "graphsage")
+#: ``graph:`` keys only GraphSAGE reads (the user-item models keep the item attribute nodes alone).
+GRAPHSAGE_GRAPH_KEYS = ("user_attributes", "user_features", "attribute_features", "genre_multihot", "age_edges")
+#: ``train:`` keys a closed-form model (no loss, no epochs) reads.
+CLOSED_FORM_TRAIN_KEYS = ("seed", "device", "threads", "progress")
+
 
 @dataclass(frozen=True)
 class DatasetSection:
@@ -53,6 +71,17 @@ class SplitSection:
     fixed: str | None = None
     cold_fraction: float = 0.1
 
+    def __post_init__(self) -> None:
+        if any(r < 0 for r in self.ratios) or self.ratios[0] <= 0 or abs(sum(self.ratios) - 1.0) > 1e-6:
+            raise ConfigError(f"split.ratios: expected three shares (train, valid, test) >= 0, train > 0, summing "
+                              f"to 1; found {list(self.ratios)} (sum {sum(self.ratios):g})")
+        if not 0 < self.cold_fraction < 1:
+            raise ConfigError(f"split.cold_fraction must be in (0, 1), got {self.cold_fraction}")
+        if self.method == "fixed" and self.fixed is None:
+            raise ConfigError("split.method 'fixed' needs split.fixed: the official split's name (ML-100K: u1..u5, ua, ub)")
+        if self.method != "fixed" and self.fixed is not None:
+            raise ConfigError(f"split.fixed is only read by split.method 'fixed', not {self.method!r}")
+
 
 @dataclass(frozen=True)
 class TextSection:
@@ -64,6 +93,14 @@ class TextSection:
     device: str = "auto"
     max_length: int = 256
 
+    def __post_init__(self) -> None:
+        from graphrec.train.trainer import check_device
+
+        if self.batch_size < 1 or self.max_length < 2:
+            raise ConfigError(f"text.batch_size must be >= 1 and text.max_length >= 2, got {self.batch_size} "
+                              f"and {self.max_length}")
+        check_device(self.device, "text.device")
+
 
 @dataclass(frozen=True)
 class ModelSection:
@@ -71,7 +108,8 @@ class ModelSection:
     name: One of ``mostpop``, ``itemknn``, ``mf-bpr``, ``lightgcn``, ``text-lightgcn``, ``graphsage``.
     dim, num_layers, reg: Embedding models' hyperparameters (GraphSAGE: width and layers).
     k, shrink: ItemKNN's neighbours and shrinkage.
-    fanouts: GraphSAGE's neighbours sampled per hop in training (one per layer; -1: all).
+    fanouts: GraphSAGE's neighbours sampled per hop in training (one per layer; -1: all;
+        default 10 per layer).
     dropout: GraphSAGE's dropout between layers.
     objective: GraphSAGE's loss: ``bpr`` or ``bce`` (binary cross-entropy).
     attribute_nodes: LightGCN and text-LightGCN: propagate over the item
@@ -85,10 +123,29 @@ class ModelSection:
     reg: float = 1e-4
     k: int = 100
     shrink: float = 0.0
-    fanouts: tuple[int, ...] = (10, 10)
+    fanouts: tuple[int, ...] | None = None
     dropout: float = 0.0
     objective: Literal["bpr", "bce"] = "bpr"
     attribute_nodes: bool = False
+
+    def __post_init__(self) -> None:
+        if self.dim < 1:
+            raise ConfigError(f"model.dim must be >= 1, got {self.dim}")
+        if self.num_layers < (1 if self.name == "graphsage" else 0):
+            raise ConfigError(f"model.num_layers must be >= {1 if self.name == 'graphsage' else 0} for "
+                              f"{self.name}, got {self.num_layers}")
+        if self.reg < 0 or self.shrink < 0:
+            raise ConfigError(f"model.reg and model.shrink must be >= 0, got {self.reg} and {self.shrink}")
+        if self.k < 1:
+            raise ConfigError(f"model.k must be >= 1, got {self.k}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.name == "graphsage" and self.fanouts is not None:
+            if len(self.fanouts) != self.num_layers:
+                raise ConfigError(f"model.fanouts needs one entry per layer (model.num_layers = {self.num_layers}), "
+                                  f"found {list(self.fanouts)}")
+            if any(f < -1 or f == 0 for f in self.fanouts):
+                raise ConfigError(f"model.fanouts: each must be >= 1, or -1 for every neighbour; found {list(self.fanouts)}")
 
 
 @dataclass(frozen=True)
@@ -97,6 +154,12 @@ class EvalSection:
 
     ks: tuple[int, ...] = (10, 20)
     batch_size: int = 1024
+
+    def __post_init__(self) -> None:
+        if not self.ks or any(k < 1 for k in self.ks):
+            raise ConfigError(f"eval.ks: expected cut-offs >= 1, found {list(self.ks)}")
+        if self.batch_size < 1:
+            raise ConfigError(f"eval.batch_size must be >= 1, got {self.batch_size}")
 
 
 @dataclass(frozen=True)
@@ -119,6 +182,12 @@ class ExperimentConfig:
     eval: EvalSection = field(default_factory=EvalSection)
 
     def __post_init__(self) -> None:
+        from graphrec.train.trainer import check_metric
+
+        _, k = check_metric(self.train.metric, "train.metric")
+        if k not in self.eval.ks and self.model.name in TRAINABLE:
+            raise ConfigError(f"train.metric {self.train.metric!r} is at k={k}, but eval.ks is {list(self.eval.ks)}: "
+                              f"add {k} to eval.ks or pick a metric at one of them")
         if self.model.attribute_nodes:
             if self.model.name not in ("lightgcn", "text-lightgcn"):
                 raise ConfigError(f"model.attribute_nodes is for lightgcn and text-lightgcn, not {self.model.name!r} "
@@ -127,7 +196,17 @@ class ExperimentConfig:
                 raise ConfigError("model.attribute_nodes needs graph.item_attributes (e.g. [genre])")
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        """Every setting the experiment's model reads (and no other), as plain YAML-able values."""
+        d = _plain(dataclasses.asdict(self))
+        name = self.model.name
+        d["model"] = {k: v for k, v in d["model"].items() if k == "name" or k in MODEL_KEYS[name]}
+        if name != "graphsage":
+            d["graph"] = {k: v for k, v in d["graph"].items() if k not in GRAPHSAGE_GRAPH_KEYS}
+        if name not in TEXT_MODELS:
+            del d["text"]
+        if name not in TRAINABLE:
+            d["train"] = {k: v for k, v in d["train"].items() if k in CLOSED_FORM_TRAIN_KEYS}
+        return d
 
 
 def _plain(x: Any) -> Any:
@@ -164,11 +243,40 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
         *parents, last = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{p}: --set {key}: {part!r} is not a section")
         node[last] = value
     try:
-        return from_dict(ExperimentConfig, raw, "")
+        config = from_dict(ExperimentConfig, raw, "")
+        check_unused(config, raw)
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
+    return config
+
+
+def check_unused(config: ExperimentConfig, raw: dict[str, Any]) -> None:
+    """Raise ConfigError for a key the configuration's model does not read (every key written must act)."""
+    name = config.model.name
+
+    def written(section: str) -> list[str]:
+        value = raw.get(section)
+        return list(value) if isinstance(value, dict) else []
+
+    bad = [k for k in written("model") if k != "name" and k not in MODEL_KEYS[name]]
+    if bad:
+        raise ConfigError(f"model: {name} has no key(s) {bad}; its keys: {list(MODEL_KEYS[name]) or 'none'}")
+    if name != "graphsage":
+        bad = [k for k in written("graph") if k in GRAPHSAGE_GRAPH_KEYS]
+        if bad:
+            raise ConfigError(f"graph: {bad} are read by graphsage only; {name} builds its graph from "
+                              "users, items and graph.item_attributes")
+    if name not in TEXT_MODELS and written("text"):
+        raise ConfigError(f"text: {name} uses no item text; text features are read by {', '.join(TEXT_MODELS)}")
+    if name not in TRAINABLE:
+        bad = [k for k in written("train") if k not in CLOSED_FORM_TRAIN_KEYS]
+        if bad:
+            raise ConfigError(f"train: {name} is fitted in closed form (no epochs, no loss); train.{bad} do not apply "
+                              f"(it reads only {list(CLOSED_FORM_TRAIN_KEYS)})")
 
 
 def dump_config(config: ExperimentConfig) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -15,11 +15,13 @@ import torch
 from torch_geometric.data import HeteroData
 
 from graphrec.data import Dataset, Split, k_core, load_movielens, make_split, to_implicit
+from graphrec.errors import ConfigError, GraphrecError
 from graphrec.eval import Evaluator, to_csr
-from graphrec.fs import atomic_write_text
+from graphrec.fs import atomic_write_json, atomic_write_text
 from graphrec.graph import GraphBuilder, interaction_matrix, multihot, normalized_adjacency
 from graphrec.nn import MFBPR, GraphSAGE, ItemKNN, LightGCN, MostPopular, ScoringModel
 from graphrec.run.config import ExperimentConfig, dump_config
+from graphrec.runtime import set_threads
 from graphrec.text import TextEncoder, item_texts
 from graphrec.train import Trainer, load_checkpoint, save_checkpoint, seed_everything
 
@@ -82,7 +84,8 @@ def build_model(config: ExperimentConfig, data: Prepared) -> ScoringModel:
     if m.name == "mf-bpr":
         return MFBPR(ds.num_users, ds.num_items, dim=m.dim, reg=m.reg)
     if m.name == "graphsage":
-        return GraphSAGE(data.graph, hidden=m.dim, num_layers=m.num_layers, fanouts=m.fanouts, dropout=m.dropout,
+        return GraphSAGE(data.graph, hidden=m.dim, num_layers=m.num_layers, fanouts=m.fanouts or (10,) * m.num_layers,
+                         dropout=m.dropout,
                          reg=m.reg, objective=m.objective, seed=config.train.seed)
     features = data.item_text if m.name == "text-lightgcn" else None
     extra = {t: int(data.graph[t].num_nodes) for t in config.graph.item_attributes} if m.attribute_nodes else None
@@ -101,31 +104,105 @@ def evaluators(config: ExperimentConfig, data: Prepared) -> tuple[Evaluator, Eva
     return Evaluator(data.valid, data.train, **kw), Evaluator(data.test, (data.train + data.valid).tocsr(), **kw)
 
 
+#: the files ``run_experiment`` writes into a run directory (``--overwrite`` removes these, nothing else)
+RUN_FILES = ("config.yaml", "metrics.json", "history.json", "history.csv", "best.pt", "last.pt", "curve.png")
+#: settings of how a run executes, not of what it computes: they may differ on resume
+RUNTIME_KEYS = ("train.progress", "train.threads")
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_resumable(saved: ExperimentConfig, config: ExperimentConfig, run_dir: Path) -> None:
+    """Raise ConfigError unless ``config`` continues ``saved``: equal but for a raised ``train.epochs``."""
+    a, b = _flat(saved.to_dict()), _flat(config.to_dict())
+    differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in RUNTIME_KEYS)
+    if "train.epochs" in differ and config.train.epochs >= saved.train.epochs:
+        differ.remove("train.epochs")
+    if differ:
+        detail = ", ".join(f"{k}: {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}" for k in differ)
+        raise ConfigError(f"--resume {run_dir}: the configuration differs from the run's own config.yaml in {detail}; "
+                          "a run continues only with its own configuration (train.epochs may be raised)")
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Check (and for ``overwrite``, clear) a run directory before any data loads."""
+    if resume:
+        if not run_dir.is_dir():
+            raise GraphrecError(f"--resume {run_dir}: no such run directory")
+        if not (run_dir / "config.yaml").is_file():
+            raise GraphrecError(f"--resume {run_dir}: no config.yaml there; not a graphrec run directory")
+        return
+    present = [f for f in RUN_FILES if (run_dir / f).exists()]
+    if present and not overwrite:
+        raise GraphrecError(f"run directory {run_dir} already holds a run ({', '.join(present)}); pass --resume "
+                            f"{run_dir} to continue it, or --overwrite to replace it")
+    for f in present:
+        (run_dir / f).unlink()
+
+
 def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, resume: bool = False,
-                   log: Any = print) -> tuple[Path, dict[str, Any]]:
+                   log: Any = print, overwrite: bool = False) -> tuple[Path, dict[str, Any]]:
     """Run one experiment and write its run directory.
 
     The directory holds ``config.yaml`` (resolved), ``metrics.json``,
     ``history.json`` / ``history.csv``, ``best.pt`` and ``curve.png``.
 
+    Args:
+        config: The experiment.
+        run_dir: Where to write (default ``<output>/<name>-<time>``).
+        resume: Continue the run in ``run_dir``: ``config`` must equal its
+            ``config.yaml`` but for a raised ``train.epochs``.
+        overwrite: Replace a finished or partial run in ``run_dir``
+            (otherwise an existing run there is an error).
+
+    Without a validation part (``split.method: fixed``), training runs the
+    full ``train.epochs`` and keeps the last epoch; ``metrics["valid"]`` is
+    None.
+
     Returns:
         ``(run_dir, metrics)`` where metrics has ``valid`` and ``test`` sections.
+
+    Raises:
+        GraphrecError: a run directory that exists without ``resume`` /
+            ``overwrite``, or a resume of a missing or different run.
     """
     started = time.perf_counter()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = Path(run_dir) if run_dir is not None else Path(config.output) / f"{config.name}-{stamp}"
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", dump_config(config))
+    prepare_run_dir(out, resume, overwrite)
+    resumed_from = None
+    if resume:
+        from graphrec.run.config import load_config
+
+        saved = load_config(out / "config.yaml")
+        check_resumable(saved, config, out)
+        resumed_from = saved.train.epochs
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.yaml", dump_config(config))
+    threads = set_threads(config.train.threads)
     data = prepare(config)
     st = data.split.stats()
     log(f"{config.name}: {data.dataset.name} {data.split.method}: train {st.sizes['train']:,}, "
         f"valid {st.sizes['valid']:,}, test {st.sizes['test']:,}")
     model = build_model(config, data)
     valid_ev, test_ev = evaluators(config, data)
+    has_valid = data.valid.nnz > 0
     history: list[dict[str, float]] = []
     if model.trainable:
-        trainer = Trainer(model, data.train, valid_ev, config.train, out)
-        log(f"training {model!r} on {trainer.device}")
+        trainer = Trainer(model, data.train, valid_ev if has_valid else None, config.train, out)
+        log(f"training {model!r} on {trainer.device} ({threads} threads)")
+        if not has_valid:
+            log(f"no validation part in split {data.split.method!r}: training all {config.train.epochs} epochs, "
+                "keeping the last")
         history = trainer.fit(resume=resume)
         trainer.load_best()
         model = trainer.model
@@ -133,20 +210,25 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
         model.fit(data.train)
         save_checkpoint(out / "best.pt", {"model": model.state_dict(), "model_class": type(model).__name__,
                                           "hparams": model.hparams(), "epoch": 0})
+    metric = f"valid_{config.train.metric}"
+    best = max(range(len(history)), key=lambda i: history[i].get(metric, -math.inf)) + 1 if has_valid and history \
+        else len(history)
     metrics = {
-        "valid": valid_ev.evaluate(model),
+        "valid": valid_ev.evaluate(model) if has_valid else None,
         "test": test_ev.evaluate(model, beyond=True),
-        "best_epoch": int(max(range(len(history)), key=lambda i: history[i].get(f"valid_{config.train.metric}", -1)) + 1)
-        if history else 0,
+        "best_epoch": best,
         "epochs_run": len(history),
         "seconds": round(time.perf_counter() - started, 1),
         "model": repr(model),
+        "threads": threads,
     }
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
-    if history:
+    if resumed_from is not None and resumed_from != config.train.epochs:
+        metrics["resumed_with"] = {"train.epochs": config.train.epochs, "config.yaml": resumed_from}
+    atomic_write_json(out / "metrics.json", metrics)
+    if history and has_valid:
         from graphrec.run.plot import plot_history
 
-        plot_history(history, out / "curve.png", metric=f"valid_{config.train.metric}", title=config.name)
+        plot_history(history, out / "curve.png", metric=metric, title=config.name)
     return out, metrics
 
 
@@ -155,9 +237,19 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[E
     from graphrec.run.config import load_config
 
     run = Path(run_dir)
+    if not run.is_dir():
+        raise GraphrecError(f"{run}: no such run directory")
+    for f in ("config.yaml", "best.pt"):
+        if not (run / f).is_file():
+            hint = " (the run has not finished an epoch: resume it with graphrec run --resume)" if f == "best.pt" else ""
+            raise GraphrecError(f"{run}: no {f} there; not a finished graphrec run{hint}")
     config = load_config(run / "config.yaml")
     data = prepare(config)
     model = build_model(config, data)
     state = load_checkpoint(run / "best.pt", map_location="cpu")
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise GraphrecError(f"{run / 'best.pt'}: does not fit the model of {run / 'config.yaml'}: "
+                            f"{str(exc).splitlines()[0]}") from None
     return config, data, model.to(device).eval()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import random
 import time
@@ -20,7 +19,7 @@ import torch
 from graphrec.errors import ConfigError, GraphrecError
 from graphrec.eval.evaluator import Evaluator
 from graphrec.eval.metrics import METRICS
-from graphrec.fs import atomic_write_text
+from graphrec.fs import atomic_write_json, atomic_write_text
 from graphrec.nn.base import ScoringModel
 from graphrec.runtime import resolve_threads, set_threads
 from graphrec.text.encoder import resolve_device
@@ -134,6 +133,10 @@ class Trainer:
     ``resume=True`` continues to exactly the same result as an uninterrupted
     run with the same seed.
 
+    Without a validation evaluator (a split with no valid part, such as the
+    official ML-100K ``u1``-``u5``), nothing can choose an epoch: the trainer
+    runs all ``epochs`` and ``best.pt`` is the last epoch.
+
     Args:
         model: A :class:`~graphrec.nn.ScoringModel` with ``trainable = True``.
         train: ``num_users × num_items`` CSR of train interactions.
@@ -229,7 +232,7 @@ class Trainer:
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             row: dict[str, float] = {"epoch": self.epoch + 1, "loss": loss, "train_seconds": time.perf_counter() - start}
-            improved = False
+            improved = self.valid is None  # without validation, the last epoch is the one kept
             if self.valid is not None and (self.epoch + 1) % c.eval_every == 0:
                 t = time.perf_counter()
                 metrics = self.valid.evaluate(self.model)
@@ -291,7 +294,7 @@ class Trainer:
         if improved:
             save_checkpoint(self.run_dir / "best.pt", {k: state[k] for k in ("model", "model_class", "hparams", "epoch")})
         save_checkpoint(self.run_dir / "last.pt", state)
-        atomic_write_text(self.run_dir / "history.json", json.dumps(self.history, indent=1))
+        atomic_write_json(self.run_dir / "history.json", self.history)
         atomic_write_text(self.run_dir / "history.csv", history_csv(self.history))
 
     def load_best(self) -> None:

@@ -151,6 +151,16 @@ def test_unknown_ids_and_unexplainable_models():
         Explainer(LightGCN(2, 4, normalized_adjacency(sp.csr_matrix((2, 4))), dim=2), g)
 
 
+def sage_scores_with_and_without_messages(model: GraphSAGE, user: int, item: int) -> tuple[float, float]:
+    """``f(1)``: the model's score; ``f(0)``: its score on the same nodes with every edge removed."""
+    users, items = model.get_embedding()
+    empty = model.graph.clone()
+    for et in empty.edge_types:
+        empty[et].edge_index = empty[et].edge_index[:, :0]
+    h = model.encoder(*model._inputs(empty))
+    return float((users[user] @ items[item]).detach()), float((h["user"][user] @ h["item"][item]).detach())
+
+
 def test_graphsage_integrated_gradients():
     torch.manual_seed(0)
     data = sage_graph()
@@ -160,7 +170,11 @@ def test_graphsage_integrated_gradients():
     assert e.method == "integrated-gradients"
     users, items = model.get_embedding()
     assert math.isclose(e.score, float((users[2] @ items[5]).detach()), rel_tol=1e-5, abs_tol=1e-6)
-    assert abs(e.total - e.score) < 1e-5
+    # completeness against the model's own f(1) - f(0): the edges' attributions add up to what the messages add
+    f1, f0 = sage_scores_with_and_without_messages(model, 2, 5)
+    edges = sum(c.value for c in (*e.contributions, *e.remainder) if c.group == "edge")
+    assert abs(edges - (f1 - f0)) < 0.02 * abs(f1 - f0), (edges, f1 - f0)
+    assert abs(f1 - f0) > 1e-3  # the messages matter: a zero attribution would fail above
     assert_edges_exist(e, data)
     history = set(data["user", "interacts", "item"].edge_index[1][data["user", "interacts", "item"].edge_index[0] == 2].tolist())
     for n in e.nodes:

@@ -32,6 +32,22 @@ def test_defaults_and_roundtrip(tmp_path):
     ("model: [\n", "not valid YAML"),
     ("model:\n  name: graphsage\n  attribute_nodes: true\n", "model.attribute_nodes is for lightgcn and text-lightgcn"),
     ("model:\n  attribute_nodes: true\ngraph:\n  item_attributes: []\n", "model.attribute_nodes needs graph.item_attributes"),
+    # options a model does not read are errors, not silently ignored
+    ("model:\n  name: lightgcn\n  k: 50\n", r"model: lightgcn has no key\(s\) \['k'\]; its keys: \['dim', 'num_layers'"),
+    ("model:\n  name: mostpop\n  dim: 8\n", r"model: mostpop has no key\(s\) \['dim'\]; its keys: none"),
+    ("model:\n  name: lightgcn\ngraph:\n  user_features: text_mean\n", r"graph: \['user_features'\] are read by graphsage only"),
+    ("model:\n  name: mf-bpr\ntext:\n  batch_size: 8\n", "text: mf-bpr uses no item text"),
+    ("model:\n  name: itemknn\ntrain:\n  epochs: 5\n", r"train: itemknn is fitted in closed form.*\['epochs'\]"),
+    # values out of range or inconsistent, before any work
+    ("model:\n  num_layers: -1\n", "model.num_layers must be >= 0 for lightgcn, got -1"),
+    ("model:\n  dim: 0\n", "model.dim must be >= 1, got 0"),
+    ("model:\n  name: graphsage\n  num_layers: 2\n  fanouts: [10]\n", r"model.fanouts needs one entry per layer .* found \[10\]"),
+    ("eval:\n  ks: [10]\n", r"train.metric 'ndcg@20' is at k=20, but eval.ks is \[10\]"),
+    ("train:\n  metric: ndgc@20\n", "train.metric: expected <metric>@<k> with a metric among"),
+    ("train:\n  device: gpu\n", "train.device: 'gpu' is not a device"),
+    ("split:\n  ratios: [0.8, 0.3, 0.1]\n", r"split.ratios: .*summing to 1; found \[0.8, 0.3, 0.1\] \(sum 1.2\)"),
+    ("split:\n  method: fixed\n", "split.method 'fixed' needs split.fixed"),
+    ("train:\n  threads: 0\n", "threads must be 'auto' or an integer >= 1, got 0"),
 ])
 def test_errors_name_file_and_key(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as exc:
@@ -53,3 +69,18 @@ def test_shipped_configs_are_valid():
     assert len(paths) >= 10
     for p in paths:
         assert isinstance(load_config(p), ExperimentConfig)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_on_a_cpu_only_torch_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"train.device: 'cuda' asked for, but this torch .* sees no CUDA device"):
+        load_config(write(tmp_path, "train:\n  device: cuda\n"))
+
+
+def test_saved_config_holds_only_what_the_model_reads(tmp_path):
+    for path in ("experiments/ml100k-itemknn.yaml", "experiments/ml100k-graphsage-attrs.yaml"):
+        c = load_config(path)
+        again = load_config(write(tmp_path, dump_config(c)))  # a run's config.yaml loads as it was written
+        assert again == c
+    text = dump_config(load_config("experiments/ml100k-itemknn.yaml"))
+    assert "dim:" not in text and "epochs:" not in text and "text:" not in text

@@ -147,3 +147,22 @@ def test_negatives_only_from_allowed_items() -> None:
     assert set(drawn.tolist()) == {1, 2}
     with pytest.raises(GraphrecError, match="every item that may be drawn"):
         NegativeSampler(train, torch.Generator(), items=np.array([True, False, False, False])).sample(torch.tensor([0]))
+
+
+def test_atomic_files_respect_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_path_file = tmp_path / "a.txt"
+        from graphrec.fs import atomic_write_text
+
+        atomic_write_text(atomic_path_file, "x")
+    finally:
+        os.umask(old)
+    assert atomic_path_file.stat().st_mode & 0o777 == 0o644
+
+
+def test_json_has_null_not_nan(tmp_path):
+    from graphrec.fs import atomic_write_json
+
+    atomic_write_json(tmp_path / "m.json", {"valid": {"ndcg@20": float("nan")}, "x": [1.5, float("inf")]})
+    assert (tmp_path / "m.json").read_text().replace(" ", "").replace("\n", "") == '{"valid":{"ndcg@20":null},"x":[1.5,null]}'
