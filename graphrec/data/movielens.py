@@ -77,6 +77,9 @@ DATASETS: dict[str, MovieLensSpec] = {
 }
 
 _KEY_FILE = {"100k": "u.data", "dat": "ratings.dat", "csv": "ratings.csv"}
+#: files a copy must hold to be loaded (the key file first)
+_REQUIRED = {"100k": ("u.data", "u.item", "u.user", "u.genre"), "dat": ("ratings.dat", "movies.dat"),
+             "csv": ("ratings.csv", "movies.csv")}
 
 # ML-1M's users.dat codes (from its README).
 ML1M_OCCUPATIONS = (
@@ -115,10 +118,11 @@ class DatasetFiles:
 
 
 def search_roots(data_dir: str | Path | None) -> list[Path]:
-    """Folders searched for dataset files, in order."""
-    roots = []
+    """Folders searched for dataset files, in order: ``data_dir`` alone when given (an explicit folder is never
+    passed over for another copy), else ``$GRAPHREC_DATA_DIR`` and the cache."""
     if data_dir is not None:
-        roots.append(Path(data_dir).expanduser())
+        return [Path(data_dir).expanduser()]
+    roots = []
     env = os.environ.get("GRAPHREC_DATA_DIR")
     if env:
         roots.append(Path(env).expanduser())
@@ -127,19 +131,40 @@ def search_roots(data_dir: str | Path | None) -> list[Path]:
 
 
 def locate(name: str, data_dir: str | Path | None = None) -> DatasetFiles | None:
-    """Find a release's files locally, or return None."""
+    """Find a release's files locally, or return None.
+
+    Raises:
+        DatasetNotFoundError: a copy exists (its folder or zip) but lacks a
+            file the loader needs; the message names the file.
+        DataFormatError: a zip that is not a valid archive.
+    """
     spec = get_spec(name)
     key = _KEY_FILE[spec.layout]
+    required = _REQUIRED[spec.layout]
     for root in search_roots(data_dir):
-        for folder in (root / spec.folder, root / spec.name, root):
-            if (folder / key).is_file():
+        for folder in dict.fromkeys((root / spec.folder, root / spec.name)):
+            if folder.is_dir():
+                _check_complete(spec, folder, [f for f in required if not (folder / f).is_file()])
                 return DatasetFiles(spec, folder, archive=False)
+        if (root / key).is_file():  # the release's own folder given as the data dir
+            _check_complete(spec, root, [f for f in required if not (root / f).is_file()])
+            return DatasetFiles(spec, root, archive=False)
         archive = root / f"{spec.name}.zip"
         if archive.is_file():
             if not zipfile.is_zipfile(archive):
                 raise DataFormatError(archive, "is not a valid zip archive; delete it to download it again")
+            with zipfile.ZipFile(archive) as z:
+                members = set(z.namelist())
+            _check_complete(spec, archive, [f for f in required if f"{spec.folder}/{f}" not in members])
             return DatasetFiles(spec, archive, archive=True)
     return None
+
+
+def _check_complete(spec: MovieLensSpec, where: Path, missing: list[str]) -> None:
+    if missing:
+        raise DatasetNotFoundError(
+            f"{where}: this copy of {spec.name} is incomplete: {', '.join(missing)} missing. Restore the file(s), "
+            f"or remove the copy (graphrec then looks elsewhere or downloads {spec.url})")
 
 
 def fetch(name: str, data_dir: str | Path | None = None, progress: bool = True) -> Path:

@@ -130,3 +130,20 @@ def test_ml_latest_small_counts(data_dir):
     ds = load_movielens("ml-latest-small", data_dir, download=False)
     assert (ds.num_users, ds.num_items, len(ds)) == (610, 9742, 100_836)
     assert len(ds.tag_assignments) == 3683
+
+
+def test_an_incomplete_copy_is_named_never_passed_over(tmp_path, data_dir, monkeypatch):
+    import shutil
+
+    from graphrec.data import load_movielens
+    from graphrec.errors import DatasetNotFoundError
+
+    broken = tmp_path / "ml-100k"
+    shutil.copytree(data_dir / "ml-100k", broken)
+    (broken / "u.data").unlink()
+    monkeypatch.setenv("GRAPHREC_DATA_DIR", str(data_dir))  # a good copy elsewhere must not be used instead
+    with pytest.raises(DatasetNotFoundError, match=r"ml-100k: this copy of ml-100k is incomplete: u\.data missing"):
+        load_movielens("ml-100k", tmp_path, download=False)
+    # an explicit --data-dir without any copy: not found there, whatever $GRAPHREC_DATA_DIR holds
+    with pytest.raises(DatasetNotFoundError, match="was not found locally"):
+        load_movielens("ml-100k", tmp_path / "elsewhere", download=False)
