@@ -8,6 +8,7 @@ Usage:
   python experiments/compare.py                               # every experiments/*.yaml, seeds 2020 2021 2022
   python experiments/compare.py --configs experiments/ml100k-*.yaml --seeds 2020 --out /tmp/r.md
   python experiments/compare.py --render a.json b.json        # one table from runs saved by earlier calls
+  python experiments/compare.py --collect runs/compare/ml100k-lightgcn-seed2020 ... --out r.md   # from run dirs
 
 Each call saves its runs as JSON next to ``--out``; ``experiments/results/``
 keeps the saved runs behind ``results.md`` and ``NOTES.md`` (remarks appended
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from graphrec.fs import atomic_write_text
 from graphrec.run import load_config, run_experiment
@@ -58,6 +60,8 @@ def main() -> None:
     p.add_argument("--runs", default="runs/compare", help="folder for the run directories")
     p.add_argument("--render", nargs="+", metavar="JSON", help="only write the table from results JSON files")
     p.add_argument("--threads", type=int, default=None, help="torch threads per run (default: the configs' train.threads)")
+    p.add_argument("--collect", nargs="+", metavar="RUN_DIR",
+                   help="only write the table (and its JSON) from finished run directories of earlier calls")
     a = p.parse_args()
     if a.threads is not None:
         torch.set_num_threads(a.threads)
@@ -73,6 +77,23 @@ def main() -> None:
                 d, m = key.split("/", 1)
                 results[(d, m)] = runs
         write_table(a.out, results, a.seeds, commands)
+        return
+    if a.collect:
+        collected: dict[tuple[str, str], list[dict]] = {}
+        for run_dir in map(Path, a.collect):
+            # the run's resolved configuration as written (plain YAML: it may predate today's key checks)
+            cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+            train = cfg.get("train", {})
+            budget = {"epochs": train["epochs"], "patience": train["patience"], "eval_every": train.get("eval_every", 1)} \
+                if metrics["epochs_run"] else None
+            collected.setdefault((cfg["dataset"]["name"], cfg["name"]), []).append(
+                {"seed": train["seed"], "config": str(HERE / f"{cfg['name']}.yaml"), "budget": budget, **metrics})
+        date = f"{datetime.now(timezone.utc):%Y-%m-%d}"
+        atomic_write_text(Path(a.out).with_suffix(".json"), json.dumps(
+            {"command": command, "device": device, "date": date,
+             "results": {f"{d}/{m}": runs for (d, m), runs in collected.items()}}, indent=1, default=str))
+        write_table(a.out, collected, a.seeds, [f"`{command}` ({device}, {date})"])
         return
     configs = [load_config(c) for c in a.configs]  # every configuration is checked before anything runs
     results: dict[tuple[str, str], list[dict]] = {}
