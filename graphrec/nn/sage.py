@@ -3,8 +3,10 @@ Graphs", NeurIPS 2017) over every edge type of the heterogeneous graph."""
 
 from __future__ import annotations
 
+import copy
+import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -13,6 +15,9 @@ from torch_geometric.nn import HeteroConv, SAGEConv
 
 from graphrec.errors import ConfigError
 from graphrec.nn.base import ScoringModel, bpr_loss, l2_reg
+
+if TYPE_CHECKING:
+    from graphrec.sampling import NeighborSampler
 
 EdgeType = tuple[str, str, str]
 
@@ -80,6 +85,21 @@ class GraphSAGE(ScoringModel):
     that were not in the graph, from their features and links, without
     retraining.
 
+    Random draws: the sampler owns a generator per device (seeded with
+    ``seed``), saved and restored by :meth:`rng_state` /
+    :meth:`set_rng_state`, so a resumed training repeats an uninterrupted
+    one; dropout draws from torch's global generator (the trainer's).
+
+    Determinism: on CPU, training with a fixed seed and thread count is
+    bit-for-bit repeatable. Rows are gathered with ``index_select``, whose
+    backward (``index_add_``) adds in index order, never with advanced
+    indexing, whose backward (``index_put_(accumulate=True)``) adds with
+    atomics from parallel threads on CPU, in an order that changes from run
+    to run. On CUDA, PyG's mean aggregation (``scatter_add_``) and the
+    backward of ``index_select`` (``index_add_``) use atomic adds, so losses
+    vary in the last bits unless ``torch.use_deterministic_algorithms(True)``
+    is set.
+
     Args:
         data: The train graph (:class:`~graphrec.graph.GraphBuilder`); its
             ``x`` per node type are the inputs.
@@ -105,24 +125,82 @@ class GraphSAGE(ScoringModel):
             raise ConfigError(f"fanouts needs one entry per layer ({num_layers}), got {list(fanouts)}")
         self.hidden, self.num_layers, self.fanouts, self.dropout, self.reg, self.seed = (
             hidden, num_layers, list(fanouts), dropout, reg, seed)
-        self.graph = data.cpu()
+        self.graph = copy.copy(data).cpu()  # HeteroData.cpu() moves in place: leave the caller's graph alone
         in_dims = {t: int(data[t].x.shape[1]) for t in data.node_types if "x" in data[t]}
         num_nodes = {t: int(data[t].num_nodes) for t in data.node_types}
         self.encoder = HeteroSAGE(data.node_types, data.edge_types, in_dims, num_nodes, hidden, num_layers, dropout)
-        self._on: dict[str, tuple[HeteroData, Any]] = {}  # device -> (graph, sampler)
+        self._on: dict[str, tuple[HeteroData, NeighborSampler]] = {}  # device -> (graph, sampler)
+        self._rng_pending: dict[str, Tensor] = {}  # device -> sampler state restored before that sampler was built
 
     def hparams(self) -> dict[str, Any]:
         return {**super().hparams(), "hidden": self.hidden, "num_layers": self.num_layers, "fanouts": self.fanouts,
                 "dropout": self.dropout, "reg": self.reg, "objective": self.objective}
 
-    def _graph(self) -> tuple[HeteroData, Any]:
+    def _graph(self) -> tuple[HeteroData, NeighborSampler]:
+        """The graph on the model's device and the training sampler over it, built on first use."""
         from graphrec.sampling import NeighborSampler
 
         key = str(self.device)
         if key not in self._on:
-            g = self.graph.to(self.device)
-            self._on[key] = (g, NeighborSampler(g, self.fanouts, seed=self.seed))
+            # Built outside inference mode even when first asked for under it (an Evaluator ranking):
+            # cached inference tensors would break every later training step.
+            with torch.inference_mode(False):
+                g = copy.copy(self.graph).to(self.device)  # a copy: .to() moves a HeteroData in place
+                g = g.apply(lambda t: t.clone() if t.is_inference() else t)
+                sampler = NeighborSampler(g, self.fanouts, seed=self.seed)
+            state = self._rng_pending.pop(key, None)
+            if state is not None:
+                sampler.generator.set_state(state)
+            elif self._rng_pending:
+                warnings.warn(f"GraphSAGE: the restored sampler state is for {', '.join(sorted(self._rng_pending))}; "
+                              f"the sampler on {key} starts from its seed ({self.seed}), so this run will not repeat "
+                              "the one it was saved from (generator states do not carry across devices)", stacklevel=2)
+            self._on[key] = (g, sampler)
         return self._on[key]
+
+    def rng_state(self) -> dict[str, Tensor]:
+        """The state of the training sampler's generator on every device it was built on.
+
+        Keys are ``"sampler.<device>"`` (``"sampler.cpu"``, ``"sampler.cuda:0"``);
+        values are CPU ByteTensors (CUDA generator states are too), which
+        ``torch.load(weights_only=True)`` accepts. States restored for a device
+        whose sampler is not built yet are returned as they were given.
+        """
+        state = {f"sampler.{dev}": s.clone() for dev, s in self._rng_pending.items()}
+        state.update({f"sampler.{dev}": sampler.generator.get_state() for dev, (_, sampler) in self._on.items()})
+        return state
+
+    def set_rng_state(self, state: dict[str, Tensor]) -> None:
+        """Restore what :meth:`rng_state` returned.
+
+        A state for a device whose sampler exists is applied now; the others
+        are kept and applied when the model builds its sampler on that device
+        (in :meth:`_graph`, on first use).
+
+        Raises:
+            ValueError: A key is not ``"sampler.<device>"`` or a value is not
+                a generator state.
+        """
+        parsed: dict[str, Tensor] = {}
+        for key, value in state.items():
+            if not key.startswith("sampler."):
+                raise ValueError(f"GraphSAGE.set_rng_state: unknown key {key!r}; expected 'sampler.<device>' keys "
+                                 "from GraphSAGE.rng_state()")
+            if not isinstance(value, Tensor) or value.dtype != torch.uint8 or value.dim() != 1:
+                found = f"{value.dtype} of shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+                raise ValueError(f"GraphSAGE.set_rng_state: {key!r} must be a 1-d uint8 tensor (a torch.Generator "
+                                 f"state), got {found}")
+            try:
+                device = str(torch.device(key.removeprefix("sampler.")))
+            except RuntimeError:
+                raise ValueError(f"GraphSAGE.set_rng_state: {key!r} does not name a device") from None
+            parsed[device] = value.detach().cpu().clone()
+        for device, value in parsed.items():
+            if device in self._on:
+                self._on[device][1].generator.set_state(value)
+                self._rng_pending.pop(device, None)
+            else:
+                self._rng_pending[device] = value
 
     @staticmethod
     def _inputs(g: HeteroData) -> tuple[dict[str, Tensor | None], dict[str, Tensor], dict[EdgeType, Tensor]]:
@@ -157,8 +235,9 @@ class GraphSAGE(ScoringModel):
         u, u_inv = torch.unique(users, return_inverse=True)
         i, i_inv = torch.unique(torch.cat([pos_items, neg_items]), return_inverse=True)
         h = self.embed_sampled({"user": u, "item": i})
-        e_u = h["user"][u_inv]  # [B, D]
-        e_p, e_n = h["item"][i_inv].split(batch)  # [B, D] each
+        # index_select, not h[idx]: the backward of advanced indexing adds in a thread-dependent order on CPU
+        e_u = h["user"].index_select(0, u_inv)  # [B, D]
+        e_p, e_n = h["item"].index_select(0, i_inv).split(batch)  # [B, D] each
         pos, neg = (e_u * e_p).sum(-1), (e_u * e_n).sum(-1)
         if self.objective == "bce":
             logits = torch.cat([pos, neg])

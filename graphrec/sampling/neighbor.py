@@ -51,6 +51,9 @@ class NeighborSampler(BaseSampler):
         ``row`` / ``col`` indices plus original edge ids per edge type.
     """
 
+    # Never inference tensors, even when built under inference mode (a model first evaluated):
+    # the id maps are updated in place on every call, in or out of that mode.
+    @torch.inference_mode(False)
     def __init__(self, data: HeteroData, num_neighbors: Fanouts, replace: bool = False,
                  weight_attr: str | None = None, seed: int | None = None) -> None:
         self.node_types = list(data.node_types)

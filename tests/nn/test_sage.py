@@ -1,3 +1,5 @@
+import io
+
 import pytest
 import torch
 
@@ -105,3 +107,122 @@ def test_bce_objective_recovers_checkerboard():
     assert scores.argmax(1).tolist() == [WITHHELD[u] for u in range(N)]
     with pytest.raises(ConfigError, match="objective"):
         GraphSAGE(graph(), objective="hinge")
+
+
+# --- exact resume, inference mode, determinism ---
+
+
+def batches(num_users, num_items, steps, size, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randint(num_users, (size,), generator=g), torch.randint(num_items, (size,), generator=g),
+             torch.randint(num_items, (size,), generator=g)) for _ in range(steps)]
+
+
+def train_steps(model, optimizer, steps):
+    losses = []
+    for users, pos, neg in steps:
+        loss = model.loss(users, pos, neg)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def fresh_sage(data, weights_seed=0, **kw):
+    torch.manual_seed(weights_seed)
+    return GraphSAGE(data, **{"hidden": 8, "num_layers": 2, "fanouts": [2, 2], "seed": 7, **kw})
+
+
+@pytest.mark.parametrize("sampler_built_before_restore", [False, True])
+def test_resume_from_state_dict_and_rng_state_repeats_the_uninterrupted_run(sampler_built_before_restore):
+    data = graph()
+    steps = batches(20, 25, 6, 16)
+    straight = fresh_sage(data)
+    opt = torch.optim.Adam(straight.parameters(), lr=0.01)
+    expected = train_steps(straight, opt, steps)
+
+    first = fresh_sage(data)
+    opt = torch.optim.Adam(first.parameters(), lr=0.01)
+    assert train_steps(first, opt, steps[:3]) == expected[:3]
+    buf = io.BytesIO()
+    torch.save({"model": first.state_dict(), "optimizer": opt.state_dict(), "model_rng": first.rng_state()}, buf)
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=True)
+    assert list(saved["model_rng"]) == ["sampler.cpu"]
+    assert saved["model_rng"]["sampler.cpu"].dtype == torch.uint8
+
+    def resumed(with_rng):
+        model = fresh_sage(data, weights_seed=123)
+        if sampler_built_before_restore:
+            model.get_embedding()
+        model.load_state_dict(saved["model"])
+        if with_rng:
+            model.set_rng_state(saved["model_rng"])
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        optimizer.load_state_dict(saved["optimizer"])
+        return model, train_steps(model, optimizer, steps[3:])
+
+    model, losses = resumed(with_rng=True)
+    assert losses == expected[3:]  # bit-identical
+    for name, value in straight.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    # without the sampler's state the continuation draws other neighbours (so the test can fail)
+    _, other = resumed(with_rng=False)
+    assert other != expected[3:]
+
+
+def test_rng_state_for_another_device_is_kept_and_round_trips():
+    model = fresh_sage(graph())
+    cuda_state = torch.arange(16, dtype=torch.uint8)  # a CUDA (Philox) generator state is a CPU ByteTensor too
+    model.set_rng_state({"sampler.cuda:0": cuda_state})
+    with pytest.warns(UserWarning, match=r"sampler state is for cuda:0.*starts from its seed"):
+        model.get_embedding()  # builds the CPU sampler, which cannot take a CUDA state
+    state = model.rng_state()
+    assert sorted(state) == ["sampler.cpu", "sampler.cuda:0"]
+    assert torch.equal(state["sampler.cuda:0"], cuda_state)
+    assert all(v.device.type == "cpu" for v in state.values())
+
+
+def test_set_rng_state_rejects_what_is_not_a_sampler_state():
+    model = fresh_sage(graph())
+    with pytest.raises(ValueError, match=r"GraphSAGE\.set_rng_state: unknown key 'generator'"):
+        model.set_rng_state({"generator": torch.zeros(4, dtype=torch.uint8)})
+    with pytest.raises(ValueError, match=r"'sampler\.cpu' must be a 1-d uint8 tensor.*got torch\.float32"):
+        model.set_rng_state({"sampler.cpu": torch.zeros(4)})
+    with pytest.raises(ValueError, match=r"'sampler\.tpu' does not name a device"):
+        model.set_rng_state({"sampler.tpu": torch.zeros(4, dtype=torch.uint8)})
+
+
+def test_training_after_a_first_evaluation_under_inference_mode():
+    model = fresh_sage(graph())
+    with torch.inference_mode():  # as the Evaluator ranks: builds and caches the graph and the sampler
+        model.score_all(torch.arange(3))
+    g, sampler = model._graph()
+    cached = [t for store in g.stores for t in store.values() if isinstance(t, torch.Tensor)]
+    cached += [t for csc in sampler.csc.values() for t in csc if t is not None] + list(sampler._local.values())
+    assert not any(t.is_inference() for t in cached)
+    model.loss(torch.tensor([0, 1]), torch.tensor([2, 3]), torch.tensor([4, 5])).backward()
+    assert model.encoder.convs[0].convs[("user", "interacts", "item")].lin_l.weight.grad is not None
+    model.embed_sampled({"user": torch.tensor([0, 1])})["user"].sum().backward()
+    model.get_embedding()[0].sum().backward()  # the full-graph path saves the cached features for backward
+
+
+def test_training_is_bit_deterministic_on_cpu_with_parallel_threads():
+    # big enough for parallel kernels: 4096 gathered item rows x 32 columns, over 40 items
+    data = random_graph(seed=1, users=60, items=40, edges=600)
+    steps = batches(60, 40, 4, 2048, seed=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs = []
+        for _ in range(2):
+            model = fresh_sage(data, hidden=32, fanouts=[5, 5])
+            losses = train_steps(model, torch.optim.Adam(model.parameters(), lr=0.01), steps)
+            runs.append((losses, model.state_dict()))
+    finally:
+        torch.set_num_threads(threads)
+    (losses_a, state_a), (losses_b, state_b) = runs
+    assert losses_a == losses_b
+    for name, value in state_a.items():
+        assert torch.equal(state_b[name], value), name

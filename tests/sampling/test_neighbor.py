@@ -175,3 +175,12 @@ def test_sampler_state_is_clean_between_calls():
     for seeds in itertools.islice(itertools.cycle([torch.arange(5), torch.arange(3, 12)]), 6):
         check_output(data, s._sample({"user": seeds}), {"user": seeds})
     assert all((v == -1).all() for v in s._local.values())
+
+
+def test_sampler_built_under_inference_mode_samples_outside_it():
+    data = random_graph()
+    with torch.inference_mode():  # as when a model first builds its sampler while being evaluated
+        s = NeighborSampler(data, [3, 3], seed=0)
+    assert not any(t.is_inference() for t in s._local.values())
+    seeds = {"user": torch.arange(5)}
+    check_output(data, s._sample(seeds), seeds)
