@@ -155,8 +155,8 @@ def write_table(out: str, results: dict[tuple[str, str], list[dict]], seeds: lis
                       "evaluated on test. Column *epochs*: best epoch / epochs run (mean over seeds); *fit s*: "
                       "seconds per run (training, validation and test evaluation)."]
     for dataset in dict.fromkeys(d for d, _ in results):
-        lines += ["", f"## {dataset}", "", "| model | " + " | ".join(c[1] for c in COLUMNS) + " | epochs | fit s |",
-                  "|---" * (len(COLUMNS) + 3) + "|"]
+        lines += ["", f"## {dataset}", "", "| model | " + " | ".join(c[1] for c in COLUMNS) + " | epochs | fit s | seeds |",
+                  "|---" * (len(COLUMNS) + 4) + "|"]
         for (d, model), runs in results.items():
             if d != dataset:
                 continue
@@ -165,7 +165,7 @@ def write_table(out: str, results: dict[tuple[str, str], list[dict]], seeds: lis
             best = np.asarray([r["best_epoch"] for r in runs], dtype=float)
             epochs = f"{best.mean():.0f} / {ep.mean():.0f}"
             secs = np.asarray([r["seconds"] for r in runs], dtype=float)
-            lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {secs.mean():.0f} |")
+            lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {secs.mean():.0f} | {len(runs)} |")
     notes = HERE / "results" / "NOTES.md"  # hand-written remarks on the saved runs, kept under the table
     if notes.is_file():
         lines += ["", notes.read_text().rstrip()]
