@@ -2,14 +2,15 @@
 
 torch's defaults (one intra-op thread per core, OpenMP threads that spin while
 they wait) oversubscribe the cores as soon as another job runs. graphrec sets
-``OMP_WAIT_POLICY=PASSIVE`` before torch loads and ``train.threads: auto``
-(the cores no other process is using). For each setting this script runs, in
+``train.threads: auto`` (the cores no other process is using when the run
+starts). For each setting this script runs, in
 fresh processes, ``--epochs`` LightGCN epochs of ``experiments/ml100k-lightgcn.yaml``
 (ML-100K, dim 64, 3 layers, batch 2048) and reports the median epoch time,
 first on the quiet machine, then beside one background process that spins a
 core (``while True: pass``):
 
-* ``graphrec``: what ``graphrec run`` does (passive waiting, threads auto);
+* ``graphrec``: what ``graphrec run`` does (threads auto);
+* ``graphrec + passive``: the same with ``OMP_WAIT_POLICY=PASSIVE``;
 * ``torch defaults``: threads = all cores, OpenMP's default (spinning) wait.
 
 Goal: graphrec's busy epoch within 3x of its quiet epoch. The machine must be
@@ -61,9 +62,10 @@ print(json.dumps({"threads": torch.get_num_threads(), "times": times}))
 
 def run(setting: str, epochs: int, data_dir: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    if setting == "graphrec":
-        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    if setting.startswith("graphrec"):
         threads = "auto"
+        if setting.endswith("passive"):
+            env["OMP_WAIT_POLICY"] = "PASSIVE"
     else:
         threads = str(os.cpu_count() or 1)
     out = subprocess.run([sys.executable, "-c", WORKER, threads, str(epochs), data_dir,
@@ -87,7 +89,7 @@ def main() -> None:
     say(f"LightGCN epochs on ML-100K, {a.epochs} timed epochs per setting after one warm-up; {os.cpu_count()} cores "
         f"({platform.machine()}), load average at start {os.getloadavg()[0]:.2f}")
     results: dict[str, dict[str, float]] = {}
-    for setting in ("graphrec", "torch defaults"):
+    for setting in ("graphrec", "graphrec + passive", "torch defaults"):
         quiet = run(setting, a.epochs, a.data_dir)
         hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
@@ -101,7 +103,7 @@ def main() -> None:
                             "threads_busy": busy["threads"]}
         say(f"{setting:<16} quiet {q:7.3f} s ({quiet['threads']} threads)   beside one busy process "
             f"{b:7.3f} s ({busy['threads']} threads)   busy/quiet {b / q:6.2f}  (goal for graphrec <= 3)")
-    say(json.dumps({k.replace(" ", "_"): {m: round(v, 4) for m, v in r.items()} for k, r in results.items()}))
+    say(json.dumps({k.replace(" + ", "_").replace(" ", "_"): {m: round(v, 4) for m, v in r.items()} for k, r in results.items()}))
     out = HERE / "results" / "bench_threads.txt"
     out.parent.mkdir(exist_ok=True)
     out.write_text("\n".join([f"$ python experiments/bench_threads.py --epochs {a.epochs}", *lines]) + "\n")

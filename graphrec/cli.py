@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -363,10 +362,6 @@ COMMANDS = {"datasets": cmd_datasets, "split": cmd_split, "graph": cmd_graph, "e
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from graphrec.runtime import PASSIVE_WAIT
-
-    for key, value in PASSIVE_WAIT.items():  # before torch loads: OpenMP reads it once (see graphrec.runtime)
-        os.environ.setdefault(key, value)
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -1,19 +1,17 @@
 """How many CPU threads graphrec's torch work uses, chosen on purpose.
 
-torch's intra-op pool defaults to one thread per core and its OpenMP threads
+torch's intra-op pool defaults to one thread per core, and its OpenMP threads
 spin while they wait. On a machine where another job already runs, that
-oversubscribes the cores: measured on a 2-core machine beside one CPU-bound
-process, a LightGCN epoch went from 0.18 s to 20-35 s. graphrec therefore
+oversubscribes the cores: a LightGCN epoch beside one CPU-bound process on a
+2-core machine was reported at 20-35 s against 0.18 s quiet. graphrec sets
+torch's intra-op thread count explicitly instead: ``threads="auto"`` takes
+the cores this process may run on that no other process is using when the run
+starts (:func:`idle_cpus`), at least one.
 
-* asks OpenMP to sleep rather than spin between parallel regions
-  (``OMP_WAIT_POLICY=PASSIVE``; set by the ``graphrec`` command before torch
-  loads, since OpenMP reads it once; library users who care set it in their
-  environment), and
-* sets torch's intra-op thread count explicitly: ``threads="auto"`` takes
-  the cores this process may run on that no other process is using right
-  now (:func:`idle_cpus`), at least one.
-
-``experiments/bench_threads.py`` measures the effect.
+``OMP_WAIT_POLICY=PASSIVE`` (threads sleep instead of spinning) would also
+guard against load that arrives mid-run, but it doubled the quiet epoch in
+``experiments/bench_threads.py``, so graphrec leaves it to the user's
+environment.
 """
 
 from __future__ import annotations
@@ -23,9 +21,6 @@ import statistics
 import time
 
 from graphrec.errors import ConfigError
-
-#: set by the CLI before torch loads (see the module docstring)
-PASSIVE_WAIT = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def available_cpus() -> int:
