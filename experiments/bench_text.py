@@ -39,29 +39,15 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
+from report import Report  # experiments/report.py: scripts run from this folder
 
 from graphrec.data import load_movielens
-from graphrec.fs import atomic_write_text
 from graphrec.text import EmbeddingCache, TextEncoder, item_texts
 from graphrec.text.cache import text_key
 from graphrec.text.encoder import resolve_device
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-class Report:
-    """Prints lines and keeps them, to be written to a file at the end."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, line: str = "") -> None:
-        print(line, flush=True)
-        self.lines.append(line)
-
-    def save(self, path: Path) -> None:
-        atomic_write_text(path, "\n".join(self.lines) + "\n")
 
 
 def sync(device: torch.device) -> None:

@@ -77,6 +77,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from report import Report  # experiments/report.py: scripts run from this folder
 from torch import Tensor
 
 import graphrec
@@ -120,23 +121,6 @@ class LightGCNRecBoleReg(LightGCN):
         g_u, g_p, g_n = e0.index_select(0, rows).split(batch)  # layer 0, [B, D] each
         reg = (torch.linalg.vector_norm(g_u) + torch.linalg.vector_norm(g_p) + torch.linalg.vector_norm(g_n)) / batch
         return rank + self.reg * reg
-
-
-class Report:
-    """Prints lines and keeps them, to be written to a file at the end."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, line: str = "") -> None:
-        print(line, flush=True)
-        self.lines.append(line)
-
-    def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_text("\n".join(self.lines) + "\n")
-        tmp.replace(path)
 
 
 def dataset_from_tsv(paths: dict[str, Path]) -> Split:
@@ -331,7 +315,7 @@ def main() -> None:
         "ratios": ratios,
     }
     say(json.dumps(summary))
-    say.write(a.out)
+    say.save(a.out)
 
 
 if __name__ == "__main__":
