@@ -41,21 +41,21 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from graphrec.runtime import PASSIVE_WAIT  # does not load torch
+# A fixed --threads on a shared machine: OpenMP threads that spin between parallel regions oversubscribe
+# the cores (2-core CPU at a load average of 8, two runs minutes apart, not a controlled comparison: two
+# GraphSAGE epochs took 139 s spinning, four took 27 s sleeping). graphrec leaves this to the environment
+# (on a quiet machine passive waiting costs: experiments/README.md, bench_threads); this long benchmark
+# asks for it unless the environment says otherwise. OpenMP reads it once, so before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-# OpenMP threads sleep between parallel regions instead of spinning, as the graphrec command sets it (on a
-# shared machine spinning threads oversubscribe the cores); OpenMP reads it once, so before torch loads.
-for _key, _value in PASSIVE_WAIT.items():
-    os.environ.setdefault(_key, _value)
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from graphrec.eval import Evaluator  # noqa: E402
-from graphrec.fs import atomic_write_text  # noqa: E402
-from graphrec.nn import MostPopular  # noqa: E402
-from graphrec.run import build_model, load_config, prepare  # noqa: E402
-from graphrec.train import Trainer  # noqa: E402
+from graphrec.eval import Evaluator
+from graphrec.fs import atomic_write_text
+from graphrec.nn import MostPopular
+from graphrec.run import build_model, load_config, prepare
+from graphrec.train import Trainer
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = {"ml-100k": "ml100k", "ml-latest-small": "mlsmall"}
@@ -111,7 +111,7 @@ def main() -> None:
     log(f"$ {command}")
     cpu = f"CPU ({platform.processor() or platform.machine()})"
     log(f"graphrec {__import__('graphrec').__version__}, torch {torch.__version__}, {date}, {cpu}, "
-        f"torch threads {torch.get_num_threads()}, device {a.device}")
+        f"torch threads {torch.get_num_threads()} (OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}), device {a.device}")
 
     per_seed: dict[str, list[dict[str, float]]] = {name: [] for _, name in MODELS}
     per_seed[RANDOM] = []
