@@ -270,7 +270,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise GraphrecError("graphrec run needs an experiment file (or --resume RUN_DIR)")
     else:
         source = args.config
-    config = load_config(source, overrides)  # every configuration error surfaces here, before any work
+    # every configuration error surfaces here, before any work; a run's own config.yaml may predate the key checks
+    config = load_config(source, overrides, strict=args.config is not None)
     run_dir = args.resume or args.out
     out, metrics = run_experiment(config, run_dir, resume=args.resume is not None, overwrite=args.overwrite)
     print(format_metrics(metrics))

@@ -217,11 +217,15 @@ def _plain(x: Any) -> Any:
     return x
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None, strict: bool = True) -> ExperimentConfig:
     """Read and validate a YAML experiment file.
 
     Args:
         overrides: Dotted keys to replace, e.g. ``{"train.seed": 7}``.
+        strict: A key the model does not read is an error (experiment files).
+            ``False`` drops such keys instead: for the ``config.yaml`` of a run
+            directory written by graphrec 0.1, which saved every model's
+            defaults.
 
     Raises:
         ConfigError: naming the file and the key for unknown keys, wrong types
@@ -247,11 +251,29 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ex
                 raise ConfigError(f"{p}: --set {key}: {part!r} is not a section")
         node[last] = value
     try:
-        config = from_dict(ExperimentConfig, raw, "")
-        check_unused(config, raw)
+        config = from_dict(ExperimentConfig, raw if strict else _only_read(raw), "")
+        check_unused(config, raw if strict else _only_read(raw))
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
     return config
+
+
+def _only_read(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` without the keys its model does not read (see :func:`check_unused`)."""
+    section = raw.get("model")
+    model: dict[str, Any] = section if isinstance(section, dict) else {}
+    name = model.get("name", ModelSection.name)
+    if name not in MODEL_KEYS:
+        return raw
+    out = dict(raw)
+    out["model"] = {k: v for k, v in model.items() if k == "name" or k in MODEL_KEYS[name]}
+    if name != "graphsage" and isinstance(raw.get("graph"), dict):
+        out["graph"] = {k: v for k, v in raw["graph"].items() if k not in GRAPHSAGE_GRAPH_KEYS}
+    if name not in TEXT_MODELS:
+        out.pop("text", None)
+    if name not in TRAINABLE and isinstance(raw.get("train"), dict):
+        out["train"] = {k: v for k, v in raw["train"].items() if k in CLOSED_FORM_TRAIN_KEYS}
+    return out
 
 
 def check_unused(config: ExperimentConfig, raw: dict[str, Any]) -> None:

@@ -182,7 +182,7 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     if resume:
         from graphrec.run.config import load_config
 
-        saved = load_config(out / "config.yaml")
+        saved = load_config(out / "config.yaml", strict=False)
         check_resumable(saved, config, out)
         resumed_from = saved.train.epochs
     else:
@@ -243,7 +243,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[E
         if not (run / f).is_file():
             hint = " (the run has not finished an epoch: resume it with graphrec run --resume)" if f == "best.pt" else ""
             raise GraphrecError(f"{run}: no {f} there; not a finished graphrec run{hint}")
-    config = load_config(run / "config.yaml")
+    config = load_config(run / "config.yaml", strict=False)
     data = prepare(config)
     model = build_model(config, data)
     state = load_checkpoint(run / "best.pt", map_location="cpu")

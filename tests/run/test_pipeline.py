@@ -262,3 +262,18 @@ def test_cli_mistakes_are_named_errors_not_tracebacks(runs, tmp_path, capsys):
     bad.write_text("model:\n  name: lightgcn\ntrain:\n  device: gpu\n")
     assert main(["run", str(bad), "--out", str(tmp_path / "x")]) == 2
     assert "train.device: 'gpu' is not a device" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_run_written_by_0_1_with_every_default_still_loads(runs, tmp_path):
+    """graphrec 0.1 saved every model's keys in config.yaml: such a run still recommends and resumes."""
+    import shutil
+
+    run_dir, _ = runs["lightgcn"]
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    text = (old / "config.yaml").read_text().replace("model:\n  name: lightgcn\n", "model:\n  name: lightgcn\n  k: 100\n")
+    (old / "config.yaml").write_text(text)
+    config, _, model = load_run(old)
+    assert config.model.name == "lightgcn" and type(model).__name__ == "LightGCN"
+    with pytest.raises(Exception, match=r"lightgcn has no key\(s\) \['k'\]"):
+        load_config(old / "config.yaml")  # an experiment file is still held to every key
