@@ -50,9 +50,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch
+from report import Report  # experiments/report.py: scripts run from this folder
 
 from graphrec.eval import Evaluator
-from graphrec.fs import atomic_write_text
 from graphrec.nn import MostPopular
 from graphrec.run import build_model, load_config, prepare
 from graphrec.train import Trainer
@@ -64,17 +64,6 @@ MODELS = (("graphsage-attrs", "GraphSAGE + text + attribute nodes"), ("text-ligh
 RANDOM = "random ranker (mean of 20 draws)"
 RANDOM_DRAWS = 20
 METRICS = (("recall@20", "Recall@20"), ("ndcg@20", "NDCG@20"))
-
-
-class Log:
-    """print() that also keeps every line, to be saved with the results."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, line: str = "") -> None:
-        print(line, flush=True)
-        self.lines.append(line)
 
 
 def mean_std(values: list[float]) -> str:
@@ -100,7 +89,7 @@ def main() -> None:
     prefix = CONFIGS[a.dataset]
     out = HERE / "results" / f"cold_start_{prefix}.txt" if a.out is None else (Path(a.out) if a.out else None)
 
-    log = Log()
+    log = Report()
     script = Path(sys.argv[0])
     try:  # the command as run from the repository root, without this machine's paths
         script = script.resolve().relative_to(HERE.parent)
@@ -206,7 +195,7 @@ def main() -> None:
     log(json.dumps(summary))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, "\n".join(log.lines) + "\n")
+        log.save(out)
 
 
 if __name__ == "__main__":
