@@ -5,7 +5,8 @@ users and items into a temporary ``ml-latest`` folder, then loads it with
 ``graphrec.data.load_movielens`` in a fresh child process, so that peak RSS
 counts the load alone. Also times ML-100K from ``$GRAPHREC_DATA_DIR``.
 
-Usage: python experiments/bench_data.py [--rows 25000000] [--keep DIR]
+Usage: python experiments/bench_data.py [--rows 25000000] [--keep DIR] [--out FILE]
+Output: printed, and saved to ``--out`` (default ``experiments/results/bench_data.txt``).
 Last line: {"rows": ..., "load_seconds": ..., "peak_rss_mb": ...}
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from report import Report  # experiments/report.py: scripts run from this folder
+
+HERE = Path(__file__).resolve().parent
 
 CHILD = """
 import json, resource, sys, time
@@ -69,24 +74,31 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=25_000_000)
     p.add_argument("--keep", default=None, help="write the synthetic files here and keep them")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "bench_data.txt",
+                   help="where the printed lines are saved")
     a = p.parse_args()
+    say = Report()
+    say(f"# python experiments/bench_data.py --rows {a.rows}   # {time.strftime('%Y-%m-%d')}")
+    say(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load (1-min average) at the start "
+        f"{os.getloadavg()[0]:.2f}")
 
     data_dir = os.environ.get("GRAPHREC_DATA_DIR")
     if data_dir and (Path(data_dir) / "ml-100k").is_dir():
         small = run_child("ml-100k", Path(data_dir))
-        print(f"ml-100k: {small['rows']:,} rows loaded in {small['load_seconds']:.2f} s (process start and imports included)")
+        say(f"ml-100k: {small['rows']:,} rows loaded in {small['load_seconds']:.2f} s (process start and imports included)")
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(a.keep) if a.keep else Path(tmp)
         t = time.perf_counter()
         write_synthetic(root / "ml-latest", a.rows)
         size_mb = (root / "ml-latest" / "ratings.csv").stat().st_size / 2**20
-        print(f"wrote {a.rows:,} rows ({size_mb:,.0f} MiB) in {time.perf_counter() - t:.1f} s")
+        say(f"wrote {a.rows:,} rows ({size_mb:,.0f} MiB) in {time.perf_counter() - t:.1f} s")
         result = run_child("ml-latest", root)
-    print(f"loaded {result['rows']:,} rows ({result['users']:,} users, {result['items']:,} items) "
+    say(f"loaded {result['rows']:,} rows ({result['users']:,} users, {result['items']:,} items) "
           f"in {result['load_seconds']:.1f} s, peak RSS {result['peak_rss_mb']:,.0f} MB "
           f"(goals: < 60 s, < 4096 MB)")
-    print(json.dumps({"rows": result["rows"], "load_seconds": result["load_seconds"], "peak_rss_mb": result["peak_rss_mb"]}))
+    say(json.dumps({"rows": result["rows"], "load_seconds": result["load_seconds"], "peak_rss_mb": result["peak_rss_mb"]}))
+    say.save(a.out)
 
 
 if __name__ == "__main__":
