@@ -122,7 +122,7 @@ from torch_geometric.explain.algorithm import DummyExplainer
 from torch_geometric.explain.metric import fidelity
 
 from graphrec.eval import Evaluator
-from graphrec.eval.topk import topk
+from graphrec.eval.topk import mask_seen, topk, unseen_scores
 from graphrec.explain import Explainer, Explanation
 from graphrec.graph import normalized_adjacency
 from graphrec.nn import GraphSAGE, LightGCN, ScoringModel
@@ -289,9 +289,9 @@ class Rescorer:
         key = b"full" if keep is None or keep.all() else np.packbits(keep).tobytes()
         if key not in self.cache:
             users, items = self.full if key == b"full" else self._embeddings(keep)
-            scores = (items @ users[user]).float().cpu()
-            scores[torch.from_numpy(self.seen[user].indices.astype(np.int64))] = -torch.inf
-            s = scores[item]
+            scores = unseen_scores(self.model, np.array([user]), None, (users, items)).cpu()  # [1, I]
+            s = scores[0, item].item()
+            scores = mask_seen(scores, np.array([user]), self.seen)[0]
             above, tied = int((scores > s).sum()), int((scores == s).sum()) - 1
             self.cache[key] = (float(s), 1 + above + int(self.ties.integers(0, tied + 1)))
         return self.cache[key]
@@ -491,7 +491,7 @@ def main() -> None:
     say(f"date {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d}, {os.cpu_count()} CPU cores visible, "
         f"torch threads {torch.get_num_threads()} (--threads {a.threads}), seed {a.seed}")
 
-    seen = (data.train + data.valid).tocsr()
+    seen = data.seen
     graph = model.graph if isinstance(model, GraphSAGE) else data.graph
     edges = EdgeList(graph, relations_used(model, graph), a.buckets)
     explainer = Explainer(model, data.graph, seen=seen)
@@ -500,10 +500,7 @@ def main() -> None:
     rng = np.random.default_rng(a.seed)
     active = np.flatnonzero(np.diff(data.train.indptr) > 0)
     users = rng.choice(active, size=min(a.pairs, len(active)), replace=False)
-    with torch.no_grad():
-        scores = model.score_all(torch.from_numpy(users).to(model.device)).float().cpu()
-    for row, u in enumerate(users):
-        scores[row, torch.from_numpy(seen[u].indices.astype(np.int64))] = -torch.inf
+    scores = unseen_scores(model, users, seen).cpu()
     tops = topk(scores, 1, generator=torch.Generator().manual_seed(a.seed))[1][:, 0].tolist()
     say(f"{len(users)} (user, top-1 item) pairs; {edges.size:,} edges in the relations the model uses "
         f"({', '.join(et[1] for et in edges.types)}); {a.edges} edges per set; K = {', '.join(map(str, ks))}")

@@ -42,9 +42,9 @@ import torch
 from report import Report  # experiments/report.py: scripts run from this folder
 
 from graphrec.data import load_movielens
+from graphrec.runtime import resolve_device
 from graphrec.text import EmbeddingCache, TextEncoder, item_texts
 from graphrec.text.cache import text_key
-from graphrec.text.encoder import resolve_device
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 RESULTS = Path(__file__).resolve().parent / "results"

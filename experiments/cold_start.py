@@ -123,7 +123,7 @@ def main() -> None:
             mask = seen == 0
             if cold_mask is None:
                 cold_mask = mask
-                history = (data.train + data.valid).tocsr()
+                history = data.seen
                 cold_truth = data.test.multiply(cold_mask[None, :].astype(np.float32)).tocsr()
                 cold_truth.eliminate_zeros()
                 ev = Evaluator(cold_truth, history, ks=(20,), metrics=("recall", "ndcg"), candidates=cold_mask)

@@ -22,6 +22,40 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-download", action="store_true", help="never download; fail if no local copy is found")
 
 
+_MODELS_EPILOG = "<the model registry>"
+
+
+class _RunHelp(argparse.RawDescriptionHelpFormatter):
+    """``graphrec run --help``: the epilog lists the registered models (imported only when help is shown)."""
+
+    def add_text(self, text: str | None) -> None:
+        super().add_text(models_help() if text == _MODELS_EPILOG else text)
+
+
+def models_help() -> str:
+    """The registered models, one paragraph each: name, summary and ``model:`` keys with their defaults."""
+    from dataclasses import fields
+
+    from graphrec.nn.registry import MODELS
+
+    lines = ["models (the experiment file's model.name; the other model: keys and their defaults below):"]
+    for name, spec in MODELS.items():
+        defaults = spec.config()
+        keys = ", ".join(f"{f.name}={getattr(defaults, f.name)!r}" for f in fields(spec.config) if f.name != "name")
+        lines.append(f"  {name}: {spec.summary}")
+        lines.append(f"      keys: {keys or 'none'}")
+    return "\n".join(lines)
+
+
+def _dataset_names() -> str:
+    from graphrec.data.manifests import manifests
+
+    return ", ".join(manifests())
+
+
+_NAME_HELP = "a dataset: one of the manifests' names (graphrec datasets list), or a YAML file with a dataset: section"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graphrec", description="Graph-based recommendation with GNNs and text features.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -33,12 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("name")
     dl.add_argument("--data-dir", default=None, help="where to put the archive (default: the cache)")
     info = ds_sub.add_parser("info", help="counts, density, quantiles and rating histogram")
-    info.add_argument("name")
+    info.add_argument("name", help=f"{_NAME_HELP}; known: {_dataset_names()}")
     _add_data_dir(info)
     info.add_argument("--json", action="store_true", help="print one JSON object")
 
     sp = sub.add_parser("split", help="split a dataset and export the parts as TSV")
-    sp.add_argument("name")
+    sp.add_argument("name", help=_NAME_HELP)
     _add_data_dir(sp)
     sp.add_argument("--method", default="random", choices=["random", "temporal", "user-temporal", "leave-one-out", "fixed", "cold-items"])
     sp.add_argument("--ratios", default="0.8,0.1,0.1", help="train,valid,test ratios (default 0.8,0.1,0.1)")
@@ -51,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     gr = sub.add_parser("graph", help="build the heterogeneous graph")
     gr_sub = gr.add_subparsers(dest="action", required=True)
     gb = gr_sub.add_parser("build", help="build the graph of a split's train part and print its size")
-    gb.add_argument("name")
+    gb.add_argument("name", help=_NAME_HELP)
     _add_data_dir(gb)
     gb.add_argument("--method", default="random", help="split whose train part becomes the graph (default random)")
     gb.add_argument("--seed", type=int, default=2020)
@@ -61,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     gb.add_argument("--no-text", action="store_true", help="no text features for items")
     _add_text_options(gb)
 
-    rn = sub.add_parser("run", help="run an experiment: load, split, graph, text, train, evaluate")
+    rn = sub.add_parser("run", help="run an experiment: load, split, graph, text, train, evaluate",
+                        epilog=_MODELS_EPILOG, formatter_class=_RunHelp)
     rn.add_argument("config", nargs="?", default=None,
                     help="experiment YAML (see experiments/*.yaml); with --resume, the run's own config.yaml by default")
     rn.add_argument("--out", default=None, help="run directory (default <output>/<name>-<time>)")
@@ -72,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a configuration value, e.g. --set train.epochs=5 (YAML syntax)")
     rn.add_argument("--quiet", action="store_true", help="no progress bars")
+    rn.add_argument("--data-dir", default=None,
+                    help="folder holding the dataset's files (sets dataset.data_dir; default $GRAPHREC_DATA_DIR)")
 
     rc = sub.add_parser("recommend", help="top-K items for a user from a finished run")
     rc.add_argument("run_dir", help="a run directory written by 'graphrec run'")
@@ -81,13 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--explain", action="store_true", help="a sentence per item: why it was recommended")
 
     ex = sub.add_parser("explain", help="why a run's model recommends an item to a user: subgraph and contributions")
-    ex.add_argument("run_dir", help="a run directory written by 'graphrec run' (LightGCN, text-LightGCN, GraphSAGE)")
+    ex.add_argument("run_dir", help="a run directory written by 'graphrec run', of a model with a graph explanation (graphrec run --help lists them)")
     ex.add_argument("--user", required=True, help="raw user id (as in the dataset)")
     ex.add_argument("--item", default=None, help="raw item id (default: the user's top-1 recommendation)")
     ex.add_argument("--out", default=None, help="write the explanation: .png (drawing), .json or .html, by extension")
 
     em = sub.add_parser("embed", help="encode a dataset's item texts (cached) and print throughput")
-    em.add_argument("name")
+    em.add_argument("name", help=_NAME_HELP)
     _add_data_dir(em)
     _add_text_options(em)
     return parser
@@ -110,19 +147,44 @@ def _encoder(args: argparse.Namespace):  # type: ignore[no-untyped-def]
                        cache_dir=None if args.no_cache else "default")
 
 
-def _load(name: str, data_dir: str | None, no_download: bool):  # type: ignore[no-untyped-def]
-    from graphrec.data import load_movielens
+def _source(name: str, data_dir: str | None):  # type: ignore[no-untyped-def]
+    """A dataset by name (MovieLens release or manifest), or the ``dataset:`` section of a YAML file."""
+    import yaml
 
-    return load_movielens(name, data_dir, download=not no_download)
+    from graphrec.data.sources import source_config
+    from graphrec.errors import ConfigError
+
+    if name.endswith((".yaml", ".yml")):
+        path = Path(name)
+        if not path.is_file():
+            raise GraphrecError(f"{path}: file not found")
+        raw = yaml.safe_load(path.read_text()) or {}
+        section = raw.get("dataset", raw) if isinstance(raw, dict) else raw
+        try:
+            config = source_config(section, "dataset")
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    else:
+        config = source_config({"name": name})
+    return config.with_data_dir(data_dir)
+
+
+def _load(name: str, data_dir: str | None, no_download: bool):  # type: ignore[no-untyped-def]
+    """The dataset as its files hold it (ratings kept; ``split`` applies its own --implicit / --k-core)."""
+    return _source(name, data_dir).read(download=not no_download)
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from graphrec.data import DATASETS, dataset_info
-    from graphrec.data.movielens import fetch, locate
+    from graphrec.data import dataset_info
+    from graphrec.data.manifests import manifest_dirs, manifests
+    from graphrec.data.movielens import fetch
+    from graphrec.data.sources import SOURCES
 
     if args.action == "list":
-        for spec in DATASETS.values():
-            print(f"{spec.name:<16} {spec.description}")
+        for m in manifests().values():
+            print(f"{m.name:<16} {m.format:<10} {m.description}")
+        print(f"(manifests from {', '.join(str(d) for d in manifest_dirs() if d.is_dir())}; your own files: "
+              f"dataset.format {', '.join(SOURCES)})")
         return 0
     if args.action == "download":
         path = fetch(args.name, args.data_dir)
@@ -133,8 +195,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info))
         return 0
-    files = locate(args.name, args.data_dir)
-    print(format_info(info, source=str(files.root) if files else None))
+    print(format_info(info, source=str(dataset.source) if dataset.source else None))
     return 0
 
 
@@ -272,6 +333,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         source = args.config
     # every configuration error surfaces here, before any work; a run's own config.yaml may predate the key checks
     config = load_config(source, overrides, strict=args.config is not None)
+    if args.data_dir is not None:
+        from dataclasses import replace
+
+        config = replace(config, dataset=config.dataset.with_data_dir(args.data_dir))
     run_dir = args.resume or args.out
     out, metrics = run_experiment(config, run_dir, resume=args.resume is not None, overwrite=args.overwrite)
     print(format_metrics(metrics))
@@ -311,7 +376,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     _, data, model = load_run(args.run_dir)
     ds = data.dataset
     user = _raw_id(ds.users.ids, args.user, "user", ds.name)
-    seen = (data.train + data.valid).tocsr()
+    seen = data.seen
     rec = Recommender(model, ds.users, ds.items, seen=seen)
     items, scores = rec.recommend(user, k=args.k, exclude_seen=not args.include_seen)
     explainer = None
@@ -341,7 +406,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     _, data, model = load_run(args.run_dir)
     ds = data.dataset
     user = _raw_id(ds.users.ids, args.user, "user", ds.name)
-    seen = (data.train + data.valid).tocsr()
+    seen = data.seen
     if args.item is None:
         from graphrec.rank import Recommender
 

@@ -26,16 +26,26 @@ def from_dict(cls: type, data: Any, where: str) -> Any:
     try:
         return cls(**values)
     except ConfigError as exc:
-        raise (exc if str(exc).startswith(f"{where}") else ConfigError(f"{where}: {exc}")) from None
+        raise _located(exc, where, names) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where or 'top level'}: {exc}") from None
+
+
+def _located(exc: ConfigError, where: str, names: set[str]) -> ConfigError:
+    """``exc`` from a dataclass's own checks, prefixed with where it was read: ``model.dim must be ...``."""
+    text = str(exc)
+    if not where or text.startswith(where):
+        return exc
+    first = text.split(" ", 1)[0].rstrip(":,")
+    return ConfigError(f"{where}.{text}" if first in names else f"{where}: {text}")
 
 
 def _convert(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, path)  # type: ignore[arg-type]
+        parse = getattr(tp, "__from_mapping__", None)  # a base whose concrete class the mapping names
+        return parse(value, path) if parse is not None else from_dict(tp, value, path)  # type: ignore[arg-type]
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

@@ -65,3 +65,12 @@ def json_safe(x: Any) -> Any:
 def atomic_write_json(dest: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented, strictly valid JSON (NaN → null) to ``dest`` atomically."""
     return atomic_write_text(dest, json.dumps(json_safe(obj), indent=1, allow_nan=False))
+
+
+def default_cache_dir() -> Path:
+    """``$GRAPHREC_CACHE_DIR``, else ``$XDG_CACHE_HOME/graphrec``, else ``~/.cache/graphrec``."""
+    env = os.environ.get("GRAPHREC_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "graphrec"

@@ -19,8 +19,12 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from typing import TYPE_CHECKING
 
 from graphrec.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def available_cpus() -> int:
@@ -76,3 +80,12 @@ def set_threads(threads: int | str) -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"`` / None → CUDA when available, else CPU."""
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)

@@ -75,6 +75,13 @@ class Dataset:
         implicit: Whether ``rating`` holds weights of implicit feedback.
         source: Where the files were read from (folder or zip), for the
             dataset's official fixed splits.
+        fixed_splits: The official splits the source ships.
+        text_fields: ``item_info`` columns that make up an item's text by
+            default, in order (an item table's text columns); None: the
+            MovieLens template (title, genres, tags).
+        attributes: ``item_info`` columns that become attribute nodes by
+            default (an item table's attribute columns); None: ``genre``
+            where the items have genres.
     """
 
     name: str
@@ -87,6 +94,8 @@ class Dataset:
     implicit: bool = False
     source: Path | None = None
     fixed_splits: tuple[str, ...] = ()
+    text_fields: tuple[str, ...] | None = None
+    attributes: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.item_info.empty and len(self.item_info.columns) == 0:
@@ -142,6 +151,18 @@ class Dataset:
     def with_interactions(self, interactions: Interactions, *, implicit: bool | None = None) -> Dataset:
         """A copy with other interactions over the same vocabularies."""
         return replace(self, interactions=interactions, implicit=self.implicit if implicit is None else implicit)
+
+    @property
+    def default_item_attributes(self) -> tuple[str, ...]:
+        """The attribute node types a graph of this dataset has unless ``graph.item_attributes`` says otherwise."""
+        if self.attributes is not None:
+            return self.attributes
+        return ("genre",) if "genres" in self.item_info.columns else ()
+
+    def with_item_info(self, item_info: pd.DataFrame, *, text_fields: tuple[str, ...] | None = None,
+                       attributes: tuple[str, ...] | None = None) -> Dataset:
+        """A copy with another item table (one row per item index), its text fields and attribute columns."""
+        return replace(self, item_info=item_info.reset_index(drop=True), text_fields=text_fields, attributes=attributes)
 
     def with_tags(self, tags: pd.DataFrame | None) -> Dataset:
         """A copy whose tag applications are ``tags`` and whose ``item_info["tags"]`` is rebuilt from them."""

@@ -18,15 +18,6 @@ class ChecksumError(GraphrecError):
     """A downloaded file's checksum differs from the published one."""
 
 
-def default_cache_dir() -> Path:
-    """``$GRAPHREC_CACHE_DIR``, else ``$XDG_CACHE_HOME/graphrec``, else ``~/.cache/graphrec``."""
-    env = os.environ.get("GRAPHREC_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "graphrec"
-
-
 def file_digest(path: Path, algorithm: str = "md5") -> str:
     """Hex digest of a file, read in 1 MiB chunks."""
     h = hashlib.new(algorithm)

@@ -31,14 +31,20 @@ def read_lightgcn_file(src: Source) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise DataFormatError(src, f"expected ASCII digits and spaces, found byte {raw[exc.start:exc.start + 1]!r}", line=line) from None
-    tokens = pd.Series(text.split("\n")).str.split().explode()
-    tokens = tokens[tokens.notna()]  # blank lines
-    values = pd.to_numeric(tokens, errors="coerce")
-    bad = values.isna().to_numpy() | (values.to_numpy(dtype=np.float64, na_value=-1) < 0)
+    lines = text.split("\n")
+    blank = [i for i, line in enumerate(lines) if not line.strip()]
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    inner = [i for i in blank if i < last]
+    if inner:
+        raise DataFormatError(src, "empty line in the middle of the file; expected 'user item item ...' on every line",
+                              line=inner[0] + 1)
+    tokens = pd.Series(lines).str.split().explode()
+    tokens = tokens[tokens.notna()]  # trailing blank lines
+    bad = ~tokens.str.fullmatch(r"[0-9]+").to_numpy(dtype=bool)  # "1.5", "-3", "1e3" are no ids
     if bad.any():
         k = int(np.argmax(bad))
         raise DataFormatError(src, f"expected a non-negative integer id, found {tokens.iloc[k]!r}", line=int(tokens.index[k]) + 1)
-    ids = values.to_numpy(dtype=np.int64)
+    ids = tokens.astype(np.int64).to_numpy()
     line_no = tokens.index.to_numpy()
     is_user = np.r_[True, line_no[1:] != line_no[:-1]]
     user_of_token = ids[is_user][np.cumsum(is_user) - 1]
@@ -51,6 +57,13 @@ def load_lightgcn_format(folder: str | Path, name: str | None = None) -> Dataset
     The folder holds ``train.txt`` and ``test.txt``. Interactions are implicit
     (weight 1, no timestamps); ``fixed_split(dataset, "official")`` gives the
     published train/test split.
+
+    Raises:
+        DatasetNotFoundError: a missing file.
+        DataFormatError: naming the file and line: an id that is not a
+            non-negative integer, an empty line in the middle, or a
+            ``test.txt`` user or item that ``train.txt`` never mentions (a
+            model could not have learned it).
     """
     root = Path(folder)
     parts = {}
@@ -59,6 +72,7 @@ def load_lightgcn_format(folder: str | Path, name: str | None = None) -> Dataset
         if not src.exists():
             raise DatasetNotFoundError(f"{src}: file not found; a LightGCN-format folder holds train.txt and test.txt")
         parts[part] = read_lightgcn_file(src)
+    _check_test_known(root / "test.txt", parts["train"], parts["test"])
     users = np.concatenate([parts["train"][0], parts["test"][0]])
     items = np.concatenate([parts["train"][1], parts["test"][1]])
     user_vocab = Vocabulary.from_values(np.concatenate([parts["train"][2], parts["test"][2]]), name="user")
@@ -66,6 +80,21 @@ def load_lightgcn_format(folder: str | Path, name: str | None = None) -> Dataset
     inter = Interactions(user_vocab.encode(users), item_vocab.encode(items), np.ones(len(users), dtype=np.float32))
     ds = Dataset(name or root.name, inter, user_vocab, item_vocab, implicit=True, source=root, fixed_splits=("official",))
     return drop_duplicates(ds, "first")
+
+
+def _check_test_known(test_path: Path, train: tuple[np.ndarray, ...], test: tuple[np.ndarray, ...]) -> None:
+    """DataFormatError at the first test.txt line whose user or item train.txt never mentions."""
+    src = Source(test_path)
+    lines = src.read_bytes().decode("ascii").split("\n")
+    known_users = np.unique(train[0])
+    for what, ids, known in (("user", test[2], known_users), ("item", test[1], np.unique(train[1]))):
+        unknown = ~np.isin(ids, known)
+        if unknown.any():
+            bad = int(ids[int(np.argmax(unknown))])
+            line = next(i for i, text in enumerate(lines, 1)
+                        if (text.split()[:1] if what == "user" else text.split()[1:]).count(str(bad)))
+            raise DataFormatError(src, f"{what} {bad} does not occur in train.txt; every test user and item "
+                                  "must have train interactions", line=line)
 
 
 def load_interactions(

@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 
 from graphrec.data.dataset import Dataset, Interactions, tags_per_item
-from graphrec.data.download import default_cache_dir, download, fetch_text
+from graphrec.data.download import download, fetch_text
 from graphrec.data.io import Field, Source, read_table
+from graphrec.data.manifests import manifests
 from graphrec.data.vocab import Vocabulary
 from graphrec.errors import DataFormatError, DatasetNotFoundError
+from graphrec.fs import default_cache_dir
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 
@@ -55,26 +57,20 @@ class MovieLensSpec:
         return f"{BASE_URL}{self.name}.zip"
 
 
-DATASETS: dict[str, MovieLensSpec] = {
-    s.name: s
-    for s in (
-        MovieLensSpec("ml-100k", "ml-100k", "100k", "0e33842e24a9c977be4e0107933c0723",
-                      "100,000 ratings of 1,682 movies by 943 users, with demographics and official splits"),
-        MovieLensSpec("ml-1m", "ml-1m", "dat", "c4d9eecfca2ab87c1945afe126590906",
-                      "1,000,209 ratings of 3,706 movies by 6,040 users, with demographics"),
-        MovieLensSpec("ml-latest-small", "ml-latest-small", "csv", "bd8ff21f704c18b59b4a8765b038ac0e",
-                      "100,836 ratings and 3,683 tags of 9,742 movies by 610 users (2018 release)",
-                      sha256="1c181e626a515c96f5601c26577b0459b359c75dd16c5c84c796c7fde3287a6c"),
-        MovieLensSpec("ml-20m", "ml-20m", "csv", "cd245b17a1ae2cc31bb14903e1204af3",
-                      "20 million ratings and 465,000 tags of 27,000 movies by 138,000 users"),
-        MovieLensSpec("ml-25m", "ml-25m", "csv", "6b51fb2759a8657d3bfcbfc42b592ada",
-                      "25 million ratings and one million tags of 62,000 movies by 162,000 users"),
-        MovieLensSpec("ml-32m", "ml-32m", "csv", None,
-                      "32 million ratings and two million tags of 87,585 movies by 200,948 users"),
-        MovieLensSpec("ml-latest", "ml-latest", "csv", None,
-                      "the full, periodically updated release (tens of millions of ratings)"),
-    )
-}
+def _from_manifests() -> dict[str, MovieLensSpec]:
+    """The MovieLens releases of the dataset manifests (``datasets/ml-*.yaml``)."""
+    out = {}
+    for m in manifests().values():
+        if m.format != "movielens":
+            continue
+        archive = m.checksums.get(f"{m.name}.zip", {})
+        out[m.name] = MovieLensSpec(m.name, m.movielens["folder"], m.movielens["layout"],  # type: ignore[arg-type]
+                                    archive.get("md5"), m.description, sha256=archive.get("sha256"))
+    return out
+
+
+#: the MovieLens releases graphrec can load, from their manifests
+DATASETS: dict[str, MovieLensSpec] = _from_manifests()
 
 _KEY_FILE = {"100k": "u.data", "dat": "ratings.dat", "csv": "ratings.csv"}
 #: files a copy must hold to be loaded (the key file first)

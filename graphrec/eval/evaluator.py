@@ -10,8 +10,9 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from graphrec.errors import ConfigError
 from graphrec.eval.metrics import METRICS
-from graphrec.eval.topk import topk
+from graphrec.eval.topk import topk, unseen_scores
 from graphrec.nn.base import ScoringModel
 
 
@@ -23,14 +24,6 @@ class RankingResult:
     top_items: np.ndarray  # [U, K]
     hits: np.ndarray  # [U, K] bool
     n_relevant: np.ndarray  # [U]
-
-
-def to_csr(users: np.ndarray, items: np.ndarray, num_users: int, num_items: int) -> sp.csr_matrix:
-    """Binary ``num_users × num_items`` matrix of (user, item) pairs."""
-    m = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=(num_users, num_items))
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return m
 
 
 class Evaluator:
@@ -81,6 +74,9 @@ class Evaluator:
         self.truth = sp.csr_matrix(truth)
         self.exclude = sp.csr_matrix(exclude) if exclude is not None else sp.csr_matrix((np.zeros(0, np.float32), (np.zeros(0, np.int64), np.zeros(0, np.int64))), shape=truth.shape)
         self.ks = tuple(sorted(set(ks)))
+        if self.ks and self.ks[-1] > truth.shape[1]:
+            raise ConfigError(f"cut-offs {list(self.ks)}: k={self.ks[-1]} is more than the {truth.shape[1]} items to "
+                              "rank; lower eval.ks (and train.metric) to at most the number of items")
         self.metrics = tuple(metrics)
         self.batch_size = batch_size
         self.item_popularity = item_popularity
@@ -106,11 +102,7 @@ class Evaluator:
         tops, hits = [], []
         for start in range(0, len(self.users), self.batch_size):
             users = self.users[start : start + self.batch_size]
-            u = torch.from_numpy(users).to(device)
-            scores = (emb[0][u] @ emb[1].t()) if emb is not None else model.score_all(u)  # [B, I]
-            scores = scores.float().clone()
-            ex = self.exclude[users].tocoo()
-            scores[torch.from_numpy(ex.row).to(device), torch.from_numpy(ex.col).to(device)] = -torch.inf
+            scores = unseen_scores(model, users, self.exclude, emb)  # [B, I]
             if self.candidates is not None:
                 scores[:, ~self.candidates.to(device)] = -torch.inf
             top = topk(scores, k_max, generator)[1]  # [B, K]

@@ -1,4 +1,5 @@
-"""Top-K with ties broken at random: the one ranking step of evaluation, the ranker and the explainer.
+"""Scoring a user's unseen items and taking the top K, ties broken at random: the one ranking step of
+evaluation, the ranker, the explainer and the benchmarks.
 
 ``torch.topk`` breaks ties in an implementation order, which follows item
 indices; in MovieLens low indices are old, popular films, so a model that
@@ -11,8 +12,49 @@ expectation.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from graphrec.nn.base import ScoringModel
+
+
+@torch.no_grad()
+def unseen_scores(model: ScoringModel, users: np.ndarray | Tensor, seen: sp.csr_matrix | None,
+                  embedding: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Scores of every item for ``users`` (indices), with the items each has seen set to ``-inf``.
+
+    Args:
+        model: Any :class:`~graphrec.nn.ScoringModel` (scored as it is: call ``eval()`` first).
+        users: ``[B]`` user indices.
+        seen: ``num_users × num_items`` matrix whose non-zeros are excluded
+            (train, or train + valid); None excludes nothing.
+        embedding: ``model.get_embedding()`` computed once by a caller that
+            scores many batches (dot-product models), to propagate once.
+
+    Returns:
+        ``[B, num_items]`` float32 scores on the model's device (a fresh tensor).
+    """
+    device = model.device
+    idx = users.to(device) if isinstance(users, Tensor) else torch.from_numpy(np.asarray(users, dtype=np.int64)).to(device)
+    scores = embedding[0][idx] @ embedding[1].t() if embedding is not None else model.score_all(idx)
+    scores = scores.float().clone()
+    return mask_seen(scores, idx.cpu().numpy(), seen) if seen is not None else scores
+
+
+def mask_seen(scores: Tensor, users: np.ndarray, seen: sp.csr_matrix) -> Tensor:
+    """Set ``scores[b, i] = -inf`` (in place) for the items ``seen[users[b]]`` holds; returns ``scores``.
+
+    Shapes: ``scores [B, num_items]``, ``users [B]``.
+    """
+    ex = seen[users].tocoo()
+    dev = scores.device
+    scores[torch.from_numpy(ex.row).to(dev), torch.from_numpy(ex.col).to(dev)] = -torch.inf
+    return scores
 
 
 def topk(scores: Tensor, k: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,6 +17,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from graphrec.errors import ConfigError, UnknownIdError
+from graphrec.eval.topk import mask_seen, unseen_scores
 from graphrec.explain.explanation import Contribution, ExplainEdge, ExplainNode, Explanation
 from graphrec.explain.lightgcn import WalkTerms, edge_flows, walk_terms
 from graphrec.explain.sage import graphsage_edge_attributions
@@ -23,6 +25,7 @@ from graphrec.graph.builder import INTERACTS, node_labels, node_raw_ids
 from graphrec.graph.export import attribute_matrix, interaction_matrix
 from graphrec.nn.base import ScoringModel
 from graphrec.nn.lightgcn import LightGCN
+from graphrec.nn.registry import MODELS, spec_of
 from graphrec.nn.sage import GraphSAGE
 
 _GROUPS = ("user", "history", "neighbor", "item", "recommended", "attribute")
@@ -75,9 +78,13 @@ class Explainer:
     def __init__(self, model: ScoringModel, graph: HeteroData, max_history: int = 5, max_neighbors: int = 3,
                  max_attributes: int = 3, top: int = 10, steps: int = 16, seen: sp.csr_matrix | None = None,
                  fanouts: list[int] | None = None) -> None:
-        if not isinstance(model, LightGCN | GraphSAGE):
-            raise ConfigError(f"{type(model).__name__} has no graph explanation; explainable models: LightGCN, "
-                              "text-LightGCN, GraphSAGE")
+        spec = spec_of(model)
+        if spec is None or spec.explanation is None:
+            explainable = [name for name, s in MODELS.items() if s.explanation is not None]
+            raise ConfigError(f"{type(model).__name__} has no graph explanation; explainable models (the model "
+                              f"registry): {', '.join(explainable)}")
+        #: how the model's scores are explained (its registry entry): "exact" or "integrated-gradients"
+        self.method = spec.explanation
         if (graph["user"].num_nodes, graph["item"].num_nodes) != (model.num_users, model.num_items):
             raise ValueError(f"graph has {graph['user'].num_nodes} users and {graph['item'].num_nodes} items, "
                              f"the model {model.num_users} and {model.num_items}")
@@ -113,25 +120,20 @@ class Explainer:
     @torch.no_grad()
     def rank_of(self, user: int, item: int) -> int:
         """The item's 1-based position in the user's list of unseen items (ties counted in its favour)."""
-        if isinstance(self.model, LightGCN):
-            users, items = self._embeddings(self.model)
-            scores = (items @ users[user]).float().cpu()
-        else:
-            scores = self.model.score_all(torch.tensor([user], device=self.model.device))[0].float().cpu()
-        seen = torch.from_numpy(self.seen[user].indices.astype(np.int64))
-        s = scores[item]
-        scores[seen] = -torch.inf
-        return int((scores > s).sum()) + 1
+        embedding = self._embeddings(cast(LightGCN, self.model)) if self.method == "exact" else None
+        scores = unseen_scores(self.model, np.array([user]), None, embedding)  # [1, I]
+        s = scores[0, item].item()
+        mask_seen(scores, np.array([user]), self.seen)
+        return int((scores[0] > s).sum()) + 1
 
     def explain_index(self, user: int, item: int) -> Explanation:
         """Explain the score of node indices ``(user, item)``."""
         for name, value, n in (("user", user, self.model.num_users), ("item", item, self.model.num_items)):
             if not 0 <= value < n:
                 raise UnknownIdError(f"{name} index {value} out of range [0, {n})")
-        if isinstance(self.model, LightGCN):
-            return self._lightgcn(self.model, user, item)
-        assert isinstance(self.model, GraphSAGE)
-        return self._graphsage(self.model, user, item)
+        if self.method == "exact":
+            return self._lightgcn(cast(LightGCN, self.model), user, item)
+        return self._graphsage(cast(GraphSAGE, self.model), user, item)
 
     # --- LightGCN: exact ---
 
@@ -219,8 +221,7 @@ class Explainer:
 
     def _row_node(self, v: int) -> tuple[str, int]:
         """(node type, index) of row ``v`` of LightGCN's adjacency."""
-        assert isinstance(self.model, LightGCN)
-        for t, n in self.model.node_layout:
+        for t, n in cast(LightGCN, self.model).node_layout:
             if v < n:
                 return t, v
             v -= n

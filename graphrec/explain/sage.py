@@ -73,7 +73,7 @@ def graphsage_edge_attributions(model: GraphSAGE, user: int, item: int, steps: i
     g, _ = model._graph()
     sampler = NeighborSampler(g, list(fanouts) if fanouts is not None else [-1] * model.num_layers, seed=seed)
     dev = model.device
-    out = sampler._sample({"user": torch.tensor([user], device=dev), "item": torch.tensor([item], device=dev)})
+    out = sampler.sample({"user": torch.tensor([user], device=dev), "item": torch.tensor([item], device=dev)})
     x = {t: (g[t].x[out.node[t]] if "x" in g[t] else None) for t in g.node_types}
     edges = {et: torch.stack([out.row[et], out.col[et]]) for et in g.edge_types if out.row[et].numel()}
     was = model.training

@@ -26,8 +26,9 @@ from graphrec.data.dataset import Dataset, Interactions
 from graphrec.data.split import Split
 from graphrec.errors import ConfigError
 from graphrec.graph.config import GraphConfig
+from graphrec.matrices import multihot
 from graphrec.text.encoder import TextEncoder
-from graphrec.text.templates import DEFAULT_ITEM_TEMPLATE, item_texts
+from graphrec.text.templates import item_texts
 
 INTERACTS = ("user", "interacts", "item")
 REV_INTERACTS = ("item", "rev_interacts", "user")
@@ -67,7 +68,8 @@ class GraphBuilder:
             when ``config.attribute_features == "text"``). Without one, and
             without ``item_features`` at :meth:`build`, items have no ``x``.
         item_template: Template of the item texts (see
-            :func:`graphrec.text.item_texts`).
+            :func:`graphrec.text.item_texts`); None: the dataset's own
+            (MovieLens: ``{title}. Genres: {genres}. Tags: {tags}``).
 
     Example:
         >>> builder = GraphBuilder(GraphConfig(item_attributes=("genre",)), TextEncoder())
@@ -75,7 +77,7 @@ class GraphBuilder:
     """
 
     def __init__(self, config: GraphConfig | None = None, text_encoder: TextEncoder | None = None,
-                 item_template: str = DEFAULT_ITEM_TEMPLATE) -> None:
+                 item_template: str | None = None) -> None:
         self.config = config or GraphConfig()
         self.text_encoder = text_encoder
         self.item_template = item_template
@@ -113,9 +115,10 @@ class GraphBuilder:
         self._interactions(data, inter)
 
         item_info = known.item_info.copy()
-        if "tag" in cfg.item_attributes:
+        item_attributes = item_attributes_of(cfg, dataset)
+        if "tag" in item_attributes:
             item_info["tags"] = _tag_lists(known, cfg.min_tag_count)
-        for attr in cfg.item_attributes:
+        for attr in item_attributes:
             self._attribute(data, dataset, attr, item_info)
         for attr in cfg.user_attributes:
             self._attribute(data, dataset, attr, dataset.user_info)
@@ -142,7 +145,7 @@ class GraphBuilder:
         if cfg.attribute_features == "text":
             if self.text_encoder is None:
                 raise ConfigError("attribute_features='text' needs a text_encoder")
-            for attr in (*cfg.item_attributes, *cfg.user_attributes):
+            for attr in (*item_attributes, *cfg.user_attributes):
                 data[attr].x = self.text_encoder.encode(node_labels(data, attr))
 
         data.validate(raise_on_error=True)
@@ -173,7 +176,7 @@ class GraphBuilder:
                 store.time = torch.from_numpy(inter.timestamp)
 
     def _attribute(self, data: HeteroData, dataset: Dataset, attr: str, table: pd.DataFrame) -> None:
-        owner, rel, column = ATTRIBUTE_EDGES[attr]
+        owner, rel, column = ATTRIBUTE_EDGES.get(attr, ("item", f"has_{attr}", attr))  # any item-table column
         if column not in table.columns:
             raise ConfigError(f"attribute {attr!r}: {dataset.name} {owner}s have no {column!r} field "
                               f"(they have {sorted(table.columns)})")
@@ -184,7 +187,7 @@ class GraphBuilder:
             values = values.map(lambda y: str(int(y)) if pd.notna(y) else None)
         elif attr == "age":
             values = _age_bucket(values, self.config.age_edges)
-        exploded = values.explode() if attr in ("genre", "tag") else values
+        exploded = values.explode()  # list cells (genres, tags, multi-valued columns) give one row per value
         exploded = exploded[exploded.notna() & (exploded.astype(str) != "")]
         # one edge per (owner, attribute); weight = how often it occurs (tag applications)
         pairs = pd.DataFrame({"owner": exploded.index.to_numpy(np.int64), "name": exploded.astype(str).to_numpy()})
@@ -201,6 +204,11 @@ class GraphBuilder:
         data[fwd_type].weight = torch.from_numpy(weights)
         data[reverse(fwd_type)].edge_index = edge_index.flip(0)
         data[reverse(fwd_type)].weight = torch.from_numpy(weights)
+
+
+def item_attributes_of(config: GraphConfig, dataset: Dataset) -> tuple[str, ...]:
+    """The item attribute node types a graph of ``dataset`` gets: the config's, else the dataset's default."""
+    return config.item_attributes if config.item_attributes is not None else dataset.default_item_attributes
 
 
 def _natural_key(s: str) -> tuple[int, float, str]:
@@ -234,17 +242,6 @@ def _tag_lists(dataset: Dataset, min_count: int) -> pd.Series:
     grouped = norm.groupby("item")["tag"].agg(list)
     out[grouped.index.to_numpy()] = grouped.to_numpy()
     return pd.Series(out)
-
-
-def multihot(genres: pd.Series) -> torch.Tensor:
-    """``[num_items, num_genres]`` 0/1 matrix, genres in sorted order."""
-    exploded = genres.explode().dropna()
-    codes, _ = pd.factorize(exploded, sort=True)
-    num = int(codes.max()) + 1 if len(codes) else 0
-    out = torch.zeros(len(genres), num)
-    rows = torch.from_numpy(exploded.index.to_numpy(np.int64, copy=True))
-    out[rows, torch.from_numpy(codes.astype(np.int64))] = 1.0
-    return out
 
 
 def _user_onehots(dataset: Dataset, cfg: GraphConfig) -> torch.Tensor:

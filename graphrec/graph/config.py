@@ -18,8 +18,10 @@ class GraphConfig:
     """Configuration of :class:`~graphrec.graph.GraphBuilder`.
 
     Attributes:
-        item_attributes: Attribute node types linked to items: any of
-            ``"genre"``, ``"tag"``, ``"year"``, ``"decade"``.
+        item_attributes: Attribute node types linked to items: ``"genre"``,
+            ``"tag"``, ``"year"``, ``"decade"`` (MovieLens), or any column of
+            the dataset's item table (``"category"``). None: the dataset's
+            own (MovieLens: genre; an item table: its ``attributes``).
         user_attributes: Attribute node types linked to users: any of
             ``"occupation"``, ``"age"`` (bucketed), ``"gender"``.
         user_features: ``user.x``: ``"none"`` (models learn id embeddings),
@@ -32,7 +34,7 @@ class GraphConfig:
         age_edges: Upper bounds of the age buckets (``age < 18`` is the first).
     """
 
-    item_attributes: tuple[str, ...] = ("genre",)
+    item_attributes: tuple[str, ...] | None = None
     user_attributes: tuple[str, ...] = ()
     user_features: UserFeatures = "none"
     attribute_features: AttributeFeatures = "id"
@@ -41,13 +43,16 @@ class GraphConfig:
     age_edges: tuple[int, ...] = field(default=(18, 25, 35, 45, 50, 56))
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "item_attributes", tuple(self.item_attributes))
+        if self.item_attributes is not None:
+            object.__setattr__(self, "item_attributes", tuple(self.item_attributes))
+            bad = [a for a in self.item_attributes if not a or a in ("user", "item")]
+            if bad:
+                raise ConfigError(f"GraphConfig.item_attributes: {bad} cannot name an attribute node type")
         object.__setattr__(self, "user_attributes", tuple(self.user_attributes))
         object.__setattr__(self, "age_edges", tuple(self.age_edges))
-        for name, allowed in (("item_attributes", ITEM_ATTRIBUTES), ("user_attributes", USER_ATTRIBUTES)):
-            bad = [a for a in getattr(self, name) if a not in allowed]
-            if bad:
-                raise ConfigError(f"GraphConfig.{name}: unknown {bad}; expected some of {list(allowed)}")
+        bad = [a for a in self.user_attributes if a not in USER_ATTRIBUTES]
+        if bad:
+            raise ConfigError(f"GraphConfig.user_attributes: unknown {bad}; expected some of {list(USER_ATTRIBUTES)}")
         if self.user_features not in ("none", "attributes", "text_mean"):
             raise ConfigError(f"GraphConfig.user_features must be 'none', 'attributes' or 'text_mean', got {self.user_features!r}")
         if self.attribute_features not in ("id", "text"):

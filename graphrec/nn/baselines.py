@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
+from graphrec.errors import ConfigError
 from graphrec.nn.base import ScoringModel, bpr_loss, l2_reg
+from graphrec.nn.spec import ModelConfig, ModelSpec, check_dim_reg
 
 
 class MostPopular(ScoringModel):
@@ -273,3 +276,54 @@ def _check_shape(model: ScoringModel, train: sp.spmatrix) -> None:
     if train.shape != (model.num_users, model.num_items):
         raise ValueError(f"{type(model).__name__}.fit: train matrix is {train.shape}, "
                          f"expected ({model.num_users}, {model.num_items})")
+
+
+# --- registry entries (graphrec.nn.registry) ---
+
+
+@dataclass(frozen=True)
+class MostPopularConfig(ModelConfig):
+    """MostPopular has no hyperparameters."""
+
+    name: Literal["mostpop"] = "mostpop"
+
+
+@dataclass(frozen=True)
+class ItemKNNConfig(ModelConfig):
+    """Attributes:
+    k: Neighbours kept per item (>= 1).
+    shrink: Shrinkage added to the cosine denominator (>= 0).
+    """
+
+    name: Literal["itemknn"] = "itemknn"
+    k: int = 100
+    shrink: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ConfigError(f"k must be >= 1, got {self.k}")
+        if self.shrink < 0:
+            raise ConfigError(f"shrink must be >= 0, got {self.shrink}")
+
+
+@dataclass(frozen=True)
+class MFBPRConfig(ModelConfig):
+    """Attributes:
+    dim: Embedding size (>= 1).
+    reg: L2 weight on the batch's embeddings (>= 0).
+    """
+
+    name: Literal["mf-bpr"] = "mf-bpr"
+    dim: int = 64
+    reg: float = 1e-4
+
+    def __post_init__(self) -> None:
+        check_dim_reg(self.dim, self.reg)
+
+
+MOSTPOP_SPEC = ModelSpec(MostPopularConfig, MostPopular, lambda c, x: MostPopular(x.num_users, x.num_items),
+                         summary="every user gets the items with the most train interactions")
+ITEMKNN_SPEC = ModelSpec(ItemKNNConfig, ItemKNN, lambda c, x: ItemKNN(x.num_users, x.num_items, k=c.k, shrink=c.shrink),
+                         summary="item-based k-nearest neighbours, cosine similarity (sparse)")
+MFBPR_SPEC = ModelSpec(MFBPRConfig, MFBPR, lambda c, x: MFBPR(x.num_users, x.num_items, dim=c.dim, reg=c.reg),
+                       summary="matrix factorisation trained with BPR")

@@ -3,12 +3,15 @@ Network for Recommendation", SIGIR 2020), with an optional text-aware layer 0.""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
+from graphrec.errors import ConfigError
 from graphrec.nn.base import ScoringModel, bpr_loss
+from graphrec.nn.spec import ModelConfig, ModelInputs, ModelSpec, Needs, check_dim_reg
 
 
 class _Propagate(torch.autograd.Function):
@@ -183,3 +186,50 @@ class LightGCN(ScoringModel):
         counts = torch.bincount(rows, minlength=e0.shape[0]).to(e0.dtype)  # [N]
         reg = (counts * e0.pow(2).sum(1)).sum() / (2 * batch)
         return rank + self.reg * reg
+
+
+@dataclass(frozen=True)
+class LightGCNConfig(ModelConfig):
+    """LightGCN's hyperparameters.
+
+    Attributes:
+        dim: Embedding size (>= 1).
+        num_layers: Propagation layers L (>= 0; 0 is matrix factorisation).
+        reg: L2 weight on the batch's layer-0 embeddings (>= 0).
+        item_features: ``"text"``: an item's layer-0 embedding is its id
+            embedding plus a learned projection of its text features
+            (text-aware LightGCN, which also places items without train
+            interactions); ``"none"``: ids only.
+        attribute_nodes: Propagate over the item attribute nodes of
+            ``graph.item_attributes`` (genres...) too, each with a learned
+            embedding; their share of a score is then explained exactly.
+    """
+
+    name: Literal["lightgcn"] = "lightgcn"
+    dim: int = 64
+    num_layers: int = 3
+    reg: float = 1e-4
+    item_features: Literal["none", "text"] = "none"
+    attribute_nodes: bool = False
+
+    def __post_init__(self) -> None:
+        check_dim_reg(self.dim, self.reg)
+        if self.num_layers < 0:
+            raise ConfigError(f"num_layers must be >= 0, got {self.num_layers}")
+        if self.item_features not in ("none", "text"):
+            raise ConfigError(f"item_features must be 'none' or 'text', got {self.item_features!r}")
+
+    def needs(self) -> Needs:
+        return Needs(adjacency=True, attribute_nodes=self.attribute_nodes, item_text=self.item_features == "text")
+
+
+def _build(c: LightGCNConfig, x: ModelInputs) -> LightGCN:
+    assert x.adjacency is not None  # ModelSpec.create checked the inputs against c.needs()
+    return LightGCN(x.num_users, x.num_items, x.adjacency, dim=c.dim, num_layers=c.num_layers, reg=c.reg,
+                    item_features=x.item_text if c.item_features == "text" else None,
+                    extra_nodes=dict(x.extra_nodes) if c.attribute_nodes else None)
+
+
+SPEC = ModelSpec(LightGCNConfig, LightGCN, _build, explanation="exact",
+                 summary="linear propagation over the normalised user-item graph (item_features: text for "
+                         "text-aware layer 0; attribute_nodes to propagate over genres...)")

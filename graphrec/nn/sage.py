@@ -6,7 +6,8 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -15,6 +16,7 @@ from torch_geometric.nn import HeteroConv, SAGEConv
 
 from graphrec.errors import ConfigError
 from graphrec.nn.base import ScoringModel, bpr_loss, l2_reg
+from graphrec.nn.spec import ModelConfig, ModelInputs, ModelSpec, Needs, check_dim_reg
 
 if TYPE_CHECKING:
     from graphrec.sampling import NeighborSampler
@@ -223,7 +225,7 @@ class GraphSAGE(ScoringModel):
                 this graph (default: the training sampler).
         """
         g, own = self._graph()
-        out = (sampler or own)._sample({t: s.to(self.device) for t, s in seeds.items()})
+        out = (sampler or own).sample({t: s.to(self.device) for t, s in seeds.items()})
         x = {t: (g[t].x[out.node[t]] if "x" in g[t] else None) for t in g.node_types}
         edges = {et: torch.stack([out.row[et], out.col[et]]) for et in g.edge_types}
         h = self.encoder(x, out.node, edges)
@@ -318,3 +320,55 @@ class GraphSAGE(ScoringModel):
         h = self.encoder(*self._inputs(g.to(self.device)))
         self.train(was)
         return h
+
+
+@dataclass(frozen=True)
+class GraphSAGEConfig(ModelConfig):
+    """GraphSAGE's hyperparameters (its graph comes from the experiment's ``graph:`` section).
+
+    Attributes:
+        dim: Width of every layer (>= 1).
+        num_layers: SAGE layers, the receptive field in hops (>= 1).
+        reg: L2 weight on the batch's layer-0 representations (>= 0).
+        fanouts: Neighbours sampled per hop in training, one per layer
+            (each >= 1, or -1 for every neighbour); default 10 per layer.
+        dropout: Dropout between layers, in [0, 1).
+        objective: ``bpr`` or ``bce`` (binary cross-entropy).
+    """
+
+    name: Literal["graphsage"] = "graphsage"
+    dim: int = 64
+    num_layers: int = 2
+    reg: float = 1e-4
+    fanouts: tuple[int, ...] | None = None
+    dropout: float = 0.0
+    objective: Literal["bpr", "bce"] = "bpr"
+
+    def __post_init__(self) -> None:
+        check_dim_reg(self.dim, self.reg)
+        if self.num_layers < 1:
+            raise ConfigError(f"num_layers must be >= 1, got {self.num_layers}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.objective not in ("bpr", "bce"):
+            raise ConfigError(f"objective must be 'bpr' or 'bce', got {self.objective!r}")
+        if self.fanouts is not None:
+            object.__setattr__(self, "fanouts", tuple(self.fanouts))
+            if len(self.fanouts) != self.num_layers:
+                raise ConfigError(f"fanouts needs one entry per layer (num_layers = {self.num_layers}), "
+                                  f"found {list(self.fanouts)}")
+            if any(f < -1 or f == 0 for f in self.fanouts):
+                raise ConfigError(f"fanouts: each must be >= 1, or -1 for every neighbour; found {list(self.fanouts)}")
+
+    def needs(self) -> Needs:
+        return Needs(graph=True, item_text=True)
+
+
+def _build(c: GraphSAGEConfig, x: ModelInputs) -> GraphSAGE:
+    return GraphSAGE(x.graph, hidden=c.dim, num_layers=c.num_layers, fanouts=c.fanouts or (10,) * c.num_layers,
+                     dropout=c.dropout, reg=c.reg, objective=c.objective, seed=x.seed)
+
+
+SPEC = ModelSpec(GraphSAGEConfig, GraphSAGE, _build, explanation="integrated-gradients",
+                 summary="inductive message passing over the heterogeneous graph (text features, attribute "
+                         "nodes), trained on sampled neighbourhoods")

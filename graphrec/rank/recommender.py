@@ -11,7 +11,7 @@ from torch import Tensor
 
 from graphrec.data.vocab import Vocabulary
 from graphrec.errors import ConfigError, UnknownIdError
-from graphrec.eval.topk import topk
+from graphrec.eval.topk import topk, unseen_scores
 from graphrec.nn.base import ScoringModel
 from graphrec.rank.mmr import mmr
 
@@ -80,11 +80,8 @@ class Recommender:
         idx = self.users.encode(batch)  # raises UnknownIdError
         was_training = self.model.training
         self.model.eval()
-        scores = self.model.score_all(torch.from_numpy(idx).to(self.model.device)).float().cpu().clone()  # [B, I]
+        scores = unseen_scores(self.model, idx, self.seen if exclude_seen else None).cpu()  # [B, I]
         self.model.train(was_training)
-        if exclude_seen:
-            ex = self.seen[idx].tocoo()
-            scores[torch.from_numpy(ex.row), torch.from_numpy(ex.col)] = -torch.inf
         ids, top = self._top(scores, k, candidates, exclude, diversity)
         return (ids[0], top[0]) if single else (ids, top)
 

@@ -10,54 +10,21 @@ from typing import Any, Literal
 import yaml
 
 from graphrec.config import from_dict
+from graphrec.data.sources import MovieLensSource, SourceConfig
 from graphrec.errors import ConfigError
 from graphrec.graph.config import GraphConfig
-from graphrec.text.templates import DEFAULT_ITEM_TEMPLATE
+from graphrec.nn.lightgcn import LightGCNConfig
+from graphrec.nn.registry import DEFAULT_MODEL, MODELS, model_config
+from graphrec.nn.spec import ModelConfig, ModelSpec
 from graphrec.train.trainer import TrainConfig
 
-MODEL_NAMES = ("mostpop", "itemknn", "mf-bpr", "lightgcn", "text-lightgcn", "graphsage")
-
-#: The ``model:`` keys each model reads; writing any other is a ConfigError, never silently ignored.
-MODEL_KEYS: dict[str, tuple[str, ...]] = {
-    "mostpop": (),
-    "itemknn": ("k", "shrink"),
-    "mf-bpr": ("dim", "reg"),
-    "lightgcn": ("dim", "num_layers", "reg", "attribute_nodes"),
-    "text-lightgcn": ("dim", "num_layers", "reg", "attribute_nodes"),
-    "graphsage": ("dim", "num_layers", "reg", "fanouts", "dropout", "objective"),
-}
-#: Models trained by the BPR trainer (the others are fitted in closed form).
-TRAINABLE = ("mf-bpr", "lightgcn", "text-lightgcn", "graphsage")
-#: Models that read the ``text:`` section (item text features).
-TEXT_MODELS = ("text-lightgcn", "graphsage")
-#: ``graph:`` keys only GraphSAGE reads (the user-item models keep the item attribute nodes alone).
-GRAPHSAGE_GRAPH_KEYS = ("user_attributes", "user_features", "attribute_features", "genre_multihot", "age_edges")
-#: ``train:`` keys a closed-form model (no loss, no epochs) reads.
+#: ``graph:`` keys read only by models built from the heterogeneous graph (``Needs.graph``); the
+#: user-item models keep the item attribute nodes alone
+GRAPH_FEATURE_KEYS = ("user_attributes", "user_features", "attribute_features", "genre_multihot", "age_edges")
+#: ``train:`` keys a closed-form model (no loss, no epochs) reads
 CLOSED_FORM_TRAIN_KEYS = ("seed", "device", "threads", "progress")
-
-
-@dataclass(frozen=True)
-class DatasetSection:
-    """Attributes:
-    name: A MovieLens release (``graphrec datasets list``).
-    data_dir: Folder with its files (default ``$GRAPHREC_DATA_DIR``, then the cache).
-    implicit_threshold: Keep interactions rated at least this as positives;
-        ``None`` keeps every interaction.
-    k_core: Keep the k-core (``None``: no filtering).
-    """
-
-    name: str = "ml-100k"
-    data_dir: str | None = None
-    implicit_threshold: float | None = None
-    k_core: int | None = None
-
-    def __post_init__(self) -> None:
-        from graphrec.data.movielens import DATASETS
-
-        if self.name not in DATASETS:
-            raise ConfigError(f"dataset.name: unknown dataset {self.name!r}; known: {', '.join(DATASETS)}")
-        if self.k_core is not None and self.k_core < 1:
-            raise ConfigError(f"dataset.k_core must be >= 1, got {self.k_core}")
+#: model names of earlier releases, and what they are written as now (read from old run directories only)
+LEGACY_MODELS: dict[str, dict[str, Any]] = {"text-lightgcn": {"name": "lightgcn", "item_features": "text"}}
 
 
 @dataclass(frozen=True)
@@ -85,10 +52,11 @@ class SplitSection:
 
 @dataclass(frozen=True)
 class TextSection:
-    """Attributes: model ('default' or a HF name/folder), template, batch_size, device, max_length."""
+    """Attributes: model ('default' or a HF name/folder), template (None: the dataset's own: MovieLens
+    title, genres and tags; an item table's text columns), batch_size, device, max_length."""
 
     model: str = "default"
-    template: str = DEFAULT_ITEM_TEMPLATE
+    template: str | None = None
     batch_size: int = 64
     device: str = "auto"
     max_length: int = 256
@@ -100,52 +68,6 @@ class TextSection:
             raise ConfigError(f"text.batch_size must be >= 1 and text.max_length >= 2, got {self.batch_size} "
                               f"and {self.max_length}")
         check_device(self.device, "text.device")
-
-
-@dataclass(frozen=True)
-class ModelSection:
-    """Attributes:
-    name: One of ``mostpop``, ``itemknn``, ``mf-bpr``, ``lightgcn``, ``text-lightgcn``, ``graphsage``.
-    dim, num_layers, reg: Embedding models' hyperparameters (GraphSAGE: width and layers).
-    k, shrink: ItemKNN's neighbours and shrinkage.
-    fanouts: GraphSAGE's neighbours sampled per hop in training (one per layer; -1: all;
-        default 10 per layer).
-    dropout: GraphSAGE's dropout between layers.
-    objective: GraphSAGE's loss: ``bpr`` or ``bce`` (binary cross-entropy).
-    attribute_nodes: LightGCN and text-LightGCN: propagate over the item
-        attribute nodes of ``graph.item_attributes`` (genres...) too, each with
-        a learned embedding; their share of a score is then explained exactly.
-    """
-
-    name: Literal["mostpop", "itemknn", "mf-bpr", "lightgcn", "text-lightgcn", "graphsage"] = "lightgcn"
-    dim: int = 64
-    num_layers: int = 3
-    reg: float = 1e-4
-    k: int = 100
-    shrink: float = 0.0
-    fanouts: tuple[int, ...] | None = None
-    dropout: float = 0.0
-    objective: Literal["bpr", "bce"] = "bpr"
-    attribute_nodes: bool = False
-
-    def __post_init__(self) -> None:
-        if self.dim < 1:
-            raise ConfigError(f"model.dim must be >= 1, got {self.dim}")
-        if self.num_layers < (1 if self.name == "graphsage" else 0):
-            raise ConfigError(f"model.num_layers must be >= {1 if self.name == 'graphsage' else 0} for "
-                              f"{self.name}, got {self.num_layers}")
-        if self.reg < 0 or self.shrink < 0:
-            raise ConfigError(f"model.reg and model.shrink must be >= 0, got {self.reg} and {self.shrink}")
-        if self.k < 1:
-            raise ConfigError(f"model.k must be >= 1, got {self.k}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
-        if self.name == "graphsage" and self.fanouts is not None:
-            if len(self.fanouts) != self.num_layers:
-                raise ConfigError(f"model.fanouts needs one entry per layer (model.num_layers = {self.num_layers}), "
-                                  f"found {list(self.fanouts)}")
-            if any(f < -1 or f == 0 for f in self.fanouts):
-                raise ConfigError(f"model.fanouts: each must be >= 1, or -1 for every neighbour; found {list(self.fanouts)}")
 
 
 @dataclass(frozen=True)
@@ -173,38 +95,40 @@ class ExperimentConfig:
 
     name: str = "experiment"
     output: str = "runs"
-    dataset: DatasetSection = field(default_factory=DatasetSection)
+    dataset: SourceConfig = field(default_factory=MovieLensSource)
     split: SplitSection = field(default_factory=SplitSection)
     graph: GraphConfig = field(default_factory=GraphConfig)
     text: TextSection = field(default_factory=TextSection)
-    model: ModelSection = field(default_factory=ModelSection)
+    model: ModelConfig = field(default_factory=LightGCNConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalSection = field(default_factory=EvalSection)
 
     def __post_init__(self) -> None:
         from graphrec.train.trainer import check_metric
 
+        if not isinstance(self.model, ModelConfig) or self.model.name not in MODELS:
+            raise ConfigError(f"model: expected a registered model's config, found {self.model!r}")
         _, k = check_metric(self.train.metric, "train.metric")
-        if k not in self.eval.ks and self.model.name in TRAINABLE:
+        if k not in self.eval.ks and self.spec.trainable:
             raise ConfigError(f"train.metric {self.train.metric!r} is at k={k}, but eval.ks is {list(self.eval.ks)}: "
                               f"add {k} to eval.ks or pick a metric at one of them")
-        if self.model.attribute_nodes:
-            if self.model.name not in ("lightgcn", "text-lightgcn"):
-                raise ConfigError(f"model.attribute_nodes is for lightgcn and text-lightgcn, not {self.model.name!r} "
-                                  "(graphsage uses the graph's attribute nodes as they are)")
-            if not self.graph.item_attributes:
-                raise ConfigError("model.attribute_nodes needs graph.item_attributes (e.g. [genre])")
+        if self.model.needs().attribute_nodes and self.graph.item_attributes == ():
+            raise ConfigError("model.attribute_nodes needs graph.item_attributes (e.g. [genre])")
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The registry entry of the experiment's model."""
+        return MODELS[self.model.name]
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting the experiment's model reads (and no other), as plain YAML-able values."""
         d = _plain(dataclasses.asdict(self))
-        name = self.model.name
-        d["model"] = {k: v for k, v in d["model"].items() if k == "name" or k in MODEL_KEYS[name]}
-        if name != "graphsage":
-            d["graph"] = {k: v for k, v in d["graph"].items() if k not in GRAPHSAGE_GRAPH_KEYS}
-        if name not in TEXT_MODELS:
+        needs = self.model.needs()
+        if not needs.graph:
+            d["graph"] = {k: v for k, v in d["graph"].items() if k not in GRAPH_FEATURE_KEYS}
+        if not needs.item_text:
             del d["text"]
-        if name not in TRAINABLE:
+        if not self.spec.trainable:
             d["train"] = {k: v for k, v in d["train"].items() if k in CLOSED_FORM_TRAIN_KEYS}
         return d
 
@@ -223,9 +147,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None, stric
     Args:
         overrides: Dotted keys to replace, e.g. ``{"train.seed": 7}``.
         strict: A key the model does not read is an error (experiment files).
-            ``False`` drops such keys instead: for the ``config.yaml`` of a run
-            directory written by graphrec 0.1, which saved every model's
-            defaults.
+            ``False`` drops such keys instead and translates old model names
+            (``text-lightgcn``): for the ``config.yaml`` of a run directory
+            written by graphrec 0.1, which saved every model's defaults.
 
     Raises:
         ConfigError: naming the file and the key for unknown keys, wrong types
@@ -250,51 +174,75 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None, stric
             if not isinstance(node, dict):
                 raise ConfigError(f"{p}: --set {key}: {part!r} is not a section")
         node[last] = value
+    model = raw.get("model")
+    if strict and isinstance(model, dict) and model.get("name") in LEGACY_MODELS:
+        now = ", ".join(f"{k}: {v}" for k, v in LEGACY_MODELS[model["name"]].items())
+        raise ConfigError(f"{p}: model.name {model['name']!r} is now written as {{{now}}}")
+    if not strict:
+        raw = _only_read(raw)
     try:
-        config = from_dict(ExperimentConfig, raw if strict else _only_read(raw), "")
-        check_unused(config, raw if strict else _only_read(raw))
+        config = from_dict(ExperimentConfig, raw, "")
+        check_unused(config, raw)
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None
     return config
 
 
 def _only_read(raw: dict[str, Any]) -> dict[str, Any]:
-    """``raw`` without the keys its model does not read (see :func:`check_unused`)."""
+    """``raw`` without the keys its model does not read (see :func:`check_unused`), old model names translated."""
     section = raw.get("model")
-    model: dict[str, Any] = section if isinstance(section, dict) else {}
-    name = model.get("name", ModelSection.name)
-    if name not in MODEL_KEYS:
+    model: dict[str, Any] = dict(section) if isinstance(section, dict) else {}
+    name = model.get("name", DEFAULT_MODEL)
+    if isinstance(name, str) and name in LEGACY_MODELS:
+        model.update(LEGACY_MODELS[name])
+        name = model["name"]
+    if not isinstance(name, str) or name not in MODELS:
         return raw
+    spec = MODELS[name]
     out = dict(raw)
-    out["model"] = {k: v for k, v in model.items() if k == "name" or k in MODEL_KEYS[name]}
-    if name != "graphsage" and isinstance(raw.get("graph"), dict):
-        out["graph"] = {k: v for k, v in raw["graph"].items() if k not in GRAPHSAGE_GRAPH_KEYS}
-    if name not in TEXT_MODELS:
+    out["model"] = {k: v for k, v in model.items() if k == "name" or k in spec.keys()}
+    needs = model_config(out["model"]).needs()
+    if not needs.graph and isinstance(raw.get("graph"), dict):
+        out["graph"] = {k: v for k, v in raw["graph"].items() if k not in GRAPH_FEATURE_KEYS}
+    if not needs.item_text:
         out.pop("text", None)
-    if name not in TRAINABLE and isinstance(raw.get("train"), dict):
+    if not spec.trainable and isinstance(raw.get("train"), dict):
         out["train"] = {k: v for k, v in raw["train"].items() if k in CLOSED_FORM_TRAIN_KEYS}
     return out
 
 
+def _text_readers() -> str:
+    out = []
+    for name, spec in MODELS.items():
+        if spec.config().needs().item_text:
+            out.append(name)
+        elif "item_features" in spec.keys():
+            out.append(f"{name} with item_features: text")
+    return ", ".join(out)
+
+
 def check_unused(config: ExperimentConfig, raw: dict[str, Any]) -> None:
-    """Raise ConfigError for a key the configuration's model does not read (every key written must act)."""
-    name = config.model.name
+    """Raise ConfigError for a key the configuration's model does not read (every key written must act).
+
+    The ``model:`` section's own keys are checked when it is parsed (:func:`~graphrec.nn.registry.model_config`).
+    """
+    name, needs = config.model.name, config.model.needs()
 
     def written(section: str) -> list[str]:
         value = raw.get(section)
         return list(value) if isinstance(value, dict) else []
 
-    bad = [k for k in written("model") if k != "name" and k not in MODEL_KEYS[name]]
-    if bad:
-        raise ConfigError(f"model: {name} has no key(s) {bad}; its keys: {list(MODEL_KEYS[name]) or 'none'}")
-    if name != "graphsage":
-        bad = [k for k in written("graph") if k in GRAPHSAGE_GRAPH_KEYS]
+    if not needs.graph:
+        bad = [k for k in written("graph") if k in GRAPH_FEATURE_KEYS]
         if bad:
-            raise ConfigError(f"graph: {bad} are read by graphsage only; {name} builds its graph from "
-                              "users, items and graph.item_attributes")
-    if name not in TEXT_MODELS and written("text"):
-        raise ConfigError(f"text: {name} uses no item text; text features are read by {', '.join(TEXT_MODELS)}")
-    if name not in TRAINABLE:
+            readers = [n for n, s in MODELS.items() if s.config().needs().graph]
+            raise ConfigError(f"graph: {bad} are read by models built from the heterogeneous graph "
+                              f"({', '.join(readers)}); {name} builds its graph from users, items and "
+                              "graph.item_attributes")
+    if not needs.item_text and written("text"):
+        raise ConfigError(f"text: {name} as configured uses no item text; the text section is read by "
+                          f"{_text_readers()}")
+    if not config.spec.trainable:
         bad = [k for k in written("train") if k not in CLOSED_FORM_TRAIN_KEYS]
         if bad:
             raise ConfigError(f"train: {name} is fitted in closed form (no epochs, no loss); train.{bad} do not apply "

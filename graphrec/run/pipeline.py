@@ -14,12 +14,15 @@ import scipy.sparse as sp
 import torch
 from torch_geometric.data import HeteroData
 
-from graphrec.data import Dataset, Split, k_core, load_movielens, make_split, to_implicit
+from graphrec.data import Dataset, Split, make_split
 from graphrec.errors import ConfigError, GraphrecError
-from graphrec.eval import Evaluator, to_csr
+from graphrec.eval import Evaluator
 from graphrec.fs import atomic_write_json, atomic_write_text
-from graphrec.graph import GraphBuilder, interaction_matrix, multihot, normalized_adjacency
-from graphrec.nn import MFBPR, GraphSAGE, ItemKNN, LightGCN, MostPopular, ScoringModel
+from graphrec.graph import GraphBuilder, interaction_matrix, normalized_adjacency
+from graphrec.graph.builder import item_attributes_of
+from graphrec.matrices import multihot, to_csr
+from graphrec.nn import ScoringModel
+from graphrec.nn.spec import ModelInputs
 from graphrec.run.config import ExperimentConfig, dump_config
 from graphrec.runtime import set_threads
 from graphrec.text import TextEncoder, item_texts
@@ -38,24 +41,26 @@ class Prepared:
     adj: torch.Tensor
     item_text: torch.Tensor | None
     graph: HeteroData
+    #: train + valid: what testing and recommending leave out of a user's list
+    seen: sp.csr_matrix
+    #: the item attribute node types ``adj`` holds after the items, in order
+    attributes: tuple[str, ...] = ()
 
 
 def prepare(config: ExperimentConfig, with_text: bool | None = None) -> Prepared:
     """Load, filter and split the dataset, build the train graph and (if needed) text features."""
     c = config
-    ds = load_movielens(c.dataset.name, c.dataset.data_dir)
-    ds = to_implicit(ds, c.dataset.implicit_threshold)
-    if c.dataset.k_core:
-        ds = k_core(ds, c.dataset.k_core)
+    ds = c.dataset.load(download=True)
     split = make_split(ds, c.split.method, ratios=c.split.ratios, seed=c.split.seed, fixed=c.split.fixed,
                        cold_fraction=c.split.cold_fraction)
-    need_text = c.model.name in ("text-lightgcn", "graphsage") if with_text is None else with_text
+    needs = c.model.needs()
+    need_text = needs.item_text if with_text is None else with_text
     encoder = None
     if need_text:
         encoder = TextEncoder(c.text.model, batch_size=c.text.batch_size, device=c.text.device, max_length=c.text.max_length)
     # Texts from the train view: no tag that a user applied to a held-out pair (or after a temporal cut-off).
     item_text = encoder.encode(item_texts(split.train_view(), c.text.template)) if encoder is not None else None
-    if c.model.name == "graphsage":
+    if needs.graph:
         graph = GraphBuilder(c.graph, encoder, c.text.template).build(ds, split=split, item_features=item_text)
     else:
         # Models of the user-item graph train on its interactions only; the item attribute nodes are
@@ -68,29 +73,26 @@ def prepare(config: ExperimentConfig, with_text: bool | None = None) -> Prepared
         inter = split.part(name)
         return to_csr(inter.user, inter.item, *train.shape)
 
-    attributes = c.graph.item_attributes if c.model.attribute_nodes else ()
+    attributes = item_attributes_of(c.graph, ds) if needs.attribute_nodes else ()
+    if needs.attribute_nodes and not attributes:
+        raise ConfigError(f"model.attribute_nodes: {ds.name} items have no attributes; set graph.item_attributes")
     adj = normalized_adjacency(graph, attributes=attributes)
-    return Prepared(ds, split, train, part("valid"), part("test"), adj, item_text, graph)
+    valid = part("valid")
+    return Prepared(ds, split, train, valid, part("test"), adj, item_text, graph, seen=(train + valid).tocsr(),
+                    attributes=attributes)
+
+
+def model_inputs(config: ExperimentConfig, data: Prepared) -> ModelInputs:
+    """The plain inputs the registry builds ``config.model`` from."""
+    return ModelInputs(data.dataset.num_users, data.dataset.num_items, train=data.train, adjacency=data.adj,
+                       extra_nodes={t: int(data.graph[t].num_nodes) for t in data.attributes},
+                       item_text=data.item_text, graph=data.graph, seed=config.train.seed)
 
 
 def build_model(config: ExperimentConfig, data: Prepared) -> ScoringModel:
-    """The model named in ``config.model``, with fresh weights seeded by ``train.seed``."""
-    m, ds = config.model, data.dataset
+    """The model of ``config.model`` (looked up in the registry), with fresh weights seeded by ``train.seed``."""
     seed_everything(config.train.seed)
-    if m.name == "mostpop":
-        return MostPopular(ds.num_users, ds.num_items)
-    if m.name == "itemknn":
-        return ItemKNN(ds.num_users, ds.num_items, k=m.k, shrink=m.shrink)
-    if m.name == "mf-bpr":
-        return MFBPR(ds.num_users, ds.num_items, dim=m.dim, reg=m.reg)
-    if m.name == "graphsage":
-        return GraphSAGE(data.graph, hidden=m.dim, num_layers=m.num_layers, fanouts=m.fanouts or (10,) * m.num_layers,
-                         dropout=m.dropout,
-                         reg=m.reg, objective=m.objective, seed=config.train.seed)
-    features = data.item_text if m.name == "text-lightgcn" else None
-    extra = {t: int(data.graph[t].num_nodes) for t in config.graph.item_attributes} if m.attribute_nodes else None
-    return LightGCN(ds.num_users, ds.num_items, data.adj, dim=m.dim, num_layers=m.num_layers, reg=m.reg,
-                    item_features=features, extra_nodes=extra)
+    return config.spec.create(config.model, model_inputs(config, data))
 
 
 def evaluators(config: ExperimentConfig, data: Prepared) -> tuple[Evaluator, Evaluator]:
@@ -101,13 +103,13 @@ def evaluators(config: ExperimentConfig, data: Prepared) -> tuple[Evaluator, Eva
     features = multihot(data.dataset.item_info["genres"]) if "genres" in data.dataset.item_info else data.item_text
     kw: dict[str, Any] = {"ks": config.eval.ks, "batch_size": config.eval.batch_size, "item_popularity": pop,
                           "item_features": features, "user_activity": activity}
-    return Evaluator(data.valid, data.train, **kw), Evaluator(data.test, (data.train + data.valid).tocsr(), **kw)
+    return Evaluator(data.valid, data.train, **kw), Evaluator(data.test, data.seen, **kw)
 
 
 #: the files ``run_experiment`` writes into a run directory (``--overwrite`` removes these, nothing else)
 RUN_FILES = ("config.yaml", "metrics.json", "history.json", "history.csv", "best.pt", "last.pt", "curve.png")
 #: settings of how a run executes, not of what it computes: they may differ on resume
-RUNTIME_KEYS = ("train.progress", "train.threads")
+RUNTIME_KEYS = ("train.progress", "train.threads", "dataset.data_dir")
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -221,6 +223,7 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
         "seconds": round(time.perf_counter() - started, 1),
         "model": repr(model),
         "threads": threads,
+        "data_source": str(data.dataset.source) if data.dataset.source is not None else None,
     }
     if resumed_from is not None and resumed_from != config.train.epochs:
         metrics["resumed_with"] = {"train.epochs": config.train.epochs, "config.yaml": resumed_from}

@@ -46,7 +46,7 @@ class NeighborSampler(BaseSampler):
         seed: Seed of the sampler's own random generator.
 
     Shapes:
-        ``_sample({type: seeds})`` returns global node ids per type (seeds
+        ``sample({type: seeds})`` returns global node ids per type (seeds
         first, then each hop's new nodes in order of discovery) and local
         ``row`` / ``col`` indices plus original edge ids per edge type.
     """
@@ -122,8 +122,24 @@ class NeighborSampler(BaseSampler):
     # --- sampling ---
 
     def _sample(self, seed: dict[str, Tensor], seed_time: Any = None, **kwargs: Any) -> HeteroSamplerOutput:
+        """The callback PyG's ``node_sample`` / ``edge_sample`` call."""
         if seed_time is not None:
             raise ConfigError("temporal sampling is not supported")
+        return self.sample(seed)
+
+    def sample(self, seed: Mapping[str, Tensor]) -> HeteroSamplerOutput:
+        """Sample the computation subgraph of a seed set: ``{node type: [n] unique node ids}``.
+
+        Returns:
+            Global node ids per type (``out.node[t]``: the seeds first, in
+            order, then each hop's new nodes in order of discovery); per edge
+            type, local ``row`` / ``col`` indices into those lists and the
+            original edge ids (``out.edge``). One draw from the sampler's
+            generator per call.
+
+        Raises:
+            ValueError: seed ids of one type that repeat.
+        """
         nodes: dict[str, list[Tensor]] = {t: [] for t in self.node_types}
         count = dict.fromkeys(self.node_types, 0)
         frontier: dict[str, Tensor] = {}

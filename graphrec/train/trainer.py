@@ -21,8 +21,7 @@ from graphrec.eval.evaluator import Evaluator
 from graphrec.eval.metrics import METRICS
 from graphrec.fs import atomic_write_json, atomic_write_text
 from graphrec.nn.base import ScoringModel
-from graphrec.runtime import resolve_threads, set_threads
-from graphrec.text.encoder import resolve_device
+from graphrec.runtime import resolve_device, resolve_threads, set_threads
 from graphrec.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from graphrec.train.negatives import NegativeSampler
 

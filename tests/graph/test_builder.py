@@ -144,8 +144,10 @@ def test_feature_options():
 
 
 def test_config_errors():
-    with pytest.raises(ConfigError, match=r"unknown \['colour'\]"):
-        GraphConfig(item_attributes=("colour",))
+    with pytest.raises(ConfigError, match=r"unknown \['shoe size'\]"):
+        GraphConfig(user_attributes=("shoe size",))
+    with pytest.raises(ConfigError, match=r"attribute 'colour': tiny items have no 'colour' field"):
+        GraphBuilder(GraphConfig(item_attributes=("colour",))).build(tiny())  # any item-table column may be one
     with pytest.raises(ConfigError, match="unknown key"):
         GraphConfig.from_dict({"item_attrs": ["genre"]})
     ds = tiny()

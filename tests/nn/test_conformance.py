@@ -9,7 +9,10 @@ from graphrec.data import Vocabulary
 from graphrec.errors import UnknownIdError
 from graphrec.eval import to_csr
 from graphrec.graph import normalized_adjacency
-from graphrec.nn import MFBPR, GraphSAGE, ItemKNN, LightGCN, MostPopular
+from graphrec.nn import LightGCN
+from graphrec.nn.registry import MODELS as REGISTRY
+from graphrec.nn.registry import model_config
+from graphrec.nn.spec import ModelInputs
 from graphrec.rank import Recommender
 from graphrec.train import TrainConfig, Trainer, load_checkpoint, save_checkpoint
 
@@ -38,21 +41,29 @@ def checkerboard_graph():
     return data
 
 
-def build(name: str, seed: int = 0):
+#: small sizes for the checkerboard, applied to the models that have the key
+SMALL = {"dim": 8, "num_layers": 2, "k": 4, "fanouts": (-1, -1)}
+#: configurations tested besides each registered model's defaults: (case, model name, options)
+VARIANTS = [("lightgcn[text]", "lightgcn", {"item_features": "text"})]
+#: every registered model is in the suite with no edit here: one case per registry entry, plus VARIANTS
+CASES = {name: (name, {}) for name in REGISTRY} | {case: (name, opts) for case, name, opts in VARIANTS}
+
+
+def inputs(seed: int = 0) -> ModelInputs:
+    return ModelInputs(N, N, train=TRAIN, adjacency=normalized_adjacency(TRAIN), item_text=ITEM_X,
+                       graph=checkerboard_graph(), seed=seed)
+
+
+def build(case: str, seed: int = 0):
+    name, options = CASES[case]
+    spec = REGISTRY[name]
+    config = model_config({"name": name, **{k: v for k, v in SMALL.items() if k in spec.keys()}, **options})
     torch.manual_seed(seed)
-    adj = normalized_adjacency(TRAIN)
-    return {
-        "MostPopular": lambda: MostPopular(N, N),
-        "ItemKNN": lambda: ItemKNN(N, N, k=4),
-        "MFBPR": lambda: MFBPR(N, N, dim=8, reg=1e-4),
-        "LightGCN": lambda: LightGCN(N, N, adj, dim=8, num_layers=2, reg=1e-4),
-        "TextLightGCN": lambda: LightGCN(N, N, adj, dim=8, num_layers=2, reg=1e-4, item_features=ITEM_X),
-        "GraphSAGE": lambda: GraphSAGE(checkerboard_graph(), hidden=8, num_layers=2, fanouts=[-1, -1], seed=seed),
-    }[name]()
+    return spec.create(config, inputs(seed))
 
 
-def fitted(name: str):
-    model = build(name)
+def fitted(case: str):
+    model = build(case)
     if model.trainable:
         Trainer(model, TRAIN, None, TrainConfig(epochs=60, batch_size=8, lr=0.05, progress=False, device="cpu")).fit()
     else:
@@ -60,8 +71,10 @@ def fitted(name: str):
     return model.eval()
 
 
-MODELS = ["MostPopular", "ItemKNN", "MFBPR", "LightGCN", "TextLightGCN", "GraphSAGE"]
-PERSONALISED = [m for m in MODELS if m != "MostPopular"]
+MODELS = list(CASES)
+#: models that score every user alike
+UNPERSONALISED = {"mostpop"}
+PERSONALISED = [m for m in MODELS if m not in UNPERSONALISED]
 
 
 @pytest.fixture(scope="module", params=MODELS)
@@ -81,7 +94,7 @@ def test_checkerboard_recovery(name):
 
 
 def test_most_popular_is_popularity_order():
-    m = fitted("MostPopular")
+    m = fitted("mostpop")
     np.testing.assert_array_equal(m.popularity.numpy(), np.asarray(TRAIN.sum(0)).ravel())
 
 
@@ -129,9 +142,9 @@ def test_recommend_contract(model):
 
 
 def test_repr_shows_hyperparameters():
-    assert "dim=8" in repr(build("MFBPR")) and "num_layers=2" in repr(build("LightGCN"))
-    assert "k=4" in repr(build("ItemKNN"))
-    assert "fanouts=[-1, -1]" in repr(build("GraphSAGE"))
+    assert "dim=8" in repr(build("mf-bpr")) and "num_layers=2" in repr(build("lightgcn"))
+    assert "k=4" in repr(build("itemknn"))
+    assert "fanouts=[-1, -1]" in repr(build("graphsage"))
 
 
 def test_lightgcn_propagation_exact():

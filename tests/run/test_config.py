@@ -19,27 +19,29 @@ def test_defaults_and_roundtrip(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("model:\n  nam: lightgcn\n", r"model: unknown key\(s\) \['nam'\]"),
+    ("model:\n  nam: lightgcn\n", r"model: lightgcn has no key\(s\) \['nam'\]"),
     ("trian:\n  epochs: 3\n", r"top level: unknown key\(s\) \['trian'\]"),
     ("train:\n  epochs: five\n", "train.epochs: expected an integer, found 'five'"),
     ("train:\n  epochs: 2.5\n", "train.epochs: expected an integer"),
-    ("model:\n  name: gcn\n", r"model.name: expected one of \['mostpop'"),
+    ("model:\n  name: gcn\n", r"model.name: unknown model 'gcn'; known models: mostpop"),
     ("split:\n  ratios: [0.8, 0.2]\n", "split.ratios: expected 3 values, found 2"),
-    ("dataset:\n  name: ml-2k\n", "unknown dataset 'ml-2k'"),
+    ("dataset:\n  name: ml-2k\n", r"dataset.name: 'ml-2k' is no known dataset \(known: "),
     ("graph:\n  user_features: all\n", "graph.user_features: expected one of"),
     ("train:\n  progress: yes please\n", "train.progress: expected true or false"),
     ("- a\n- b\n", "expected a mapping of sections"),
     ("model: [\n", "not valid YAML"),
-    ("model:\n  name: graphsage\n  attribute_nodes: true\n", "model.attribute_nodes is for lightgcn and text-lightgcn"),
+    ("model:\n  name: graphsage\n  attribute_nodes: true\n", r"model: graphsage has no key\(s\) \['attribute_nodes'\]"),
     ("model:\n  attribute_nodes: true\ngraph:\n  item_attributes: []\n", "model.attribute_nodes needs graph.item_attributes"),
     # options a model does not read are errors, not silently ignored
     ("model:\n  name: lightgcn\n  k: 50\n", r"model: lightgcn has no key\(s\) \['k'\]; its keys: \['dim', 'num_layers'"),
     ("model:\n  name: mostpop\n  dim: 8\n", r"model: mostpop has no key\(s\) \['dim'\]; its keys: none"),
-    ("model:\n  name: lightgcn\ngraph:\n  user_features: text_mean\n", r"graph: \['user_features'\] are read by graphsage only"),
-    ("model:\n  name: mf-bpr\ntext:\n  batch_size: 8\n", "text: mf-bpr uses no item text"),
+    ("model:\n  name: lightgcn\ngraph:\n  user_features: text_mean\n", r"graph: \['user_features'\] are read by models built from the heterogeneous graph \(graphsage\)"),
+    ("model:\n  name: mf-bpr\ntext:\n  batch_size: 8\n", "text: mf-bpr as configured uses no item text; the text section is read by lightgcn with item_features: text, graphsage"),
     ("model:\n  name: itemknn\ntrain:\n  epochs: 5\n", r"train: itemknn is fitted in closed form.*\['epochs'\]"),
     # values out of range or inconsistent, before any work
-    ("model:\n  num_layers: -1\n", "model.num_layers must be >= 0 for lightgcn, got -1"),
+    ("model:\n  name: text-lightgcn\n", r"model.name 'text-lightgcn' is now written as \{name: lightgcn, item_features: text\}"),
+    ("model:\n  name: lightgcn\n  item_features: image\n", r"model.item_features: expected one of \['none', 'text'\]"),
+    ("model:\n  num_layers: -1\n", "model.num_layers must be >= 0, got -1"),
     ("model:\n  dim: 0\n", "model.dim must be >= 1, got 0"),
     ("model:\n  name: graphsage\n  num_layers: 2\n  fanouts: [10]\n", r"model.fanouts needs one entry per layer .* found \[10\]"),
     ("eval:\n  ks: [10]\n", r"train.metric 'ndcg@20' is at k=20, but eval.ks is \[10\]"),
@@ -84,3 +86,12 @@ def test_saved_config_holds_only_what_the_model_reads(tmp_path):
         assert again == c
     text = dump_config(load_config("experiments/ml100k-itemknn.yaml"))
     assert "dim:" not in text and "epochs:" not in text and "text:" not in text
+
+
+def test_old_run_directory_config_is_translated(tmp_path):
+    # graphrec 0.1 wrote every model's defaults and called text-aware LightGCN "text-lightgcn"
+    old = ("name: old\nmodel:\n  name: text-lightgcn\n  dim: 32\n  num_layers: 2\n  reg: 0.0001\n  k: 100\n"
+           "  fanouts: null\n  attribute_nodes: false\ngraph:\n  user_features: none\ntext:\n  batch_size: 16\n")
+    c = load_config(write(tmp_path, old), strict=False)
+    assert (c.model.name, c.model.item_features, c.model.dim, c.text.batch_size) == ("lightgcn", "text", 32, 16)
+    assert load_config(write(tmp_path, dump_config(c))) == c

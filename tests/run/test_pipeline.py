@@ -56,7 +56,7 @@ def test_cli_reports_config_errors_before_work(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  name: lightgcn\n  layers: 3\n")
     assert main(["run", str(bad), "--out", str(tmp_path / "r")]) == 2
-    assert "model: unknown key(s) ['layers']" in capsys.readouterr().err
+    assert "model: lightgcn has no key(s) ['layers']; its keys: ['dim', 'num_layers'," in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 

@@ -61,7 +61,7 @@ def test_edges_exist_seeds_first_fanouts(device, replace):
     data = random_graph(device=device)
     sampler = NeighborSampler(data, [3, 2], replace=replace, seed=0)
     seeds = {"user": torch.tensor([5, 0, 17], device=device)}
-    out = sampler._sample(seeds)
+    out = sampler.sample(seeds)
     check_output(data, out, seeds)
     # hop 0: each seed user got min(deg, 3) item neighbours (exactly 3 draws with replacement)
     first_hop = out.num_sampled_edges[IU][0]
@@ -79,9 +79,9 @@ def test_edges_exist_seeds_first_fanouts(device, replace):
 def test_same_seed_same_sample_different_seed_different():
     data = random_graph(edges=600)
     seeds = {"user": torch.arange(10)}
-    a = NeighborSampler(data, [4, 4], seed=1)._sample(seeds)
-    b = NeighborSampler(data, [4, 4], seed=1)._sample(seeds)
-    c = NeighborSampler(data, [4, 4], seed=2)._sample(seeds)
+    a = NeighborSampler(data, [4, 4], seed=1).sample(seeds)
+    b = NeighborSampler(data, [4, 4], seed=1).sample(seeds)
+    c = NeighborSampler(data, [4, 4], seed=2).sample(seeds)
     for et in data.edge_types:
         torch.testing.assert_close(a.edge[et], b.edge[et])
     assert any(not torch.equal(a.edge[et], c.edge[et]) for et in data.edge_types)
@@ -112,7 +112,7 @@ def test_full_fanout_equals_khop_neighbourhood(graph_seed, hops, seed_users):
     data = random_graph(graph_seed, edges=120)
     seeds = {"user": torch.tensor(seed_users)}
     for fanout in (-1, 10_000):
-        out = NeighborSampler(data, [fanout] * hops, seed=0)._sample(seeds)
+        out = NeighborSampler(data, [fanout] * hops, seed=0).sample(seeds)
         nodes, edges = khop(data, seeds, hops)
         got_nodes = {t: set(v.tolist()) for t, v in out.node.items() if len(v)}
         assert got_nodes == {t: v for t, v in nodes.items() if v}
@@ -125,10 +125,10 @@ def test_weighted_sampling():
     data["user"].num_nodes, data["item"].num_nodes = 1, 3
     data[IU].edge_index = torch.tensor([[0, 1, 2], [0, 0, 0]])
     data[IU].weight = torch.tensor([0.0, 1.0, 3.0])
-    out = NeighborSampler(data, [2], weight_attr="weight", seed=0)._sample({"user": torch.tensor([0])})
+    out = NeighborSampler(data, [2], weight_attr="weight", seed=0).sample({"user": torch.tensor([0])})
     assert sorted(out.edge[IU].tolist()) == [1, 2]  # weight 0 is never drawn without replacement
     s = NeighborSampler(data, [20_000], replace=True, weight_attr="weight", seed=0)
-    counts = torch.bincount(s._sample({"user": torch.tensor([0])}).edge[IU], minlength=3)
+    counts = torch.bincount(s.sample({"user": torch.tensor([0])}).edge[IU], minlength=3)
     assert counts[0] == 0
     assert abs(counts[2] / counts[1] - 3.0) < 0.2
 
@@ -166,14 +166,14 @@ def test_bad_arguments():
     with pytest.raises(ConfigError, match="no attribute 'stars'"):
         NeighborSampler(data, [2], weight_attr="stars")
     with pytest.raises(ValueError, match="must be unique"):
-        NeighborSampler(data, [2])._sample({"user": torch.tensor([1, 1])})
+        NeighborSampler(data, [2]).sample({"user": torch.tensor([1, 1])})
 
 
 def test_sampler_state_is_clean_between_calls():
     data = random_graph()
     s = NeighborSampler(data, [3, 3], seed=0)
     for seeds in itertools.islice(itertools.cycle([torch.arange(5), torch.arange(3, 12)]), 6):
-        check_output(data, s._sample({"user": seeds}), {"user": seeds})
+        check_output(data, s.sample({"user": seeds}), {"user": seeds})
     assert all((v == -1).all() for v in s._local.values())
 
 
@@ -183,4 +183,4 @@ def test_sampler_built_under_inference_mode_samples_outside_it():
         s = NeighborSampler(data, [3, 3], seed=0)
     assert not any(t.is_inference() for t in s._local.values())
     seeds = {"user": torch.arange(5)}
-    check_output(data, s._sample(seeds), seeds)
+    check_output(data, s.sample(seeds), seeds)

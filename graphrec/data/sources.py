@@ -1,0 +1,377 @@
+"""Dataset sources: one registry of the formats an experiment's ``dataset:`` section may name.
+
+Each format has a typed, frozen config (only its own keys, checked before any
+data loads) whose :meth:`~SourceConfig.load` gives a :class:`Dataset`:
+
+========== ================================================================
+format     keys (besides ``name``, ``implicit_threshold``, ``k_core``)
+========== ================================================================
+movielens  ``data_dir`` (a MovieLens release: ``graphrec datasets list``)
+lightgcn   ``path`` (a folder with ``train.txt`` and ``test.txt``), ``data_dir``
+csv        ``path``, ``columns``, ``items`` (item table), ``sep``, ``data_dir``
+parquet    ``path``, ``columns``, ``items``, ``data_dir``
+synthetic  ``users``, ``items``, ``interactions``, ``seed``
+========== ================================================================
+
+Without ``format``, a MovieLens name is ``movielens`` and any other name takes
+the format of its manifest (``datasets/<name>.yaml``). Adding a format is one
+config class here plus one line in :data:`SOURCES`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from graphrec.data.dataset import Dataset, Interactions
+from graphrec.data.formats import load_interactions, load_lightgcn_format
+from graphrec.data.manifests import get_manifest, manifests
+from graphrec.data.preprocess import k_core, to_implicit
+from graphrec.data.vocab import Vocabulary
+from graphrec.errors import ConfigError, DataFormatError, DatasetNotFoundError
+
+DEFAULT_DATASET = "ml-100k"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """What every source has.
+
+    Attributes:
+        name: The dataset's name (a MovieLens release, a manifest's name, or any
+            name for your own files: it names the run and the cache entries).
+        format: Which source reads it (see the module docstring).
+        implicit_threshold: Keep interactions rated at least this as positives;
+            None keeps every interaction.
+        k_core: Keep the k-core (None: no filtering).
+    """
+
+    name: str = DEFAULT_DATASET
+    format: str = ""
+    implicit_threshold: float | None = None
+    k_core: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("name must not be empty")
+        if self.k_core is not None and self.k_core < 1:
+            raise ConfigError(f"k_core must be >= 1, got {self.k_core}")
+
+    @classmethod
+    def __from_mapping__(cls, values: Any, where: str) -> SourceConfig:
+        """Parse a YAML ``dataset:`` section into the config class its format picks."""
+        return source_config(values, where)
+
+    def read(self, download: bool = False) -> Dataset:
+        """The dataset as the files hold it (before ``implicit_threshold`` and ``k_core``)."""
+        raise NotImplementedError
+
+    def load(self, download: bool = False) -> Dataset:
+        """The dataset, filtered by ``implicit_threshold`` and ``k_core``.
+
+        Args:
+            download: Fetch a public dataset into the cache when no local
+                copy is found (MovieLens).
+        """
+        ds = to_implicit(self.read(download), self.implicit_threshold)
+        return k_core(ds, self.k_core) if self.k_core else ds
+
+    def with_data_dir(self, data_dir: str | None) -> SourceConfig:
+        """This config with ``data_dir`` replaced (the command line's ``--data-dir``)."""
+        if data_dir is None:
+            return self
+        if "data_dir" not in {f.name for f in fields(self)}:
+            raise ConfigError(f"dataset {self.name!r} ({self.format}) reads no files: --data-dir does not apply")
+        from dataclasses import replace
+
+        return replace(self, data_dir=data_dir)  # type: ignore[call-arg]
+
+
+def _data_dir(data_dir: str | None) -> Path | None:
+    d = data_dir or os.environ.get("GRAPHREC_DATA_DIR")
+    return Path(d).expanduser() if d else None
+
+
+def _resolve(path: str, data_dir: str | None) -> Path:
+    """``path`` as written, or relative to ``data_dir`` when it is relative and does not exist as written."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists() or data_dir is None:
+        return p
+    return Path(data_dir).expanduser() / p
+
+
+@dataclass(frozen=True)
+class MovieLensSource(SourceConfig):
+    """A MovieLens release. Attributes: data_dir: folder with its zip or extracted folder
+    (default ``$GRAPHREC_DATA_DIR``, then the cache)."""
+
+    format: Literal["movielens"] = "movielens"
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from graphrec.data.movielens import DATASETS
+
+        if self.name not in DATASETS:
+            raise ConfigError(f"name: {self.name!r} is no MovieLens release; known: {', '.join(DATASETS)}")
+
+    def read(self, download: bool = False) -> Dataset:
+        from graphrec.data.movielens import load_movielens
+
+        return load_movielens(self.name, self.data_dir, download=download)
+
+
+@dataclass(frozen=True)
+class LightGCNSource(SourceConfig):
+    """A folder in the LightGCN/NGCF format (``train.txt``, ``test.txt``: ``user item item ...`` per line).
+
+    Attributes:
+        path: The folder (default ``<data_dir>/<name>``).
+        data_dir: Where ``path`` is looked up when relative (default ``$GRAPHREC_DATA_DIR``).
+    """
+
+    format: Literal["lightgcn"] = "lightgcn"
+    path: str | None = None
+    data_dir: str | None = None
+
+    def folder(self) -> Path:
+        data_dir = _data_dir(self.data_dir)
+        if self.path is not None:
+            return _resolve(self.path, str(data_dir) if data_dir else None)
+        if data_dir is None:
+            raise DatasetNotFoundError(f"dataset {self.name!r}: no path; set dataset.path, or put the folder "
+                                       f"{self.name}/ in --data-dir or $GRAPHREC_DATA_DIR")
+        return data_dir / self.name
+
+    def read(self, download: bool = False) -> Dataset:
+        return load_lightgcn_format(self.folder(), self.name)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The log's column names of graphrec's fields (``rating`` and ``timestamp`` optional)."""
+
+    user: str = "user"
+    item: str = "item"
+    rating: str | None = None
+    timestamp: str | None = None
+
+    def mapping(self) -> dict[str, str]:
+        return {k: v for k, v in (("user", self.user), ("item", self.item), ("rating", self.rating),
+                                  ("timestamp", self.timestamp)) if v is not None}
+
+
+@dataclass(frozen=True)
+class ItemTable:
+    """An item table beside the log: one row per item.
+
+    Attributes:
+        path: CSV (``sep``) or Parquet file.
+        id: Its column of item ids (the log's item ids).
+        text: Columns joined into each item's text (BERT features), in order.
+        attributes: Columns that become attribute nodes (``category``,
+            ``brand``); a cell may hold several values separated by ``|``.
+        sep: Field separator of a CSV table.
+    """
+
+    path: str
+    id: str = "item"
+    text: tuple[str, ...] = ()
+    attributes: tuple[str, ...] = ()
+    sep: str = ","
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", tuple(self.text))
+        object.__setattr__(self, "attributes", tuple(self.attributes))
+        both = sorted(set(self.text) & set(self.attributes))
+        if both:
+            raise ConfigError(f"items: {both} are both text and attributes; a column is one or the other")
+
+
+@dataclass(frozen=True)
+class TableSource(SourceConfig):
+    """Any interaction log in a CSV or Parquet file, with an optional item table.
+
+    Attributes:
+        path: The log (``.csv``, ``.tsv``, ``.csv.gz``, ``.parquet``...).
+        columns: Which columns hold user, item, rating and timestamp.
+        items: The item table (text and attribute columns), if any.
+        sep: Field separator of a CSV log.
+        data_dir: Where relative paths are looked up when they do not exist as written.
+    """
+
+    format: Literal["csv", "parquet"] = "csv"
+    path: str = ""
+    columns: Columns = field(default_factory=Columns)
+    items: ItemTable | None = None
+    sep: str = ","
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.path:
+            raise ConfigError(f"path: a {self.format} dataset needs the log's path")
+
+    def read(self, download: bool = False) -> Dataset:
+        path = _resolve(self.path, self.data_dir)
+        ds = load_interactions(path, self.columns.mapping(), sep=self.sep, name=self.name)
+        return ds if self.items is None else attach_item_table(ds, self.items, self.data_dir)
+
+
+def read_item_table(table: ItemTable, data_dir: str | None = None) -> pd.DataFrame:
+    """The item table's id, text and attribute columns, as strings (ConfigError / DataFormatError naming the file)."""
+    path = _resolve(table.path, data_dir)
+    if not path.is_file():
+        raise DatasetNotFoundError(f"{path}: item table not found (dataset.items.path)")
+    wanted = [table.id, *table.text, *table.attributes]
+    if path.suffix.lower() in (".parquet", ".pq"):
+        frame = pd.read_parquet(path)
+    else:
+        try:
+            frame = pd.read_csv(path, sep=table.sep, dtype=str, keep_default_na=False)
+        except pd.errors.ParserError as exc:
+            raise DataFormatError(path, f"could not be parsed: {exc}") from None
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise DataFormatError(path, f"no column(s) {missing}; it has {list(frame.columns)}")
+    frame = frame[wanted].astype(str)
+    dup = frame[table.id].duplicated()
+    if dup.any():
+        row = int(np.argmax(dup.to_numpy()))
+        raise DataFormatError(path, f"item id {frame[table.id].iloc[row]!r} appears twice", line=row + 2)
+    return frame
+
+
+def attach_item_table(ds: Dataset, table: ItemTable, data_dir: str | None = None) -> Dataset:
+    """``ds`` with ``item_info`` filled from the item table (text columns as they are, attributes as lists).
+
+    Items of the log missing from the table get empty fields; table rows for
+    items the log never mentions are ignored.
+    """
+    frame = read_item_table(table, data_dir)
+    ids = [str(x) for x in ds.items.ids.tolist()]
+    by_id = frame.set_index(table.id)
+    aligned = by_id.reindex(ids)
+    info = pd.DataFrame(index=pd.RangeIndex(ds.num_items))
+    for col in table.text:
+        info[col] = aligned[col].fillna("").to_numpy(dtype=object)
+    for col in table.attributes:
+        info[col] = [[v.strip() for v in s.split("|") if v.strip()] if isinstance(s, str) else []
+                     for s in aligned[col].tolist()]
+    return ds.with_item_info(info, text_fields=table.text, attributes=table.attributes)
+
+
+@dataclass(frozen=True)
+class SyntheticSource(SourceConfig):
+    """A seeded power-law users × items log of any size (scale benchmarks and tests).
+
+    Attributes:
+        users, items: Sizes (every one has at least one interaction).
+        interactions: Distinct (user, item) pairs, at most ``users × items``.
+        seed: The generator's seed: the same seed gives the same log.
+    """
+
+    format: Literal["synthetic"] = "synthetic"
+    users: int = 1000
+    items: int = 500
+    interactions: int = 20_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.users < 1 or self.items < 1:
+            raise ConfigError(f"users and items must be >= 1, got {self.users} and {self.items}")
+        if not max(self.users, self.items) <= self.interactions <= self.users * self.items:
+            raise ConfigError(f"interactions must be in [max(users, items), users × items] = "
+                              f"[{max(self.users, self.items)}, {self.users * self.items}], got {self.interactions}")
+
+    def read(self, download: bool = False) -> Dataset:
+        return synthetic_dataset(self.users, self.items, self.interactions, self.seed, self.name)
+
+
+def synthetic_dataset(num_users: int, num_items: int, interactions: int, seed: int = 0,
+                      name: str = "synthetic") -> Dataset:
+    """A seeded log of distinct (user, item) pairs with power-law user activity and item popularity.
+
+    First one pair for every user and every item (so all are present), then
+    pairs drawn with weights ``1 / rank^0.8`` over a random order of users and
+    of items until there are ``interactions``; timestamps follow the draw
+    order. The same arguments give the same log.
+    """
+    rng = np.random.default_rng(seed)
+    n = max(num_users, num_items)
+    users = np.r_[np.arange(num_users), rng.integers(0, num_users, n - num_users)]
+    items = rng.permutation(np.r_[np.arange(num_items), rng.integers(0, num_items, n - num_items)])
+    base = np.unique(users.astype(np.int64) * num_items + items)
+    needed = interactions - len(base)
+    if interactions > num_users * num_items // 2:  # dense: draw the rest uniformly from every other pair
+        rest = np.setdiff1d(np.arange(num_users * num_items, dtype=np.int64), base)
+        extra = rng.choice(rest, needed, replace=False)
+    else:
+        pu, pi = 1.0 / np.arange(1, num_users + 1) ** 0.8, 1.0 / np.arange(1, num_items + 1) ** 0.8
+        user_at, item_at = rng.permutation(num_users), rng.permutation(num_items)
+        extra = np.empty(0, dtype=np.int64)
+        while len(extra) < needed:
+            m = 2 * (needed - len(extra)) + 16
+            new = (user_at[rng.choice(num_users, m, p=pu / pu.sum())].astype(np.int64) * num_items
+                   + item_at[rng.choice(num_items, m, p=pi / pi.sum())])
+            extra = np.union1d(extra, np.setdiff1d(new, base))
+        extra = rng.choice(extra, needed, replace=False)
+    keys = np.r_[rng.permutation(base), extra]
+    inter = Interactions(keys // num_items, keys % num_items, np.ones(len(keys), dtype=np.float32),
+                         np.arange(len(keys), dtype=np.int64))
+    return Dataset(name, inter, Vocabulary(np.arange(num_users), name="user"),
+                   Vocabulary(np.arange(num_items), name="item"), implicit=True)
+
+
+#: every format an experiment's ``dataset.format`` may name (one line per source)
+SOURCES: dict[str, type[SourceConfig]] = {
+    "movielens": MovieLensSource,
+    "lightgcn": LightGCNSource,
+    "csv": TableSource,
+    "parquet": TableSource,
+    "synthetic": SyntheticSource,
+}
+
+
+def source_keys(cls: type[SourceConfig]) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+def source_config(values: Mapping[str, Any], where: str = "dataset") -> SourceConfig:
+    """Build the typed config of a ``dataset:`` section (its format picks the class).
+
+    Raises:
+        ConfigError: an unknown name without a format, an unknown format, a
+            key the format does not have (listing its keys), a wrong type or
+            a value out of range.
+    """
+    from graphrec.config import from_dict
+    from graphrec.data.movielens import DATASETS
+
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with a name, found {values!r}")
+    name = values.get("name", DEFAULT_DATASET)
+    fmt = values.get("format")
+    if fmt is None:
+        manifest = get_manifest(name) if isinstance(name, str) else None
+        if isinstance(name, str) and name in DATASETS:
+            fmt = "movielens"
+        elif manifest is not None:
+            fmt = manifest.format
+        else:
+            raise ConfigError(f"{where}.name: {name!r} is no known dataset (known: {', '.join(manifests())}); for your "
+                              f"own files give {where}.format ({', '.join(SOURCES)}) and its path")
+    if fmt not in SOURCES:
+        raise ConfigError(f"{where}.format: unknown format {fmt!r}; expected one of {list(SOURCES)}")
+    cls = SOURCES[fmt]
+    unknown = [k for k in values if k not in source_keys(cls)]
+    if unknown:
+        raise ConfigError(f"{where}: a {fmt} dataset has no key(s) {unknown}; its keys: {source_keys(cls)}")
+    return from_dict(cls, {**values, "name": name, "format": fmt}, where)

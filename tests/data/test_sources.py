@@ -1,0 +1,238 @@
+"""Dataset sources and manifests: every format through one registry, each run end to end by ``graphrec run``."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from graphrec.cli import main
+from graphrec.data import load_lightgcn_format
+from graphrec.data.manifests import file_checksum, manifests, read_manifest
+from graphrec.data.sources import (
+    LightGCNSource,
+    MovieLensSource,
+    SyntheticSource,
+    TableSource,
+    source_config,
+    synthetic_dataset,
+)
+from graphrec.errors import ConfigError, DataFormatError
+from graphrec.run import load_config, run_experiment
+from tests.conftest import REPO
+
+# --- tiny datasets, one per format, written by the tests ---
+
+# two groups: users 0-3 use items 0-4, users 4-7 items 5-9; each user's test item is one of its group's
+WITHHELD = {u: (u // 4) * 5 + u % 4 for u in range(8)}
+LIGHTGCN_TRAIN = "\n".join(f"{u} " + " ".join(str(i) for i in range((u // 4) * 5, (u // 4) * 5 + 5) if i != WITHHELD[u])
+                           for u in range(8))
+LIGHTGCN_TEST = "\n".join(f"{u} {WITHHELD[u]}" for u in range(8))
+
+
+def lightgcn_folder(root):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train.txt").write_text(LIGHTGCN_TRAIN + "\n")
+    (root / "test.txt").write_text(LIGHTGCN_TEST + "\n")
+    return root
+
+
+def shop_files(root):
+    """A click log with string ids, ratings and timestamps, and an item table with text and attributes."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(30):
+        group = u % 3
+        for i in rng.choice(8, 5, replace=False):
+            rows.append((f"u{u}", f"sku{group * 8 + i}", int(rng.integers(1, 6)), 1_600_000_000 + len(rows)))
+    log = root / "clicks.csv"
+    pd.DataFrame(rows, columns=["uid", "sku", "stars", "ts"]).to_csv(log, index=False)
+    items = pd.DataFrame({"sku": [f"sku{j}" for j in range(24)],
+                          "title": [f"Product {j}" for j in range(24)],
+                          "description": [f"a {['red', 'green', 'blue'][j // 8]} thing" for j in range(24)],
+                          "category": [["shoes", "hats", "bags"][j // 8] for j in range(24)],
+                          "brand": [f"b{j % 4}|b{j % 5}" for j in range(24)]})
+    items.to_csv(root / "items.csv", index=False)
+    return log
+
+
+def run_yaml(tmp_path, dataset_yaml, model_yaml, split_yaml="split:\n  method: random\n  seed: 1\n", extra=""):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"name: t\n{dataset_yaml}{split_yaml}{model_yaml}"
+                   "train:\n  epochs: 2\n  batch_size: 64\n  progress: false\n  threads: 1\n" + extra)
+    return exp
+
+
+def run_cli(exp, out, *options):
+    assert main(["run", str(exp), "--out", str(out), "--quiet", *options]) == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_lightgcn_folder_runs_with_its_official_split(tmp_path):
+    lightgcn_folder(tmp_path / "data" / "tiny")
+    dataset, split = "dataset:\n  name: tiny\n  format: lightgcn\n", "split:\n  method: fixed\n  fixed: official\n"
+    model = "model:\n  name: lightgcn\n  dim: 8\n  num_layers: 2\n"
+    # cut-offs beyond the catalogue are an error, not a crash
+    too_long = load_config(run_yaml(tmp_path, dataset, model, split), {"dataset.data_dir": str(tmp_path / "data")})
+    with pytest.raises(ConfigError, match=r"cut-offs \[10, 20\]: k=20 is more than the 10 items"):
+        run_experiment(too_long, tmp_path / "r0", log=lambda *_: None)
+    exp = run_yaml(tmp_path, dataset, model, split, extra="eval:\n  ks: [5]\n")
+    metrics = run_cli(exp, tmp_path / "run", "--data-dir", str(tmp_path / "data"), "--set", "train.metric=recall@5")
+    assert metrics["valid"] is None and metrics["epochs_run"] == 2
+    assert 0 <= metrics["test"]["recall@5"] <= 1
+    assert metrics["data_source"] == str(tmp_path / "data" / "tiny")
+
+
+def test_csv_log_with_item_table_runs(tmp_path):
+    shop_files(tmp_path)
+    dataset = ("dataset:\n  name: shop\n  format: csv\n  path: clicks.csv\n"
+               "  columns: {user: uid, item: sku, rating: stars, timestamp: ts}\n"
+               "  items: {path: items.csv, id: sku, text: [title, description], attributes: [category, brand]}\n"
+               f"  data_dir: {tmp_path}\n")
+    cfg = source_config({"name": "shop", "format": "csv", "path": str(tmp_path / "clicks.csv"),
+                         "columns": {"user": "uid", "item": "sku", "rating": "stars", "timestamp": "ts"},
+                         "items": {"path": str(tmp_path / "items.csv"), "id": "sku", "text": ["title", "description"],
+                                   "attributes": ["category", "brand"]}})
+    ds = cfg.load()
+    assert ds.default_item_attributes == ("category", "brand")
+    j = ds.items.encode(["sku9"])[0]
+    assert ds.item_info["category"][j] == ["hats"] and ds.item_info["brand"][j] == ["b1", "b4"]
+    from graphrec.text import item_texts
+
+    assert item_texts(ds, None)[j] == "Product 9. a green thing"
+    # the graph: the item table's attributes become nodes; no MovieLens column is assumed
+    from graphrec.graph import GraphBuilder, GraphConfig
+
+    graph = GraphBuilder(GraphConfig()).build(ds)
+    assert {"category", "brand"} <= set(graph.node_types) and graph["category"].num_nodes == 3
+    # end to end: text-aware LightGCN propagating over the attribute nodes
+    exp = run_yaml(tmp_path, dataset, "model:\n  name: lightgcn\n  dim: 8\n  item_features: text\n  attribute_nodes: true\n",
+                   extra="text:\n  batch_size: 32\n")
+    metrics = run_cli(exp, tmp_path / "run")
+    assert metrics["epochs_run"] == 2 and 0 <= metrics["test"]["recall@20"] <= 1
+
+
+def test_parquet_log_runs(tmp_path):
+    rows = [(u, (u % 3) * 10 + i) for u in range(30) for i in range(8)]
+    pd.DataFrame(rows, columns=["user", "item"]).to_parquet(tmp_path / "log.parquet")
+    exp = run_yaml(tmp_path, f"dataset:\n  name: pq\n  format: parquet\n  path: {tmp_path / 'log.parquet'}\n",
+                   "model:\n  name: mf-bpr\n  dim: 8\n")
+    metrics = run_cli(exp, tmp_path / "run")
+    assert metrics["epochs_run"] == 2
+
+
+def test_synthetic_runs_and_is_seeded(tmp_path):
+    a = synthetic_dataset(50, 40, 600, seed=3)
+    b = synthetic_dataset(50, 40, 600, seed=3)
+    assert (a.num_users, a.num_items, len(a)) == (50, 40, 600)
+    np.testing.assert_array_equal(a.interactions.user, b.interactions.user)
+    np.testing.assert_array_equal(a.interactions.item, b.interactions.item)
+    assert len(np.unique(a.interactions.pair_keys(40))) == 600  # distinct pairs
+    assert np.bincount(a.interactions.user, minlength=50).min() >= 1
+    assert np.bincount(a.interactions.item, minlength=40).min() >= 1
+    counts = np.sort(np.bincount(a.interactions.item, minlength=40))[::-1]
+    assert counts[:4].sum() > 2 * counts[-4:].sum()  # power law: a popular head
+    assert not np.array_equal(synthetic_dataset(50, 40, 600, seed=4).interactions.item, a.interactions.item)
+    dense = synthetic_dataset(5, 4, 20, seed=0)  # every pair
+    assert len(dense) == 20
+    exp = run_yaml(tmp_path, "dataset:\n  name: syn\n  format: synthetic\n  users: 60\n  items: 30\n  interactions: 900\n",
+                   "model:\n  name: lightgcn\n  dim: 8\n")
+    assert run_cli(exp, tmp_path / "run")["epochs_run"] == 2
+
+
+@pytest.mark.parametrize(("train", "test", "message"), [
+    ("0 1 2\n1 0\n", "0 0\n5 1\n", r"test\.txt line 2: user 5 does not occur in train\.txt"),
+    ("0 1 2\n1 0\n", "0 0\n1 0 7\n", r"test\.txt line 2: item 7 does not occur in train\.txt"),
+    ("0 1 2\n1 a\n", "0 0\n", r"train\.txt line 2: expected a non-negative integer id, found 'a'"),
+    ("0 1 2\n1 1.5\n", "0 0\n", r"train\.txt line 2: expected a non-negative integer id, found '1.5'"),
+    ("0 1 2\n\n1 0\n", "0 0\n", r"train\.txt line 2: empty line in the middle of the file"),
+])
+def test_lightgcn_errors_name_file_and_line(tmp_path, train, test, message):
+    (tmp_path / "train.txt").write_text(train)
+    (tmp_path / "test.txt").write_text(test)
+    with pytest.raises(DataFormatError, match=message):
+        load_lightgcn_format(tmp_path)
+
+
+def test_trailing_blank_lines_are_fine(tmp_path):
+    (tmp_path / "train.txt").write_text("0 1 2\n1 0\n\n\n")
+    (tmp_path / "test.txt").write_text("0 0\n")
+    assert len(load_lightgcn_format(tmp_path)) == 4
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"name": "shop"}, r"dataset.name: 'shop' is no known dataset \(known: .*gowalla.*\); for your own files give "
+                       r"dataset.format"),
+    ({"name": "x", "format": "xml"}, r"dataset.format: unknown format 'xml'"),
+    ({"name": "x", "format": "csv"}, "dataset.path: a csv dataset needs the log's path"),
+    ({"name": "x", "format": "synthetic", "path": "a"}, r"a synthetic dataset has no key\(s\) \['path'\]; its keys: "),
+    ({"name": "x", "format": "synthetic", "users": 10, "items": 10, "interactions": 5},
+     r"interactions must be in \[max\(users, items\), users × items\] = \[10, 100\]"),
+    ({"name": "ml-100k", "k_core": 0}, "k_core must be >= 1"),
+    ({"name": "ml-3m", "format": "movielens"}, "'ml-3m' is no MovieLens release"),
+    ({"name": "x", "format": "csv", "path": "a.csv", "items": {"path": "i.csv", "text": ["a"], "attributes": ["a"]}},
+     r"\['a'\] are both text and attributes"),
+])
+def test_source_config_errors(values, message):
+    with pytest.raises(ConfigError, match=message):
+        source_config(values)
+
+
+def test_format_is_inferred_from_the_name():
+    assert isinstance(source_config({"name": "ml-100k"}), MovieLensSource)
+    assert isinstance(source_config({"name": "gowalla"}), LightGCNSource)  # from datasets/gowalla.yaml
+    assert isinstance(source_config({"name": "s", "format": "synthetic"}), SyntheticSource)
+    assert isinstance(source_config({"name": "p", "format": "parquet", "path": "x.parquet"}), TableSource)
+    with pytest.raises(ConfigError, match="reads no files: --data-dir does not apply"):
+        source_config({"name": "s", "format": "synthetic"}).with_data_dir("/data")
+
+
+def test_every_manifest_is_complete():
+    found = manifests()
+    assert {"ml-100k", "ml-latest-small", "gowalla", "yelp2018", "amazon-book"} <= set(found)
+    for name, m in found.items():
+        assert m.path is not None and m.path.parent == REPO / "datasets" and m.path.stem == name
+        assert m.homepage.startswith("http") and m.archive.startswith("http") and m.licence and m.citation
+        assert read_manifest(m.path) == m
+    assert found["gowalla"].checksums["train.txt"]["git_blob_sha1"] == "a27782bd7a1d4d0744148dc0460ea94da74763f2"
+    assert found["ml-100k"].fixed_splits == ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+
+
+def test_manifest_errors_name_the_file(tmp_path):
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("name: mine\nformat: xml\n")
+    with pytest.raises(ConfigError, match=r"mine\.yaml: missing \['description'"):
+        read_manifest(bad)
+    bad.write_text("name: other\nformat: csv\ndescription: d\nhomepage: h\narchive: a\nlicence: l\ncitation: c\n")
+    with pytest.raises(ConfigError, match="name 'other' differs from the file name 'mine'"):
+        read_manifest(bad)
+
+
+def test_user_manifests_are_listed(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mine.yaml").write_text("name: mine\nformat: lightgcn\ndescription: my own\nhomepage: https://x\n"
+                                        "archive: https://x/a\nlicence: mine\ncitation: me\n")
+    monkeypatch.setenv("GRAPHREC_DATASETS", str(tmp_path))
+    assert main(["datasets", "list"]) == 0
+    assert "mine             lightgcn   my own" in capsys.readouterr().out
+    assert isinstance(source_config({"name": "mine"}), LightGCNSource)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_git_blob_checksum_is_gits_object_id(tmp_path):
+    f = tmp_path / "train.txt"
+    f.write_text(LIGHTGCN_TRAIN)
+    expected = subprocess.run(["git", "hash-object", str(f)], capture_output=True, text=True, check=True).stdout.strip()
+    assert file_checksum(f, "git_blob_sha1") == expected
+
+
+def test_datasets_info_and_split_take_any_source(tmp_path, capsys):
+    lightgcn_folder(tmp_path / "tiny")
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(f"dataset:\n  name: tiny\n  format: lightgcn\n  path: {tmp_path / 'tiny'}\n")
+    assert main(["datasets", "info", str(spec), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["users"], info["items"], info["interactions"]) == (8, 10, 40)
+    assert main(["split", str(spec), "--method", "fixed", "--fixed", "official", "--out", str(tmp_path / "s")]) == 0
+    assert (tmp_path / "s" / "test.tsv").read_text().count("\n") == 9  # header + 8 pairs
