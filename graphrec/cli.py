@@ -116,12 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--k", type=int, default=10)
     rc.add_argument("--include-seen", action="store_true", help="do not leave out the user's train/valid items")
     rc.add_argument("--explain", action="store_true", help="a sentence per item: why it was recommended")
+    rc.add_argument("--data-dir", default=None,
+                    help="only for a run written before bundles: where its dataset is (the bundle is written once)")
 
     ex = sub.add_parser("explain", help="why a run's model recommends an item to a user: subgraph and contributions")
     ex.add_argument("run_dir", help="a run directory written by 'graphrec run', of a model with a graph explanation (graphrec run --help lists them)")
     ex.add_argument("--user", required=True, help="raw user id (as in the dataset)")
     ex.add_argument("--item", default=None, help="raw item id (default: the user's top-1 recommendation)")
     ex.add_argument("--out", default=None, help="write the explanation: .png (drawing), .json or .html, by extension")
+    ex.add_argument("--data-dir", default=None,
+                    help="only for a run written before bundles: where its dataset is (the bundle is written once)")
 
     em = sub.add_parser("embed", help="encode a dataset's item texts (cached) and print throughput")
     em.add_argument("name", help=_NAME_HELP)
@@ -369,51 +373,46 @@ def _raw_id(ids: Any, value: str, what: str, dataset: str) -> object:
     return value
 
 
+def _deployed(run_dir: str, data_dir: str | None = None):  # type: ignore[no-untyped-def]
+    """The run's bundle (no dataset needed); a run written before bundles gets one first, from its data."""
+    import graphrec
+
+    run = Path(run_dir)
+    if not (run / "bundle.json").is_file() and (run / "best.pt").is_file() and (run / "config.yaml").is_file():
+        from graphrec.run.bundle import export_bundle
+
+        print(f"{run}: no bundle yet (a run of an earlier graphrec); writing it once from the run's data",
+              file=sys.stderr)
+        export_bundle(run, data_dir=data_dir)
+    return graphrec.load(run)
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from graphrec.rank import Recommender
-    from graphrec.run import load_run
-
-    _, data, model = load_run(args.run_dir)
-    ds = data.dataset
-    user = _raw_id(ds.users.ids, args.user, "user", ds.name)
-    seen = data.seen
-    rec = Recommender(model, ds.users, ds.items, seen=seen)
-    items, scores = rec.recommend(user, k=args.k, exclude_seen=not args.include_seen)
-    explainer = None
-    if args.explain:
-        from graphrec.explain import Explainer
-
-        explainer = Explainer(model, data.graph, seen=seen)
-    titles = ds.item_info["title"] if "title" in ds.item_info else None
-    print(f"top {args.k} for user {user} ({type(model).__name__}, {args.run_dir}):")
+    model = _deployed(args.run_dir, args.data_dir)
+    user = _raw_id(model.users.ids, args.user, "user", args.run_dir)
+    items, scores = model.recommend(user, k=args.k, exclude_seen=not args.include_seen)
+    print(f"top {args.k} for user {user} ({type(model.model).__name__}, {args.run_dir}):")
     for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), start=1):
         if item is None:
             break
-        title = f"  {titles.iloc[ds.items.index(item)]}" if titles is not None else ""
-        print(f"{rank:>3}. item {item:<8}{score:>9.4f}{title}")
-        if explainer is not None:
-            print(f"       {explainer.explain(user, item).text()}")
+        print(f"{rank:>3}. item {item:<8}{score:>9.4f}  {model.item_label(item)}")
+        if args.explain:
+            print(f"       {model.explain(user, item).text()}")
     return 0
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from graphrec.explain import Explainer
     from graphrec.explain.explanation import FORMATS
-    from graphrec.run import load_run
 
     if args.out is not None and Path(args.out).suffix.lower() not in FORMATS:  # before loading the run
         raise GraphrecError(f"--out {args.out}: unknown explanation format; use .png, .json or .html")
-    _, data, model = load_run(args.run_dir)
-    ds = data.dataset
-    user = _raw_id(ds.users.ids, args.user, "user", ds.name)
-    seen = data.seen
+    model = _deployed(args.run_dir, args.data_dir)
+    user = _raw_id(model.users.ids, args.user, "user", args.run_dir)
     if args.item is None:
-        from graphrec.rank import Recommender
-
-        item = Recommender(model, ds.users, ds.items, seen=seen).recommend(user, k=1)[0][0]
+        item = model.recommend(user, k=1)[0][0]
     else:
-        item = _raw_id(ds.items.ids, args.item, "item", ds.name)
-    ex = Explainer(model, data.graph, seen=seen).explain(user, item)
+        item = _raw_id(model.items.ids, args.item, "item", args.run_dir)
+    ex = model.explain(user, item)
     print(ex.text())
     print(f"{ex.model} ({ex.method}): score {ex.score:.4f}, rank {ex.rank} among the user's unseen items")
     for c in (*ex.contributions, *ex.remainder):

@@ -107,7 +107,8 @@ def evaluators(config: ExperimentConfig, data: Prepared) -> tuple[Evaluator, Eva
 
 
 #: the files ``run_experiment`` writes into a run directory (``--overwrite`` removes these, nothing else)
-RUN_FILES = ("config.yaml", "metrics.json", "history.json", "history.csv", "best.pt", "last.pt", "curve.png")
+RUN_FILES = ("config.yaml", "metrics.json", "history.json", "history.csv", "best.pt", "last.pt", "curve.png",
+             "bundle.json", "weights.safetensors", "arrays.safetensors")
 #: settings of how a run executes, not of what it computes: they may differ on resume
 RUNTIME_KEYS = ("train.progress", "train.threads", "dataset.data_dir")
 
@@ -155,7 +156,9 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     """Run one experiment and write its run directory.
 
     The directory holds ``config.yaml`` (resolved), ``metrics.json``,
-    ``history.json`` / ``history.csv``, ``best.pt`` and ``curve.png``.
+    ``history.json`` / ``history.csv``, ``best.pt``, ``curve.png`` and the
+    deployable bundle (``bundle.json``, ``weights.safetensors``,
+    ``arrays.safetensors``: :func:`graphrec.load` serves it without the data).
 
     Args:
         config: The experiment.
@@ -227,6 +230,7 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     }
     if resumed_from is not None and resumed_from != config.train.epochs:
         metrics["resumed_with"] = {"train.epochs": config.train.epochs, "config.yaml": resumed_from}
+    bundle_run(out, config, data, model)
     atomic_write_json(out / "metrics.json", metrics)
     if history and has_valid:
         from graphrec.run.plot import plot_history
@@ -235,8 +239,27 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     return out, metrics
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[ExperimentConfig, Prepared, ScoringModel]:
-    """Rebuild a finished run's data and best model (for recommending and explaining)."""
+def bundle_run(run_dir: str | Path, config: ExperimentConfig, data: Prepared, model: ScoringModel) -> Path:
+    """Write the run's deployable bundle (:mod:`graphrec.run.bundle`) beside its other files."""
+    from graphrec.run.bundle import write_bundle
+
+    ds = data.dataset
+    provenance = {"experiment": config.name, "dataset": ds.name, "data_source": str(ds.source) if ds.source else None,
+                  "split": data.split.method, "config": config.to_dict()}
+    return write_bundle(run_dir, model, data.graph, data.seen, config.to_dict()["model"],
+                        item_text=data.item_text if config.model.needs().item_text else None,
+                        attributes=data.attributes, provenance=provenance)
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu",
+             data_dir: str | None = None) -> tuple[ExperimentConfig, Prepared, ScoringModel]:
+    """Rebuild a finished run's data and best model from its dataset (re-split, graph, text features).
+
+    :func:`graphrec.load` serves a run from its bundle instead, without the data.
+
+    Args:
+        data_dir: Where the dataset's files are now (replaces ``dataset.data_dir``).
+    """
     from graphrec.run.config import load_config
 
     run = Path(run_dir)
@@ -247,6 +270,8 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple[E
             hint = " (the run has not finished an epoch: resume it with graphrec run --resume)" if f == "best.pt" else ""
             raise GraphrecError(f"{run}: no {f} there; not a finished graphrec run{hint}")
     config = load_config(run / "config.yaml", strict=False)
+    if data_dir is not None:
+        config = replace(config, dataset=config.dataset.with_data_dir(data_dir))
     data = prepare(config)
     model = build_model(config, data)
     state = load_checkpoint(run / "best.pt", map_location="cpu")

@@ -1,0 +1,130 @@
+"""A run directory is a deployable model: it recommends and explains with the dataset deleted."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import graphrec
+from graphrec.cli import main
+from graphrec.errors import GraphrecError
+from graphrec.rank import Recommender
+from graphrec.run import load_config, load_run, run_experiment
+from graphrec.run.bundle import BUNDLE_FILES, export_bundle
+from tests.data.test_sources import shop_files
+
+MODELS = {
+    "lightgcn": "model:\n  name: lightgcn\n  dim: 8\n  item_features: text\n  attribute_nodes: true\n",
+    "itemknn": "model:\n  name: itemknn\n  k: 5\n",
+    "mostpop": "model:\n  name: mostpop\n",
+    "graphsage": "model:\n  name: graphsage\n  dim: 8\n  fanouts: [3, 3]\ngraph:\n  user_features: text_mean\n",
+}
+TRAIN = "train:\n  epochs: 2\n  batch_size: 64\n  progress: false\n  threads: 1\n"
+
+
+def shop_run(tmp_path, name):
+    """A finished run on a tiny CSV log with an item table, and its in-memory reference recommender."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shop_files(data)
+    train = TRAIN if name not in ("itemknn", "mostpop") else "train:\n  threads: 1\n  progress: false\n"
+    text = "text:\n  batch_size: 32\n" if name in ("lightgcn", "graphsage") else ""
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"name: shop-{name}\ndataset:\n  name: shop\n  format: csv\n  path: {data / 'clicks.csv'}\n"
+                   "  columns: {user: uid, item: sku, rating: stars, timestamp: ts}\n"
+                   f"  items: {{path: {data / 'items.csv'}, id: sku, text: [title, description], "
+                   f"attributes: [category, brand]}}\nsplit:\n  seed: 3\n{MODELS[name]}{train}{text}")
+    run_dir, _ = run_experiment(load_config(exp), tmp_path / "run", log=lambda *_: None)
+    _, prepared, model = load_run(run_dir)
+    reference = Recommender(model, prepared.dataset.users, prepared.dataset.items, seen=prepared.seen)
+    return run_dir, data, reference, prepared
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_bundle_serves_with_the_data_deleted(tmp_path, name):
+    run_dir, data, reference, _ = shop_run(tmp_path, name)
+    users = ["u0", "u7", "u29"]
+    want = reference.recommend(users, k=5)
+    shutil.rmtree(data)  # the dataset is gone
+    model = graphrec.load(run_dir)
+    got = model.recommend(users, k=5)
+    assert got[0].tolist() == want[0].tolist()
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-6)
+    ids, _ = model.recommend_for_history(["sku1", "sku2"], k=3)
+    assert len(ids) == 3 and not {"sku1", "sku2"} & set(ids.tolist())
+    similar, _ = model.similar_items("sku9", k=4)
+    assert len(similar) == 4 and "sku9" not in similar.tolist()
+    assert model.item_label("sku9") == "Product 9"
+    if name in ("lightgcn", "graphsage"):
+        ex = model.explain("u0", ids[0])
+        assert ex.text() and np.isfinite(ex.score)
+    else:
+        with pytest.raises(graphrec.ConfigError, match="has no graph explanation"):
+            model.explain("u0", "sku1")
+
+
+def test_cli_recommends_and_explains_from_the_bundle(tmp_path, capsys):
+    run_dir, data, reference, _ = shop_run(tmp_path, "lightgcn")
+    shutil.rmtree(data)
+    assert main(["recommend", str(run_dir), "--user", "u3", "--k", "3", "--explain"]) == 0
+    out = capsys.readouterr().out
+    first = reference.recommend("u3", k=3)[0][0]
+    assert f"  1. item {first}" in out and "Product" in out and "Recommended *" in out
+    assert main(["explain", str(run_dir), "--user", "u3", "--out", str(tmp_path / "why.json")]) == 0
+    saved = json.loads((tmp_path / "why.json").read_text())
+    assert saved["user"] == "user:23" and any(n.get("raw_id") == "u3" for n in saved["nodes"])
+
+
+@pytest.fixture
+def bundled(tmp_path):
+    run_dir, _, _, _ = shop_run(tmp_path, "itemknn")
+    return run_dir
+
+
+def test_damaged_bundles_are_named(bundled):
+    weights = bundled / "weights.safetensors"
+    original = weights.read_bytes()
+    weights.write_bytes(original[: len(original) // 2])  # truncated
+    with pytest.raises(GraphrecError, match=r"weights\.safetensors: checksum differs from bundle\.json's"):
+        graphrec.load(bundled)
+    meta = json.loads((bundled / "bundle.json").read_text())
+    import hashlib
+
+    meta["files"]["weights.safetensors"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    (bundled / "bundle.json").write_text(json.dumps(meta))  # a truncated file whose checksum was recorded
+    with pytest.raises(GraphrecError, match=r"weights\.safetensors: not a readable safetensors file"):
+        graphrec.load(bundled)
+    weights.write_bytes(original)
+    meta["files"]["weights.safetensors"] = hashlib.sha256(original).hexdigest()
+    meta["format_version"] = 99
+    (bundled / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(GraphrecError, match=r"bundle\.json: bundle format 99 is newer than this graphrec reads \(1\)"):
+        graphrec.load(bundled)
+    (bundled / "bundle.json").write_text("{\"format_version\": 1, ")
+    with pytest.raises(GraphrecError, match=r"bundle\.json: not a valid bundle description"):
+        graphrec.load(bundled)
+    (bundled / "arrays.safetensors").unlink()
+    (bundled / "bundle.json").write_text(json.dumps({**meta, "format_version": 1}))
+    with pytest.raises(GraphrecError, match=r"arrays\.safetensors: missing; the bundle is incomplete"):
+        graphrec.load(bundled)
+
+
+def test_a_run_without_bundle_gets_one(bundled, capsys):
+    want = graphrec.load(bundled).recommend("u1", k=3)[0].tolist()
+    for f in BUNDLE_FILES:
+        (bundled / f).unlink()
+    with pytest.raises(GraphrecError, match=r"bundle\.json: no bundle there \(written before bundles existed"):
+        graphrec.load(bundled)
+    assert main(["recommend", str(bundled), "--user", "u1", "--k", "3"]) == 0  # writes it once from the data
+    assert "no bundle yet" in capsys.readouterr().err
+    assert graphrec.load(bundled).recommend("u1", k=3)[0].tolist() == want
+    export_bundle(bundled)  # idempotent
+
+
+def test_nothing_is_pickled(bundled):
+    assert not any(p.suffix in (".pkl", ".pickle") for p in bundled.iterdir())
+    from safetensors.torch import load_file
+
+    assert all(isinstance(t, torch.Tensor) for t in load_file(str(bundled / "arrays.safetensors")).values())
