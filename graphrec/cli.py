@@ -25,7 +25,17 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 _MODELS_EPILOG = "<the model registry>"
 
 
-class _RunHelp(argparse.RawDescriptionHelpFormatter):
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Every option's default in --help (where it has one and its help does not say it); epilogs as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class _RunHelp(_Help):
     """``graphrec run --help``: the epilog lists the registered models (imported only when help is shown)."""
 
     def add_text(self, text: str | None) -> None:
@@ -57,38 +67,43 @@ _NAME_HELP = "a dataset: one of the manifests' names (graphrec datasets list), o
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="graphrec", description="Graph-based recommendation with GNNs and text features.")
+    from graphrec import __version__
+
+    parser = argparse.ArgumentParser(prog="graphrec", description="Graph-based recommendation with GNNs and text features.",
+                                     formatter_class=_Help)
+    parser.add_argument("--version", action="version", version=f"graphrec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ds = sub.add_parser("datasets", help="list, download and describe public datasets")
+    ds = sub.add_parser("datasets", help="list, download and describe public datasets", formatter_class=_Help)
     ds_sub = ds.add_subparsers(dest="action", required=True)
-    ds_sub.add_parser("list", help="the datasets graphrec can load")
-    dl = ds_sub.add_parser("download", help="download a dataset's official archive (checksum verified)")
+    ds_sub.add_parser("list", help="the datasets graphrec can load", formatter_class=_Help)
+    dl = ds_sub.add_parser("download", help="download a dataset's official archive (checksum verified)", formatter_class=_Help)
     dl.add_argument("name")
     dl.add_argument("--data-dir", default=None, help="where to put the archive (default: the cache)")
-    info = ds_sub.add_parser("info", help="counts, density, quantiles and rating histogram")
+    info = ds_sub.add_parser("info", help="counts, density, quantiles and rating histogram", formatter_class=_Help)
     info.add_argument("name", help=f"{_NAME_HELP}; known: {_dataset_names()}")
     _add_data_dir(info)
     info.add_argument("--json", action="store_true", help="print one JSON object")
 
-    sp = sub.add_parser("split", help="split a dataset and export the parts as TSV")
+    sp = sub.add_parser("split", help="split a dataset and export the parts as TSV", formatter_class=_Help)
     sp.add_argument("name", help=_NAME_HELP)
     _add_data_dir(sp)
-    sp.add_argument("--method", default="random", choices=["random", "temporal", "user-temporal", "leave-one-out", "fixed", "cold-items"])
+    sp.add_argument("--method", default="random", choices=["random", "temporal", "user-temporal", "leave-one-out", "fixed", "cold-items"],
+                    help="how to split")
     sp.add_argument("--ratios", default="0.8,0.1,0.1", help="train,valid,test ratios (default 0.8,0.1,0.1)")
-    sp.add_argument("--seed", type=int, default=2020)
+    sp.add_argument("--seed", type=int, default=2020, help="seed of the random methods")
     sp.add_argument("--fixed", default=None, help="official split name for --method fixed (ML-100K: u1..u5, ua, ub)")
     sp.add_argument("--implicit", type=float, default=None, metavar="THRESHOLD",
                     help="keep interactions rated at least THRESHOLD, as implicit feedback")
     sp.add_argument("--k-core", type=int, default=None, help="keep the k-core before splitting")
     sp.add_argument("--out", required=True, help="folder for train.tsv, valid.tsv, test.tsv")
-    gr = sub.add_parser("graph", help="build the heterogeneous graph")
+    gr = sub.add_parser("graph", help="build the heterogeneous graph", formatter_class=_Help)
     gr_sub = gr.add_subparsers(dest="action", required=True)
-    gb = gr_sub.add_parser("build", help="build the graph of a split's train part and print its size")
+    gb = gr_sub.add_parser("build", help="build the graph of a split's train part and print its size", formatter_class=_Help)
     gb.add_argument("name", help=_NAME_HELP)
     _add_data_dir(gb)
     gb.add_argument("--method", default="random", help="split whose train part becomes the graph (default random)")
-    gb.add_argument("--seed", type=int, default=2020)
+    gb.add_argument("--seed", type=int, default=2020, help="seed of the split")
     gb.add_argument("--item-attributes", default=None, help="comma-separated: genre,tag,year,decade (default: what the dataset has)")
     gb.add_argument("--user-attributes", default=None, help="comma-separated: occupation,age,gender (default: what the dataset has)")
     gb.add_argument("--user-features", default="none", choices=["none", "attributes", "text_mean"])
@@ -110,16 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--data-dir", default=None,
                     help="folder holding the dataset's files (sets dataset.data_dir; default $GRAPHREC_DATA_DIR)")
 
-    rc = sub.add_parser("recommend", help="top-K items for a user from a finished run")
+    rc = sub.add_parser("recommend", help="top-K items for a user from a finished run", formatter_class=_Help)
     rc.add_argument("run_dir", help="a run directory written by 'graphrec run'")
     rc.add_argument("--user", required=True, help="raw user id (as in the dataset)")
-    rc.add_argument("--k", type=int, default=10)
+    rc.add_argument("--k", type=int, default=10, help="how many items")
     rc.add_argument("--include-seen", action="store_true", help="do not leave out the user's train/valid items")
     rc.add_argument("--explain", action="store_true", help="a sentence per item: why it was recommended")
     rc.add_argument("--data-dir", default=None,
                     help="only for a run written before bundles: where its dataset is (the bundle is written once)")
 
-    ex = sub.add_parser("explain", help="why a run's model recommends an item to a user: subgraph and contributions")
+    ex = sub.add_parser("explain", help="why a run's model recommends an item to a user: subgraph and contributions", formatter_class=_Help)
     ex.add_argument("run_dir", help="a run directory written by 'graphrec run', of a model with a graph explanation (graphrec run --help lists them)")
     ex.add_argument("--user", required=True, help="raw user id (as in the dataset)")
     ex.add_argument("--item", default=None, help="raw item id (default: the user's top-1 recommendation)")
@@ -127,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--data-dir", default=None,
                     help="only for a run written before bundles: where its dataset is (the bundle is written once)")
 
-    em = sub.add_parser("embed", help="encode a dataset's item texts (cached) and print throughput")
+    em = sub.add_parser("embed", help="encode a dataset's item texts (cached) and print throughput", formatter_class=_Help)
     em.add_argument("name", help=_NAME_HELP)
     _add_data_dir(em)
     _add_text_options(em)
@@ -139,7 +154,7 @@ def _add_text_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", default="default", help="text model: 'default' (all-MiniLM-L6-v2), a HF name or a folder")
     p.add_argument("--template", default=DEFAULT_ITEM_TEMPLATE, help=f"item text template (default {DEFAULT_ITEM_TEMPLATE!r})")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="texts encoded at once")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
 

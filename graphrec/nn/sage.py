@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
@@ -133,6 +134,7 @@ class GraphSAGE(ScoringModel):
         self.encoder = HeteroSAGE(data.node_types, data.edge_types, in_dims, num_nodes, hidden, num_layers, dropout)
         self._on: dict[str, tuple[HeteroData, NeighborSampler]] = {}  # device -> (graph, sampler)
         self._rng_pending: dict[str, Tensor] = {}  # device -> sampler state restored before that sampler was built
+        self._lookup: dict[str, dict[str, int]] = {}  # node type -> raw id (as str) -> index
 
     def hparams(self) -> dict[str, Any]:
         return {**super().hparams(), "hidden": self.hidden, "num_layers": self.num_layers, "fanouts": self.fanouts,
@@ -253,15 +255,38 @@ class GraphSAGE(ScoringModel):
 
     def score_history(self, items: Tensor) -> Tensor:
         """Scores for a new user, embedded from their items by :meth:`embed_new_user`."""
-        return self.get_embedding()[1] @ self.embed_new_user(items.tolist()).to(self.device)
+        return self.get_embedding()[1] @ self._embed_user(items.tolist()).to(self.device)
 
-    def embed_new_items(self, x: Tensor, links: Mapping[str, Sequence[Sequence[int]]] | None = None) -> Tensor:
+    def _indices(self, node_type: str, raw_ids: Sequence[object]) -> list[int]:
+        """Node indices of raw ids (the graph's ``node_raw_ids``; a graph without them is indexed by position)."""
+        from graphrec.errors import UnknownIdError
+
+        n = int(self.graph[node_type].num_nodes)
+        if "node_raw_ids" not in self.graph:
+            idx = [int(r) if isinstance(r, int | np.integer) else -1 for r in raw_ids]
+            bad = [r for r, i in zip(raw_ids, idx, strict=True) if not 0 <= i < n]
+            if bad:
+                raise UnknownIdError(f"unknown {node_type} id(s): {bad[:5]} (this graph has no raw ids: 0..{n - 1})")
+            return idx
+        lookup = self._lookup.get(node_type)
+        if lookup is None:
+            lookup = self._lookup[node_type] = {str(r): i for i, r in enumerate(self.graph.node_raw_ids[node_type])}
+        missing = [r for r in raw_ids if str(r) not in lookup]
+        if missing:
+            raise UnknownIdError(f"unknown {node_type} id(s): {missing[:5]}")
+        return [lookup[str(r)] for r in raw_ids]
+
+    def embed_new_items(self, x: Tensor, links: Mapping[str, Sequence[Sequence[object]]] | None = None) -> Tensor:
         """Embeddings ``[n, D]`` of items not in the graph, from features and attribute links alone.
 
         Args:
             x: ``[n, F]`` item features (text embeddings), as ``data["item"].x``.
-            links: Per attribute node type (``"genre"``...), the attribute
-                indices each new item links to: ``{"genre": [[0, 4], [2]]}``.
+            links: Per attribute node type (``"genre"``...), the raw ids of
+                the attribute nodes each new item links to:
+                ``{"genre": [["Comedy", "Drama"], ["Horror"]]}``.
+
+        Raises:
+            UnknownIdError: an attribute id the graph does not have.
         """
         g = self.graph
         n = x.shape[0]
@@ -271,17 +296,23 @@ class GraphSAGE(ScoringModel):
             fwd = [et for et in g.edge_types if et[0] == "item" and et[2] == attr and not et[1].startswith("rev_")]
             if not fwd:
                 raise ConfigError(f"the graph has no item-{attr} edges")
-            pairs = [(new[j], a) for j, attrs in enumerate(per_item) for a in attrs]
+            pairs = [(new[j], a) for j, attrs in enumerate(per_item) for a in self._indices(attr, list(attrs))]
             edges[fwd[0]] = ([p[0] for p in pairs], [p[1] for p in pairs])
         h = self._augmented("item", x, edges)
         return h["item"][new]
 
-    def embed_new_user(self, items: Sequence[int]) -> Tensor:
-        """Embedding ``[D]`` of a user not in the graph, from the items they interacted with.
+    def embed_new_user(self, items: Sequence[object]) -> Tensor:
+        """Embedding ``[D]`` of a user not in the graph, from the raw ids of the items they interacted with.
 
         Their features are the mean of those items' features when the graph's
         users have features of the item kind (``user_features="text_mean"``).
+
+        Raises:
+            UnknownIdError: an item id the graph does not have.
         """
+        return self._embed_user(self._indices("item", list(items)))
+
+    def _embed_user(self, items: Sequence[int]) -> Tensor:
         g = self.graph
         idx = torch.as_tensor(list(items), dtype=torch.long)
         if len(idx) == 0:

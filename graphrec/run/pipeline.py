@@ -110,7 +110,7 @@ def evaluators(config: ExperimentConfig, data: Prepared) -> tuple[Evaluator, Eva
 RUN_FILES = ("config.yaml", "metrics.json", "history.json", "history.csv", "best.pt", "last.pt", "curve.png",
              "bundle.json", "weights.safetensors", "arrays.safetensors")
 #: settings of how a run executes, not of what it computes: they may differ on resume
-RUNTIME_KEYS = ("train.progress", "train.threads", "dataset.data_dir")
+RUNTIME_KEYS = ("train.progress", "train.threads", "train.log", "dataset.data_dir")
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -143,12 +143,17 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
         if not (run_dir / "config.yaml").is_file():
             raise GraphrecError(f"--resume {run_dir}: no config.yaml there; not a graphrec run directory")
         return
-    present = [f for f in RUN_FILES if (run_dir / f).exists()]
+    present = [f for f in (*RUN_FILES, "tensorboard") if (run_dir / f).exists()]
     if present and not overwrite:
         raise GraphrecError(f"run directory {run_dir} already holds a run ({', '.join(present)}); pass --resume "
                             f"{run_dir} to continue it, or --overwrite to replace it")
     for f in present:
-        (run_dir / f).unlink()
+        if (run_dir / f).is_dir():
+            import shutil
+
+            shutil.rmtree(run_dir / f)  # the TensorBoard event files of the run replaced
+        else:
+            (run_dir / f).unlink()
 
 
 def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, resume: bool = False,
@@ -203,7 +208,7 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     has_valid = data.valid.nnz > 0
     history: list[dict[str, float]] = []
     if model.trainable:
-        trainer = Trainer(model, data.train, valid_ev if has_valid else None, config.train, out)
+        trainer = Trainer(model, data.train, valid_ev if has_valid else None, config.train, out, log=log)
         log(f"training {model!r} on {trainer.device} ({threads} threads)")
         if not has_valid:
             log(f"no validation part in split {data.split.method!r}: training all {config.train.epochs} epochs, "

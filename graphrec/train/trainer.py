@@ -6,8 +6,9 @@ import csv
 import io
 import math
 import random
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -47,7 +48,10 @@ class TrainConfig:
             ``"cuda:1"``...; a CUDA device on a torch without CUDA is an error.
         threads: torch's intra-op CPU threads: ``"auto"`` (the cores no other
             process is using now, see :mod:`graphrec.runtime`) or a number.
-        progress: Show progress bars.
+        progress: Show a progress bar per epoch (only when stderr is a terminal).
+        log: ``"tensorboard"``: also write loss and validation metrics as
+            TensorBoard scalars into ``<run_dir>/tensorboard`` (needs the
+            ``tensorboard`` package: ``pip install 'graphrec[tensorboard]'``).
     """
 
     epochs: int = 100
@@ -62,8 +66,17 @@ class TrainConfig:
     device: str = "auto"
     threads: int | Literal["auto"] = "auto"
     progress: bool = True
+    log: Literal["none", "tensorboard"] = "none"
 
     def __post_init__(self) -> None:
+        if self.log not in ("none", "tensorboard"):
+            raise ConfigError(f"train.log must be 'none' or 'tensorboard', got {self.log!r}")
+        if self.log == "tensorboard":
+            import importlib.util
+
+            if importlib.util.find_spec("tensorboard") is None:
+                raise ConfigError("train.log: tensorboard needs the tensorboard package: "
+                                  "pip install 'graphrec[tensorboard]'")
         for name in ("epochs", "batch_size", "eval_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
@@ -145,11 +158,14 @@ class Trainer:
         negative_items: ``[num_items]`` boolean mask of the items BPR may draw
             as negatives (default every item; see
             :class:`~graphrec.train.NegativeSampler`).
+        log: Called with one line per evaluation (per epoch without a
+            validation part): epoch, loss, the validation metric, the best so
+            far, seconds. None: silent.
     """
 
     def __init__(self, model: ScoringModel, train: sp.csr_matrix, valid: Evaluator | None,
                  config: TrainConfig, run_dir: str | Path | None = None,
-                 negative_items: np.ndarray | None = None) -> None:
+                 negative_items: np.ndarray | None = None, log: Callable[[str], Any] | None = None) -> None:
         if not model.trainable:
             raise ConfigError(f"{type(model).__name__} has no loss to train; call its fit() instead")
         self.config = config
@@ -171,6 +187,8 @@ class Trainer:
         self.best_epoch = -1
         self.bad_evals = 0
         self.epoch = 0
+        self.log = log
+        self._tensorboard: Any = None
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
@@ -194,7 +212,7 @@ class Trainer:
         bs = self.config.batch_size
         total, steps = 0.0, 0
         starts: Iterable[int] = range(0, len(users), bs)
-        if self.config.progress:
+        if self.config.progress and sys.stderr.isatty():  # redirected to a file, a bar is only noise
             from tqdm.auto import tqdm
 
             starts = tqdm(starts, desc=f"epoch {self.epoch + 1}", leave=False, unit="batch")
@@ -247,7 +265,35 @@ class Trainer:
             self.history.append(row)
             self.epoch += 1
             self._write(improved)
+            self._report(row)
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+            self._tensorboard = None
         return self.history
+
+    def _report(self, row: dict[str, float]) -> None:
+        """One line per evaluation (per epoch without validation) and, with ``log: tensorboard``, the scalars."""
+        c, epoch = self.config, int(row["epoch"])
+        metric = f"valid_{c.metric}"
+        if self.log is not None and (metric in row or self.valid is None):
+            seconds = f"{row['train_seconds']:.1f} s" + (f" + {row['eval_seconds']:.1f} s eval" if "eval_seconds" in row else "")
+            text = f"epoch {epoch}/{c.epochs}  loss {row['loss']:.4f}"
+            if metric in row:
+                text += (f"  valid {c.metric} {row[metric]:.4f} (best {self.best_value:.4f} at epoch {self.best_epoch}"
+                         + (f", {self.bad_evals}/{c.patience} without improvement" if c.patience and self.bad_evals else "")
+                         + ")")
+            self.log(f"{text}  {seconds}")
+        if c.log == "tensorboard" and self.run_dir is not None:
+            if self._tensorboard is None:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tensorboard = SummaryWriter(str(self.run_dir / "tensorboard"))
+            self._tensorboard.add_scalar("train/loss", row["loss"], epoch)
+            self._tensorboard.add_scalar("train/seconds", row["train_seconds"], epoch)
+            for k, v in row.items():
+                if k.startswith("valid_"):
+                    self._tensorboard.add_scalar(f"valid/{k[6:]}", v, epoch)
+            self._tensorboard.flush()
 
     # --- state ---
 

@@ -226,3 +226,23 @@ def test_training_is_bit_deterministic_on_cpu_with_parallel_threads():
     assert losses_a == losses_b
     for name, value in state_a.items():
         assert torch.equal(state_b[name], value), name
+
+
+def test_new_nodes_take_raw_ids():
+    from graphrec.errors import UnknownIdError
+
+    torch.manual_seed(0)
+    full = graph()
+    full.node_raw_ids = {t: [f"{t[0]}{i}" for i in range(full[t].num_nodes)] for t in full.node_types}
+    model = GraphSAGE(full, hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    ui = full["user", "interacts", "item"].edge_index
+    items = ui[1][ui[0] == 5].tolist()
+    by_raw = model.embed_new_user([f"i{i}" for i in items])
+    torch.testing.assert_close(by_raw, model._embed_user(items))
+    g = full["item", "has_genre", "genre"].edge_index
+    genre = int(g[1][g[0] == 4][0])
+    assert model.embed_new_items(full["item"].x[[4]], {"genre": [[f"g{genre}"]]}).shape == (1, 8)
+    with pytest.raises(UnknownIdError, match=r"unknown item id\(s\): \['nope'\]"):
+        model.embed_new_user(["nope"])
+    with pytest.raises(UnknownIdError, match="unknown genre id"):
+        model.embed_new_items(full["item"].x[[4]], {"genre": [["nope"]]})

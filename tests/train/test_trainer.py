@@ -166,3 +166,47 @@ def test_json_has_null_not_nan(tmp_path):
 
     atomic_write_json(tmp_path / "m.json", {"valid": {"ndcg@20": float("nan")}, "x": [1.5, float("inf")]})
     assert (tmp_path / "m.json").read_text().replace(" ", "").replace("\n", "") == '{"valid":{"ndcg@20":null},"x":[1.5,null]}'
+
+
+def _tiny_setup():
+    train = to_csr(np.array([0, 0, 1, 1, 2, 2]), np.array([0, 1, 1, 2, 2, 3]), 3, 5)
+    valid = to_csr(np.array([0, 1, 2]), np.array([2, 3, 4]), 3, 5)
+    model = LightGCN(3, 5, normalized_adjacency(train), dim=4, num_layers=1)
+    return train, Evaluator(valid, train, ks=(2,)), model
+
+
+def test_one_line_per_evaluation(tmp_path, capsys):
+    train, valid, model = _tiny_setup()
+    lines: list[str] = []
+    config = TrainConfig(epochs=4, batch_size=4, eval_every=2, metric="ndcg@2", device="cpu", patience=0)
+    Trainer(model, train, valid, config, tmp_path, log=lines.append).fit()
+    assert len(lines) == 2  # epochs 2 and 4
+    assert lines[0].startswith("epoch 2/4  loss ") and "valid ndcg@2 " in lines[0] and "(best " in lines[0]
+    assert lines[1].startswith("epoch 4/4") and lines[1].endswith(" s eval")
+    assert capsys.readouterr().err == ""  # no progress bar when stderr is not a terminal
+    lines.clear()
+    Trainer(LightGCN(3, 5, normalized_adjacency(train), dim=4, num_layers=1), train, None,
+            TrainConfig(epochs=2, batch_size=4, device="cpu"), log=lines.append).fit()
+    assert [line.split("  loss")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]  # no validation: every epoch
+
+
+def test_tensorboard_scalars(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train, valid, model = _tiny_setup()
+    config = TrainConfig(epochs=3, batch_size=4, metric="ndcg@2", device="cpu", log="tensorboard")
+    Trainer(model, train, valid, config, tmp_path).fit()
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3]
+    assert len(acc.Scalars("valid/ndcg@2")) == 3
+
+
+def test_tensorboard_without_the_package_is_named(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    with pytest.raises(ConfigError, match=r"pip install 'graphrec\[tensorboard\]'"):
+        TrainConfig(log="tensorboard")
