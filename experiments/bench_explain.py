@@ -494,7 +494,8 @@ def main() -> None:
     seen = data.seen
     graph = model.graph if isinstance(model, GraphSAGE) else data.graph
     edges = EdgeList(graph, relations_used(model, graph), a.buckets)
-    explainer = Explainer(model, data.graph, seen=seen)
+    explainer = Explainer(model, data.graph, seen=seen, train=data.train, users=data.dataset.users,
+                          items=data.dataset.items)
     rescorer = Rescorer(model, edges, seen, a.seed + 1)
     sim = item_similarity(data.train)
     rng = np.random.default_rng(a.seed)

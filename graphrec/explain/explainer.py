@@ -16,6 +16,7 @@ import scipy.sparse as sp
 import torch
 from torch_geometric.data import HeteroData
 
+from graphrec.data.vocab import Vocabulary
 from graphrec.errors import ConfigError, UnknownIdError
 from graphrec.eval.topk import mask_seen, unseen_scores
 from graphrec.explain.explanation import Contribution, ExplainEdge, ExplainNode, Explanation
@@ -66,6 +67,10 @@ class Explainer:
         seen: ``num_users × num_items`` items left out of the user's list when
             reporting the item's rank (default: the graph's train edges; pass
             train + valid to match a Recommender that excludes both).
+        train: The prepared train matrix (default: derived from the graph's
+            interaction edges).
+        users, items: The prepared vocabularies, for raw-id lookups (default:
+            the graph's ``node_raw_ids``).
 
     The Explainer keeps LightGCN's propagated embeddings between calls: make
     a new one after the model changes.
@@ -77,7 +82,8 @@ class Explainer:
 
     def __init__(self, model: ScoringModel, graph: HeteroData, max_history: int = 5, max_neighbors: int = 3,
                  max_attributes: int = 3, top: int = 10, steps: int = 16, seen: sp.csr_matrix | None = None,
-                 fanouts: list[int] | None = None) -> None:
+                 fanouts: list[int] | None = None, train: sp.csr_matrix | None = None,
+                 users: Vocabulary | None = None, items: Vocabulary | None = None) -> None:
         spec = spec_of(model)
         if spec is None or spec.explanation is None:
             explainable = [name for name, s in MODELS.items() if s.explanation is not None]
@@ -92,13 +98,21 @@ class Explainer:
         self.max_history, self.max_neighbors, self.max_attributes = max_history, max_neighbors, max_attributes
         self.top, self.steps, self.fanouts = top, steps, fanouts
         shape = (model.num_users, model.num_items)
-        self.train = interaction_matrix(graph)
+        self.train = sp.csr_matrix(train) if train is not None else interaction_matrix(graph)
+        if self.train.shape != shape:
+            raise ValueError(f"train is {self.train.shape}, expected {shape}")
         named = "node_raw_ids" in graph  # graphs from GraphBuilder; hand-made ones fall back to indices
         self.seen = sp.csr_matrix(seen) if seen is not None else self.train
         if self.seen.shape != shape:
             raise ValueError(f"seen is {self.seen.shape}, expected {shape}")
         self._raw = {t: node_raw_ids(graph, t) if named else list(range(graph[t].num_nodes)) for t in graph.node_types}
-        self._lookup = {t: {_key(r): j for j, r in enumerate(ids)} for t, ids in self._raw.items() if t in ("user", "item")}
+        # raw id -> index: the prepared vocabularies where given, else the graph's raw ids
+        self._vocabs = {t: v for t, v in (("user", users), ("item", items)) if v is not None}
+        for t, v in self._vocabs.items():
+            if len(v) != graph[t].num_nodes:
+                raise ValueError(f"{t} vocabulary has {len(v)} ids, the graph {graph[t].num_nodes} {t} nodes")
+        self._lookup = {t: {_key(r): j for j, r in enumerate(ids)} for t, ids in self._raw.items()
+                        if t in ("user", "item") and t not in self._vocabs}
         self._labels = {t: node_labels(graph, t) if named else [f"{t} {j}" for j in range(graph[t].num_nodes)]
                         for t in graph.node_types}
         # items × attribute links per attribute type, and their relation, for the attribute nodes shown
@@ -325,6 +339,9 @@ class Explainer:
     # --- plumbing ---
 
     def _index(self, node_type: str, raw: object) -> int:
+        vocab = self._vocabs.get(node_type)
+        if vocab is not None:
+            return int(vocab.encode([raw])[0])  # UnknownIdError names an unknown id
         idx = self._lookup[node_type].get(_key(raw))
         if idx is None:
             raise UnknownIdError(f"unknown {node_type} id {raw!r} (not in the graph's {len(self._raw[node_type]):,} {node_type}s)")

@@ -132,9 +132,10 @@ class DeployedModel(Recommender):
     """
 
     def __init__(self, model: ScoringModel, users: Vocabulary, items: Vocabulary, seen: sp.csr_matrix,
-                 graph: HeteroData, meta: dict[str, Any]) -> None:
+                 graph: HeteroData, meta: dict[str, Any], train: sp.csr_matrix | None = None) -> None:
         super().__init__(model, users, items, seen=seen)
         self.graph, self.meta, self.name = graph, meta, meta["model"]["name"]
+        self.train = train if train is not None else interaction_matrix(graph)
         self._explainer: Any = None
 
     def __repr__(self) -> str:
@@ -149,7 +150,8 @@ class DeployedModel(Recommender):
         if self._explainer is None:
             from graphrec.explain import Explainer
 
-            self._explainer = Explainer(self.model, self.graph, seen=self.seen)
+            self._explainer = Explainer(self.model, self.graph, seen=self.seen, train=self.train,
+                                        users=self.users, items=self.items)
         return self._explainer.explain(user, item)
 
     @torch.inference_mode()
@@ -230,8 +232,9 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> DeployedMod
     spec = MODELS[config.name]
     needs = config.needs()
     attributes = tuple(meta["attributes"])
+    train = interaction_matrix(graph)
     inputs = ModelInputs(
-        num_users, num_items, train=interaction_matrix(graph),
+        num_users, num_items, train=train,
         adjacency=normalized_adjacency(graph, attributes=attributes) if needs.adjacency else None,
         extra_nodes={t: int(graph[t].num_nodes) for t in attributes},
         item_text=arrays.get("item_text"), graph=graph if needs.graph else None)
@@ -243,7 +246,7 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> DeployedMod
                             f"{str(exc).splitlines()[0]}") from None
     users = _vocab(meta["nodes"]["user"]["raw_ids"], "user")
     items = _vocab(meta["nodes"]["item"]["raw_ids"], "item")
-    return DeployedModel(model.to(device).eval(), users, items, seen, graph, meta)
+    return DeployedModel(model.to(device).eval(), users, items, seen, graph, meta, train=train)
 
 
 def export_bundle(run_dir: str | Path, data_dir: str | None = None) -> Path:

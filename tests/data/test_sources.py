@@ -236,3 +236,21 @@ def test_datasets_info_and_split_take_any_source(tmp_path, capsys):
     assert (info["users"], info["items"], info["interactions"]) == (8, 10, 40)
     assert main(["split", str(spec), "--method", "fixed", "--fixed", "official", "--out", str(tmp_path / "s")]) == 0
     assert (tmp_path / "s" / "test.tsv").read_text().count("\n") == 9  # header + 8 pairs
+
+
+def test_movielens_layout_written_by_the_test_runs(tmp_path):
+    """A tiny copy in ml-latest-small's CSV layout, found through dataset.data_dir."""
+    root = tmp_path / "data" / "ml-latest-small"
+    root.mkdir(parents=True)
+    genres = ["Action", "Comedy", "Drama"]
+    (root / "movies.csv").write_text("movieId,title,genres\n" + "".join(
+        f"{m},Movie {m} (199{m % 10}),{genres[m % 3]}|{genres[(m + 1) % 3]}\n" for m in range(1, 31)))
+    rng = np.random.default_rng(1)
+    rows = [f"{u},{m},{rng.integers(1, 6)}.0,{1_000_000 + 10 * u + m}\n"
+            for u in range(1, 41) for m in rng.choice(np.arange(1, 31), 8, replace=False)]
+    (root / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "".join(rows))
+    exp = run_yaml(tmp_path, f"dataset:\n  name: ml-latest-small\n  data_dir: {tmp_path / 'data'}\n",
+                   "model:\n  name: lightgcn\n  dim: 8\n  attribute_nodes: true\n",
+                   extra="eval:\n  ks: [5, 10]\n")
+    metrics = run_cli(exp, tmp_path / "run", "--set", "train.metric=ndcg@10")
+    assert metrics["epochs_run"] == 2 and metrics["data_source"] == str(root)

@@ -203,3 +203,17 @@ def test_lightgcn_with_attribute_nodes_explains_genres_exactly():
     assert_edges_exist(e, g)
     with pytest.raises(ValueError, match=r"users then items then genre"):
         LightGCN(3, 4, normalized_adjacency(g), dim=4, extra_nodes={"genre": 2})
+
+
+def test_explainer_takes_the_prepared_vocabularies():
+    from graphrec.data import Vocabulary
+
+    model, graph = hand_model(), hand_graph()
+    users, items = Vocabulary(["a", "b"], "user"), Vocabulary([10, 11], "item")
+    train = sp.csr_matrix(np.array([[1.0, 0.0], [1.0, 1.0]]))
+    ex = Explainer(model, graph, train=train, users=users, items=items).explain("b", 11)
+    assert ex == Explainer(model, graph).explain_index(1, 1)
+    with pytest.raises(UnknownIdError, match="unknown user id"):
+        Explainer(model, graph, users=users, items=items).explain("nobody", 11)
+    with pytest.raises(ValueError, match="user vocabulary has 1 ids, the graph 2 user nodes"):
+        Explainer(model, graph, users=Vocabulary(["a"], "user"))
