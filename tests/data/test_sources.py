@@ -254,3 +254,38 @@ def test_movielens_layout_written_by_the_test_runs(tmp_path):
                    extra="eval:\n  ks: [5, 10]\n")
     metrics = run_cli(exp, tmp_path / "run", "--set", "train.metric=ndcg@10")
     assert metrics["epochs_run"] == 2 and metrics["data_source"] == str(root)
+
+
+# --- adding a format: one config class with read() and one line in SOURCES (monkeypatched in) ---
+
+
+def test_an_added_format_is_parsed_and_runs(tmp_path, monkeypatch):
+    from dataclasses import dataclass
+    from typing import Literal
+
+    from graphrec.data import Dataset, Interactions, Vocabulary
+    from graphrec.data.sources import SOURCES, SourceConfig
+
+    @dataclass(frozen=True)
+    class PairsSource(SourceConfig):
+        """``user:item`` tokens separated by spaces, in one line."""
+
+        format: Literal["pairs"] = "pairs"
+        text: str = ""
+
+        def read(self, download: bool = False) -> Dataset:
+            pairs = [tuple(int(x) for x in tok.split(":")) for tok in self.text.split()]
+            u, i = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+            users, items = Vocabulary.from_values(u, "user"), Vocabulary.from_values(i, "item")
+            inter = Interactions(users.encode(u), items.encode(i), np.ones(len(u), dtype=np.float32))
+            return Dataset(self.name, inter, users, items, implicit=True)
+
+    monkeypatch.setitem(SOURCES, "pairs", PairsSource)  # the registry line
+    text = " ".join(f"{u}:{(u % 3) * 10 + j}" for u in range(30) for j in range(8))
+    cfg = source_config({"name": "p", "format": "pairs", "text": text})
+    assert isinstance(cfg, PairsSource) and len(cfg.load()) == 240
+    with pytest.raises(ConfigError, match=r"a pairs dataset has no key\(s\) \['path'\]"):
+        source_config({"name": "p", "format": "pairs", "path": "x"})
+    exp = run_yaml(tmp_path, f"dataset:\n  name: p\n  format: pairs\n  text: '{text}'\n",
+                   "model:\n  name: mf-bpr\n  dim: 8\n")
+    assert run_cli(exp, tmp_path / "run")["epochs_run"] == 2
