@@ -394,7 +394,7 @@ def _deployed(run_dir: str, data_dir: str | None = None):  # type: ignore[no-unt
 
     run = Path(run_dir)
     if not (run / "bundle.json").is_file() and (run / "best.pt").is_file() and (run / "config.yaml").is_file():
-        from graphrec.run.bundle import export_bundle
+        from graphrec.run.pipeline import export_bundle
 
         print(f"{run}: no bundle yet (a run of an earlier graphrec); writing it once from the run's data",
               file=sys.stderr)

@@ -43,6 +43,8 @@ def _located(exc: ConfigError, where: str, names: set[str]) -> ConfigError:
 def _convert(tp: Any, value: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type) and isinstance(value, tp):
+        return value  # parsed already (a section whose concrete class its own keys pick)
     if dataclasses.is_dataclass(tp):
         parse = getattr(tp, "__from_mapping__", None)  # a base whose concrete class the mapping names
         return parse(value, path) if parse is not None else from_dict(tp, value, path)  # type: ignore[arg-type]

@@ -341,8 +341,10 @@ class Explainer:
     def _index(self, node_type: str, raw: object) -> int:
         vocab = self._vocabs.get(node_type)
         if vocab is not None:
-            return int(vocab.encode([raw])[0])  # UnknownIdError names an unknown id
-        idx = self._lookup[node_type].get(_key(raw))
+            found = int(vocab.encode([raw], unknown="mask")[0])
+            idx = found if found >= 0 else None
+        else:
+            idx = self._lookup[node_type].get(_key(raw))
         if idx is None:
             raise UnknownIdError(f"unknown {node_type} id {raw!r} (not in the graph's {len(self._raw[node_type]):,} {node_type}s)")
         return idx

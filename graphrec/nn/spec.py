@@ -83,16 +83,6 @@ class ModelConfig:
 
     name: str = ""
 
-    @classmethod
-    def __from_mapping__(cls, values: Any, where: str) -> ModelConfig:
-        """Parse a YAML ``model:`` section into the config class its ``name`` picks (see the registry)."""
-        from graphrec.nn.registry import model_config
-
-        config = model_config(values, where)
-        if not isinstance(config, cls):
-            raise ConfigError(f"{where}: expected a {cls.__name__}, found model {config.name!r}")
-        return config
-
     def needs(self) -> Needs:
         """The inputs this configuration of the model is built from."""
         return Needs()

@@ -167,7 +167,7 @@ def _read_tensors(path: Path) -> dict[str, Tensor]:
         return load_file(str(path))
     except Exception as exc:  # safetensors raises its own SafetensorError for truncated or foreign files
         raise GraphrecError(f"{path}: not a readable safetensors file ({exc}); the bundle is damaged: "
-                            "re-export it from the run (graphrec.run.bundle.export_bundle)") from None
+                            "re-export it from the run (graphrec.run.pipeline.export_bundle)") from None
 
 
 def _vocab(spec: dict[str, Any], name: str) -> Vocabulary:
@@ -189,7 +189,7 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> DeployedMod
         raise GraphrecError(f"{run}: no best.pt there; not a finished graphrec run (the run has not finished an "
                             "epoch: resume it with graphrec run --resume)")
     if not meta_path.is_file():
-        hint = (" (written before bundles existed: graphrec.run.bundle.export_bundle(run_dir) writes one from the "
+        hint = (" (written before bundles existed: graphrec.run.pipeline.export_bundle(run_dir) writes one from the "
                 "data)" if (run / "best.pt").is_file() else " (not a finished graphrec run directory)")
         raise GraphrecError(f"{meta_path}: no bundle there{hint}")
     try:
@@ -247,11 +247,3 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> DeployedMod
     users = _vocab(meta["nodes"]["user"]["raw_ids"], "user")
     items = _vocab(meta["nodes"]["item"]["raw_ids"], "item")
     return DeployedModel(model.to(device).eval(), users, items, seen, graph, meta, train=train)
-
-
-def export_bundle(run_dir: str | Path, data_dir: str | None = None) -> Path:
-    """Write the bundle of a finished run that has none (re-prepares its data once, from ``data_dir`` if given)."""
-    from graphrec.run.pipeline import bundle_run, load_run
-
-    config, data, model = load_run(run_dir, data_dir=data_dir)
-    return bundle_run(run_dir, config, data, model)

@@ -181,7 +181,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None, stric
     if not strict:
         raw = _only_read(raw)
     try:
-        config = from_dict(ExperimentConfig, raw, "")
+        # the model: section's class is the one its name picks in the registry
+        parsed = {**raw, "model": model_config(raw.get("model") or {}, "model")}
+        config = from_dict(ExperimentConfig, parsed, "")
         check_unused(config, raw)
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc}") from None

@@ -23,6 +23,7 @@ from graphrec.graph.builder import item_attributes_of
 from graphrec.matrices import multihot, to_csr
 from graphrec.nn import ScoringModel
 from graphrec.nn.spec import ModelInputs
+from graphrec.run.bundle import write_bundle
 from graphrec.run.config import ExperimentConfig, dump_config
 from graphrec.runtime import set_threads
 from graphrec.text import TextEncoder, item_texts
@@ -246,14 +247,18 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
 
 def bundle_run(run_dir: str | Path, config: ExperimentConfig, data: Prepared, model: ScoringModel) -> Path:
     """Write the run's deployable bundle (:mod:`graphrec.run.bundle`) beside its other files."""
-    from graphrec.run.bundle import write_bundle
-
     ds = data.dataset
     provenance = {"experiment": config.name, "dataset": ds.name, "data_source": str(ds.source) if ds.source else None,
                   "split": data.split.method, "config": config.to_dict()}
     return write_bundle(run_dir, model, data.graph, data.seen, config.to_dict()["model"],
                         item_text=data.item_text if config.model.needs().item_text else None,
                         attributes=data.attributes, provenance=provenance)
+
+
+def export_bundle(run_dir: str | Path, data_dir: str | None = None) -> Path:
+    """Write the bundle of a finished run that has none (re-prepares its data once, from ``data_dir`` if given)."""
+    config, data, model = load_run(run_dir, data_dir=data_dir)
+    return bundle_run(run_dir, config, data, model)
 
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu",

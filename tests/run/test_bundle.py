@@ -12,7 +12,8 @@ from graphrec.cli import main
 from graphrec.errors import GraphrecError
 from graphrec.rank import Recommender
 from graphrec.run import load_config, load_run, run_experiment
-from graphrec.run.bundle import BUNDLE_FILES, export_bundle
+from graphrec.run.bundle import BUNDLE_FILES
+from graphrec.run.pipeline import export_bundle
 from tests.data.test_sources import shop_files
 
 MODELS = {
