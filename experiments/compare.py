@@ -125,6 +125,14 @@ def variant(run: dict) -> str:
     return Path(run["config"]).stem.split("-", 1)[-1]
 
 
+#: table rows: baselines first, then the graph models (other rows after these, by name)
+ROW_ORDER = ("mostpop", "itemknn", "mf-bpr", "lightgcn", "lightgcn-genres", "text-lightgcn", "graphsage", "graphsage-attrs")
+
+
+def _row_order(row: str) -> tuple[int, str]:
+    return (ROW_ORDER.index(row) if row in ROW_ORDER else len(ROW_ORDER), row)
+
+
 def write_table(out: str, results: dict[tuple[str, str], list[dict]], seeds: list[int], commands: list[str]) -> None:
     # one row per configuration (two configurations may share a model name)
     regrouped: dict[tuple[str, str], list[dict]] = {}
@@ -157,7 +165,7 @@ def write_table(out: str, results: dict[tuple[str, str], list[dict]], seeds: lis
     for dataset in dict.fromkeys(d for d, _ in results):
         lines += ["", f"## {dataset}", "", "| model | " + " | ".join(c[1] for c in COLUMNS) + " | epochs | fit s | seeds |",
                   "|---" * (len(COLUMNS) + 4) + "|"]
-        for (d, model), runs in results.items():
+        for (d, model), runs in sorted(results.items(), key=lambda kv: _row_order(kv[0][1])):
             if d != dataset:
                 continue
             cells = [fmt([r["test"].get(key, float("nan")) for r in runs]) for key, _ in COLUMNS]
