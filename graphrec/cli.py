@@ -215,6 +215,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         print(json.dumps(info))
         return 0
     print(format_info(info, source=str(dataset.source) if dataset.source else None))
+    from graphrec.data.manifests import get_manifest, verify_files
+
+    manifest = get_manifest(dataset.name)
+    if manifest is not None and manifest.format == "lightgcn" and dataset.source is not None:
+        checks = verify_files(manifest, Path(dataset.source))
+        print("  files against datasets/" + f"{manifest.name}.yaml: "
+              + ", ".join(f"{f} {state}" for f, state in checks.items()))
     return 0
 
 

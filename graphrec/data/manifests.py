@@ -137,3 +137,18 @@ def file_checksum(path: Path, kind: str) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def verify_files(manifest: Manifest, folder: Path) -> dict[str, str]:
+    """Check the files of ``folder`` against the manifest's checksums: ``{file: "ok" | "differs" | "missing"}``.
+
+    Only files the manifest lists checksums for, with every kind it lists.
+    """
+    out: dict[str, str] = {}
+    for name, sums in manifest.checksums.items():
+        path = folder / name
+        if not path.is_file():
+            out[name] = "missing"
+            continue
+        out[name] = "ok" if all(file_checksum(path, kind) == value for kind, value in sums.items()) else "differs"
+    return out

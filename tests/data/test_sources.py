@@ -292,3 +292,17 @@ def test_an_added_format_is_parsed_and_runs(tmp_path, monkeypatch):
     exp = run_yaml(tmp_path, f"dataset:\n  name: p\n  format: pairs\n  text: '{text}'\n",
                    "model:\n  name: mf-bpr\n  dim: 8\n")
     assert run_cli(exp, tmp_path / "run")["epochs_run"] == 2
+
+
+def test_files_are_checked_against_the_manifest(tmp_path, monkeypatch, capsys):
+    folder = lightgcn_folder(tmp_path / "data" / "mine")
+    import hashlib
+
+    good = hashlib.sha256((folder / "train.txt").read_bytes()).hexdigest()
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "mine.yaml").write_text(
+        "name: mine\nformat: lightgcn\ndescription: d\nhomepage: https://x\narchive: https://x/a\nlicence: l\n"
+        f"citation: c\nchecksums:\n  train.txt: {{sha256: {good}}}\n  test.txt: {{sha256: {'0' * 64}}}\n")
+    monkeypatch.setenv("GRAPHREC_DATASETS", str(tmp_path / "m"))
+    assert main(["datasets", "info", "mine", "--data-dir", str(tmp_path / "data")]) == 0
+    assert "files against datasets/mine.yaml: train.txt ok, test.txt differs" in capsys.readouterr().out
