@@ -33,7 +33,7 @@ dev: $(VENV)/.installed-dev
 ## demo: the main job on MovieLens-100K: load, split, train LightGCN, evaluate, explain one recommendation
 demo: install
 	$(VENV)/bin/graphrec datasets info ml-100k
-	$(VENV)/bin/graphrec run experiments/ml100k-lightgcn.yaml --out runs/demo-ml100k-lightgcn
+	$(VENV)/bin/graphrec run experiments/ml100k-lightgcn.yaml --out runs/demo-ml100k-lightgcn --overwrite
 	$(VENV)/bin/graphrec explain runs/demo-ml100k-lightgcn --user 196 --out runs/demo-ml100k-lightgcn/why-user-196.png
 
 ## test: the whole test suite (what CI runs)
