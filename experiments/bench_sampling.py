@@ -6,11 +6,11 @@ of 1,024 seed users end to end (sampler + PyG loader -> HeteroData) and prints
 sampled edges per second.
 
 The peer is PyG's own NeighborLoader over torch-sparse 0.6.18, which has no
-wheels on PyPI: build it from source in a separate venv (about 30 minutes on
-2 cores), e.g.
+wheels on PyPI: build it and torch-scatter (which it imports) from source in a
+separate venv (about 15 + 15 minutes on 2 cores), e.g.
 
   python3 -m venv /tmp/tsparse/venv && /tmp/tsparse/venv/bin/pip install torch==2.13.0 numpy scipy setuptools wheel
-  /tmp/tsparse/venv/bin/pip install --no-build-isolation torch-sparse==0.6.18 torch_geometric
+  /tmp/tsparse/venv/bin/pip install --no-build-isolation torch-sparse==0.6.18 torch-scatter torch_geometric
 
 and pass ``--peer-python /tmp/tsparse/venv/bin/python`` (the default when it
 exists). Both run in separate processes with the same thread count.

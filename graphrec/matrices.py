@@ -25,3 +25,16 @@ def multihot(labels: pd.Series) -> torch.Tensor:
     rows = torch.from_numpy(exploded.index.to_numpy(np.int64, copy=True))
     out[rows, torch.from_numpy(codes.astype(np.int64))] = 1.0
     return out
+
+
+def csr_rows(indptr: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor, num_cols: int) -> torch.Tensor:
+    """Rows ``rows`` of a binary CSR matrix (``indptr``, ``indices`` tensors) as a dense ``[len(rows), num_cols]``
+    float tensor, on the tensors' device: a batch of users' histories, without densifying the whole matrix."""
+    rows = rows.to(indptr.device)
+    start = indptr[rows]  # [B]
+    deg = indptr[rows + 1] - start  # [B]
+    owner = torch.repeat_interleave(torch.arange(len(rows), device=start.device), deg)  # [nnz_B]
+    offset = torch.arange(len(owner), device=start.device) - (torch.cumsum(deg, 0) - deg)[owner]
+    out = torch.zeros(len(rows), num_cols, device=start.device)  # [B, C]
+    out[owner, indices[start[owner] + offset]] = 1.0
+    return out

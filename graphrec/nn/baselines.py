@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
+from graphrec.matrices import csr_rows
 from graphrec.nn.base import ScoringModel, bpr_loss, l2_reg
 from graphrec.nn.spec import ModelConfig, ModelSpec, check_dim_reg
 
@@ -119,14 +120,8 @@ class ItemKNN(ScoringModel):
 
     def score_all(self, users: Tensor) -> Tensor:
         """``s(u, i) = Σ_j r_uj sim_k(i, j)``: ``sim_k @ R_batchᵀ``. Shapes: ``[B] → [B, I]``."""
-        users = users.to(self.history_indptr.device)
-        start = self.history_indptr[users]  # [B]
-        deg = self.history_indptr[users + 1] - start  # [B]
-        owner = torch.repeat_interleave(torch.arange(len(users), device=start.device), deg)  # [nnz_B]
-        offset = torch.arange(len(owner), device=start.device) - (torch.cumsum(deg, 0) - deg)[owner]
-        history = torch.zeros(self.num_items, len(users), device=start.device)  # [I, B]
-        history[self.history_indices[start[owner] + offset], owner] = 1.0
-        return torch.sparse.mm(self._sim(), history).t().contiguous()  # [B, I]
+        history = csr_rows(self.history_indptr, self.history_indices, users, self.num_items)  # [B, I]
+        return torch.sparse.mm(self._sim(), history.t()).t().contiguous()  # [B, I]
 
     def score_history(self, items: Tensor) -> Tensor:
         """The same formula with the given history (an item given twice counts twice). Shapes: ``[H] → [I]``."""
