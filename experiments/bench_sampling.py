@@ -15,7 +15,8 @@ separate venv (about 15 + 15 minutes on 2 cores), e.g.
 and pass ``--peer-python /tmp/tsparse/venv/bin/python`` (the default when it
 exists). Both run in separate processes with the same thread count.
 
-Usage: python experiments/bench_sampling.py [--edges 1000000] [--batches 40] [--device cpu|cuda]
+Usage: python experiments/bench_sampling.py [--edges 1000000] [--batches 40] [--device cpu|cuda] [--out FILE]
+Output: printed, and saved to ``--out`` (default ``experiments/results/bench_sampling.txt``).
 Last line: {"edges": ..., "graphrec_edges_per_s": ..., "torch_sparse_edges_per_s": ..., "ratio": ...}
 """
 
@@ -56,7 +57,9 @@ def power_law_graph(num_edges: int, seed: int = 0):  # type: ignore[no-untyped-d
     return data
 
 
-def run(kind: str, graph_file: str, batches: int, batch_size: int, threads: int, device: str) -> dict[str, float]:
+def run(kind: str, graph_file: str, batches: int, batch_size: int, threads: int, device: str,
+        repeats: int = 5) -> dict[str, float]:
+    """One side's sampled edges per second: the median of ``repeats`` passes over the seed batches."""
     torch.set_num_threads(threads)
     data = torch.load(graph_file, weights_only=False)
     if device == "cuda":
@@ -73,16 +76,19 @@ def run(kind: str, graph_file: str, batches: int, batch_size: int, threads: int,
         from torch_geometric.loader import NeighborLoader
 
         loader = NeighborLoader(data, num_neighbors=[10, 10], input_nodes=("user", seeds), batch_size=batch_size)
-    it = iter(loader)
-    next(it)  # warm-up
-    edges = 0
-    start = time.perf_counter()
-    for batch in it:
-        edges += sum(batch[et].num_edges for et in batch.edge_types)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return {"edges": edges, "seconds": seconds, "edges_per_s": edges / seconds}
+    next(iter(loader))  # warm-up
+    passes = []
+    for _ in range(repeats):
+        edges = 0
+        start = time.perf_counter()
+        for batch in loader:
+            edges += sum(batch[et].num_edges for et in batch.edge_types)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        passes.append((edges / (time.perf_counter() - start), edges, time.perf_counter() - start))
+    rate, edges, seconds = sorted(passes)[len(passes) // 2]  # the median pass
+    return {"edges": edges, "seconds": seconds, "edges_per_s": rate,
+            "passes_edges_per_s": [round(r) for r, _, _ in passes]}
 
 
 def main() -> None:
@@ -91,24 +97,33 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=40)
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5, help="passes per side; the median counts")
     p.add_argument("--device", default="cpu")
     p.add_argument("--peer-python", default=DEFAULT_PEER if Path(DEFAULT_PEER).exists() else None)
     p.add_argument("--worker", choices=["graphrec", "torch_sparse"], help=argparse.SUPPRESS)
     p.add_argument("--graph", help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "bench_sampling.txt",
+                   help="where the printed lines are saved")
     a = p.parse_args()
     if a.worker:
-        print(json.dumps(run(a.worker, a.graph, a.batches, a.batch_size, a.threads, a.device)))
+        print(json.dumps(run(a.worker, a.graph, a.batches, a.batch_size, a.threads, a.device, a.repeats)))
         return
+    from report import Report  # experiments/report.py: scripts run from this folder
+
+    say = Report()
+    say(f"# python experiments/bench_sampling.py --edges {a.edges} --batches {a.batches} --threads {a.threads} "
+        f"--device {a.device} --repeats {a.repeats}   # {time.strftime('%Y-%m-%d')}, load (1-min average) at the "
+        f"start {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         graph_file = str(Path(tmp) / "graph.pt")
         data = power_law_graph(a.edges)
         torch.save(data, graph_file)
         deg = torch.bincount(data[UI].edge_index[1])
-        print(f"graph: {data['user'].num_nodes:,} users, {data['item'].num_nodes:,} items, {data[UI].num_edges:,} edges "
+        say(f"graph: {data['user'].num_nodes:,} users, {data['item'].num_nodes:,} items, {data[UI].num_edges:,} edges "
               f"per direction; max item degree {int(deg.max()):,}; {a.batches} batches of {a.batch_size} seed users, "
               f"fan-out [10, 10], {a.threads} threads, {a.device}")
         args = ["--graph", graph_file, "--batches", str(a.batches), "--batch-size", str(a.batch_size),
-                "--threads", str(a.threads), "--device", a.device]
+                "--threads", str(a.threads), "--device", a.device, "--repeats", str(a.repeats)]
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
         ours = json.loads(subprocess.run([sys.executable, __file__, "--worker", "graphrec", *args], check=True,
                                          capture_output=True, text=True, env=env).stdout.strip().splitlines()[-1])
@@ -118,21 +133,22 @@ def main() -> None:
             if out.returncode == 0:
                 peer = json.loads(out.stdout.strip().splitlines()[-1])
             else:
-                print(f"torch-sparse peer failed ({a.peer_python}):\n{out.stderr[-1500:]}")
-    print(f"graphrec NeighborSampler + NodeLoader: {ours['edges']:,} edges in {ours['seconds']:.2f} s = "
-          f"{ours['edges_per_s']:,.0f} edges/s")
+                say(f"torch-sparse peer failed ({a.peer_python}):\n{out.stderr[-1500:]}")
+    say(f"graphrec NeighborSampler + NodeLoader: {ours['edges']:,} edges in {ours['seconds']:.2f} s = "
+        f"{ours['edges_per_s']:,.0f} edges/s (median of {a.repeats} passes: {ours['passes_edges_per_s']})")
     if peer:
-        print(f"PyG NeighborLoader over torch-sparse:   {peer['edges']:,} edges in {peer['seconds']:.2f} s = "
-              f"{peer['edges_per_s']:,.0f} edges/s")
-        print(f"ratio graphrec / torch-sparse: {ours['edges_per_s'] / peer['edges_per_s']:.2f}   (goal on CPU: >= 0.5)")
+        say(f"PyG NeighborLoader over torch-sparse:   {peer['edges']:,} edges in {peer['seconds']:.2f} s = "
+            f"{peer['edges_per_s']:,.0f} edges/s (median of {a.repeats} passes: {peer['passes_edges_per_s']})")
+        say(f"ratio graphrec / torch-sparse: {ours['edges_per_s'] / peer['edges_per_s']:.2f}   (goal on CPU: >= 0.5)")
     else:
-        print("torch-sparse not available: no peer figures (see the docstring to build it)")
-    print(json.dumps({
+        say("torch-sparse not available: no peer figures (see the docstring to build it)")
+    say(json.dumps({
         "edges": ours["edges"],
         "graphrec_edges_per_s": round(ours["edges_per_s"]),
         "torch_sparse_edges_per_s": round(peer["edges_per_s"]) if peer else None,
         "ratio": round(ours["edges_per_s"] / peer["edges_per_s"], 3) if peer else None,
     }))
+    say.save(a.out)
 
 
 if __name__ == "__main__":
