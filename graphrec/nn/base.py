@@ -122,3 +122,17 @@ def l2_reg(*embeddings: Tensor) -> Tensor:
     """``Σ ||E||² / (2 B)`` over the batch's layer-0 embeddings (He et al., SIGIR 2020, eq. 15)."""
     batch = embeddings[0].shape[0]
     return sum((e.pow(2).sum() for e in embeddings), torch.zeros((), device=embeddings[0].device)) / (2 * batch)
+
+
+def resize_buffers(module: nn.Module, state_dict: dict[str, Any], prefix: str, names: tuple[str, ...]) -> None:
+    """Give ``module``'s buffers ``names`` the shapes of a fitted model's state before it is loaded.
+
+    For closed-form models whose buffer sizes depend on the data they were
+    fitted on (non-zeros of a CSR matrix, a rank): an unfitted model is built
+    with empty buffers and takes the incoming sizes (dtypes and devices kept).
+    Call it first thing in ``_load_from_state_dict``.
+    """
+    for name in names:
+        incoming, current = state_dict.get(prefix + name), module._buffers.get(name)
+        if isinstance(incoming, Tensor) and isinstance(current, Tensor) and incoming.shape != current.shape:
+            module._buffers[name] = current.new_empty(incoming.shape)

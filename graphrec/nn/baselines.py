@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
 from graphrec.matrices import csr_rows
-from graphrec.nn.base import ScoringModel, bpr_loss, l2_reg
+from graphrec.nn.base import ScoringModel, bpr_loss, l2_reg, resize_buffers
 from graphrec.nn.spec import ModelConfig, ModelSpec, check_dim_reg
 
 
@@ -136,10 +136,7 @@ class ItemKNN(ScoringModel):
         if prefix + "sim" in state_dict and prefix + "history" in state_dict:
             _dense_to_sparse_state(state_dict, prefix)  # a checkpoint written before the sparse format
         # the non-zero counts are the fitted model's, not this one's: take the incoming sizes
-        for name in self._SPARSE:
-            incoming, current = state_dict.get(prefix + name), getattr(self, name)
-            if isinstance(incoming, Tensor) and incoming.shape != current.shape:
-                self._buffers[name] = current.new_empty(incoming.shape)
+        resize_buffers(self, state_dict, prefix, self._SPARSE)
         # out-of-range CSR indices would read out of bounds in the sparse product: refuse them here
         for ptr, idx in (("sim_indptr", "sim_indices"), ("history_indptr", "history_indices")):
             p, i = state_dict.get(prefix + ptr), state_dict.get(prefix + idx)

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from graphrec.errors import ConfigError, GraphrecError
 from graphrec.matrices import csr_rows
-from graphrec.nn.base import ScoringModel
+from graphrec.nn.base import ScoringModel, resize_buffers
 from graphrec.nn.spec import ModelConfig, ModelInputs, ModelSpec
 
 #: item × item float64 matrices alive at once while fitting (the Gram matrix, then its inverse, in place; B)
@@ -129,12 +129,10 @@ class EASE(ScoringModel):
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any],
                               strict: bool, missing_keys: list[str], unexpected_keys: list[str],
                               error_msgs: list[str]) -> None:
-        for name in ("weight", "history_indices"):  # a fitted model's sizes (I × I weights, its nnz)
-            incoming, current = state_dict.get(prefix + name), getattr(self, name)
-            if isinstance(incoming, Tensor) and incoming.shape != current.shape:
-                if name == "weight" and tuple(incoming.shape) not in ((self.num_items, self.num_items), (0, self.num_items)):
-                    continue  # a wrong shape: load_state_dict reports it
-                self._buffers[name] = current.new_empty(incoming.shape)
+        weight = state_dict.get(prefix + "weight")
+        ok = not isinstance(weight, Tensor) or tuple(weight.shape) in ((self.num_items,) * 2, (0, self.num_items))
+        # a fitted model's sizes (I × I weights, its non-zeros); a weight of another shape is reported by the load
+        resize_buffers(self, state_dict, prefix, ("weight", "history_indices") if ok else ("history_indices",))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from graphrec.errors import ConfigError
-from graphrec.nn import baselines, ease, lightgcn, sage
+from graphrec.nn import baselines, ease, gfcf, lightgcn, sage
 from graphrec.nn.base import ScoringModel
 from graphrec.nn.spec import ModelConfig, ModelSpec
 
@@ -34,6 +34,7 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     baselines.ITEMKNN_SPEC,
     baselines.MFBPR_SPEC,
     ease.SPEC,
+    gfcf.SPEC,
     lightgcn.SPEC,
     sage.SPEC,
 )}

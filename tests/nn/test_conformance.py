@@ -42,7 +42,7 @@ def checkerboard_graph():
 
 
 #: small sizes for the checkerboard, applied to the models that have the key
-SMALL = {"dim": 8, "num_layers": 2, "k": 4, "fanouts": (-1, -1)}
+SMALL = {"dim": 8, "num_layers": 2, "k": 4, "fanouts": (-1, -1), "rank": 4}
 #: configurations tested besides each registered model's defaults: (case, model name, options)
 VARIANTS = [("lightgcn[text]", "lightgcn", {"item_features": "text"})]
 #: every registered model is in the suite with no edit here: one case per registry entry, plus VARIANTS
