@@ -126,7 +126,7 @@ def variant(run: dict) -> str:
 
 
 #: table rows: baselines first, then the graph models (other rows after these, by name)
-ROW_ORDER = ("mostpop", "itemknn", "ease", "mf-bpr", "gf-cf", "lightgcn", "lightgcn-genres", "text-lightgcn", "graphsage", "graphsage-attrs")
+ROW_ORDER = ("mostpop", "itemknn", "ease", "mf-bpr", "gf-cf", "bspm", "lightgcn", "lightgcn-genres", "text-lightgcn", "graphsage", "graphsage-attrs")
 
 
 def _row_order(row: str) -> tuple[int, str]:

@@ -3,8 +3,8 @@
 from graphrec.nn.base import ScoringModel, bpr_loss, l2_reg
 from graphrec.nn.baselines import MFBPR, ItemKNN, MostPopular
 from graphrec.nn.ease import EASE
-from graphrec.nn.gfcf import GFCF
+from graphrec.nn.gfcf import BSPM, GFCF
 from graphrec.nn.lightgcn import LightGCN, propagate
 from graphrec.nn.sage import GraphSAGE, HeteroSAGE
 
-__all__ = ["EASE", "GFCF", "MFBPR", "GraphSAGE", "HeteroSAGE", "ItemKNN", "LightGCN", "MostPopular", "ScoringModel", "bpr_loss", "l2_reg", "propagate"]
+__all__ = ["BSPM", "EASE", "GFCF", "MFBPR", "GraphSAGE", "HeteroSAGE", "ItemKNN", "LightGCN", "MostPopular", "ScoringModel", "bpr_loss", "l2_reg", "propagate"]

@@ -35,6 +35,7 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     baselines.MFBPR_SPEC,
     ease.SPEC,
     gfcf.SPEC,
+    gfcf.BSPM_SPEC,
     lightgcn.SPEC,
     sage.SPEC,
 )}

@@ -21,6 +21,7 @@ MODELS = {
     "itemknn": "model:\n  name: itemknn\n  k: 5\n",
     "ease": "model:\n  name: ease\n  reg: 10.0\n",
     "gf-cf": "model:\n  name: gf-cf\n  rank: 8\n",
+    "bspm": "model:\n  name: bspm\n  rank: 8\n",
     "mostpop": "model:\n  name: mostpop\n",
     "graphsage": "model:\n  name: graphsage\n  dim: 8\n  fanouts: [3, 3]\ngraph:\n  user_features: text_mean\n",
 }
@@ -32,7 +33,7 @@ def shop_run(tmp_path, name):
     data = tmp_path / "data"
     data.mkdir()
     shop_files(data)
-    train = TRAIN if name not in ("itemknn", "mostpop", "ease", "gf-cf") else "train:\n  threads: 1\n  progress: false\n"
+    train = TRAIN if name not in ("itemknn", "mostpop", "ease", "gf-cf", "bspm") else "train:\n  threads: 1\n  progress: false\n"
     text = "text:\n  batch_size: 32\n" if name in ("lightgcn", "graphsage") else ""
     exp = tmp_path / "exp.yaml"
     exp.write_text(f"name: shop-{name}\ndataset:\n  name: shop\n  format: csv\n  path: {data / 'clicks.csv'}\n"
