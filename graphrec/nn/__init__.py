@@ -6,5 +6,6 @@ from graphrec.nn.ease import EASE
 from graphrec.nn.gfcf import BSPM, GFCF
 from graphrec.nn.lightgcn import LightGCN, propagate
 from graphrec.nn.sage import GraphSAGE, HeteroSAGE
+from graphrec.nn.simgcl import SimGCL, XSimGCL
 
-__all__ = ["BSPM", "EASE", "GFCF", "MFBPR", "GraphSAGE", "HeteroSAGE", "ItemKNN", "LightGCN", "MostPopular", "ScoringModel", "bpr_loss", "l2_reg", "propagate"]
+__all__ = ["BSPM", "EASE", "GFCF", "MFBPR", "GraphSAGE", "HeteroSAGE", "ItemKNN", "LightGCN", "MostPopular", "ScoringModel", "SimGCL", "XSimGCL", "bpr_loss", "l2_reg", "propagate"]

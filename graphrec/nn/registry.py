@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from graphrec.errors import ConfigError
-from graphrec.nn import baselines, ease, gfcf, lightgcn, sage
+from graphrec.nn import baselines, ease, gfcf, lightgcn, sage, simgcl
 from graphrec.nn.base import ScoringModel
 from graphrec.nn.spec import ModelConfig, ModelSpec
 
@@ -37,6 +37,8 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     gfcf.SPEC,
     gfcf.BSPM_SPEC,
     lightgcn.SPEC,
+    simgcl.SIMGCL_SPEC,
+    simgcl.XSIMGCL_SPEC,
     sage.SPEC,
 )}
 #: the model an experiment runs when its ``model:`` section names none

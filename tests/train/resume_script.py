@@ -1,6 +1,6 @@
 """Trains a model on a fixed synthetic log; with KILL_AT=e:b it kill -9s itself at batch b of epoch e.
 
-Run as: python resume_script.py MODEL RUN_DIR [--resume], MODEL one of lightgcn, mf-bpr, graphsage.
+Run as: python resume_script.py MODEL RUN_DIR [--resume], MODEL one of lightgcn, mf-bpr, graphsage, xsimgcl.
 Prints the final history and a checksum of the weights as JSON.
 """
 
@@ -64,6 +64,10 @@ def build(name, train):
         return LightGCN(60, 80, normalized_adjacency(train), dim=16, num_layers=2)
     if name == "mf-bpr":
         return MFBPR(60, 80, dim=16)
+    if name == "xsimgcl":  # owns a noise generator, which the checkpoint must carry
+        from graphrec.nn import XSimGCL
+
+        return XSimGCL(60, 80, normalized_adjacency(train), dim=16, num_layers=2, seed=7)
     return GraphSAGE(graph(train), hidden=16, num_layers=2, fanouts=[3, 3], seed=5)
 
 

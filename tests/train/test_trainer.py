@@ -113,7 +113,7 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
-@pytest.mark.parametrize("model", ["lightgcn", "mf-bpr", "graphsage"])
+@pytest.mark.parametrize("model", ["lightgcn", "mf-bpr", "graphsage", "xsimgcl"])
 def test_resume_after_kill_9_equals_uninterrupted(tmp_path, model, device):
     whole = run_script(model, tmp_path / "whole", device=device)
     assert whole.returncode == 0, whole.stderr
