@@ -211,16 +211,16 @@ class XSimGCLConfig(SimGCLConfig):
 
 def _common(c: SimGCLConfig, x: ModelInputs) -> dict[str, Any]:
     assert x.adjacency is not None  # ModelSpec.create checked the inputs against c.needs()
-    return {"dim": c.dim, "num_layers": c.num_layers, "reg": c.reg, "eps": c.eps, "cl_weight": c.cl_weight,
+    return {"adj": x.adjacency, "dim": c.dim, "num_layers": c.num_layers, "reg": c.reg, "eps": c.eps, "cl_weight": c.cl_weight,
             "temperature": c.temperature, "item_features": x.item_text if c.item_features == "text" else None,
             "seed": x.seed}
 
 
-SIMGCL_SPEC = ModelSpec(SimGCLConfig, SimGCL, lambda c, x: SimGCL(x.num_users, x.num_items, x.adjacency, **_common(c, x)),
+SIMGCL_SPEC = ModelSpec(SimGCLConfig, SimGCL, lambda c, x: SimGCL(x.num_users, x.num_items, **_common(c, x)),
                         explanation=None,
                         summary="LightGCN with noise-perturbed views and an InfoNCE loss (Yu et al., SIGIR 2022)")
 XSIMGCL_SPEC = ModelSpec(XSimGCLConfig, XSimGCL,
-                         lambda c, x: XSimGCL(x.num_users, x.num_items, x.adjacency, contrast_layer=c.contrast_layer,
+                         lambda c, x: XSimGCL(x.num_users, x.num_items, contrast_layer=c.contrast_layer,
                                               **_common(c, x)),
                          explanation=None,
                          summary="SimGCL with one noisy propagation and a cross-layer contrast (Yu et al., TKDE 2023)")
