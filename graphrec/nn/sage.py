@@ -117,7 +117,8 @@ class GraphSAGE(ScoringModel):
     trainable = True
 
     def __init__(self, data: HeteroData, hidden: int = 64, num_layers: int = 2, fanouts: Sequence[int] = (10, 10),
-                 dropout: float = 0.0, reg: float = 1e-4, objective: str = "bpr", seed: int = 0) -> None:
+                 dropout: float = 0.0, reg: float = 1e-4, objective: str = "bpr", seed: int = 0,
+                 exclude_target_edges: bool = False) -> None:
         if "user" not in data.node_types or "item" not in data.node_types:
             raise ConfigError("GraphSAGE needs 'user' and 'item' node types")
         super().__init__(data["user"].num_nodes, data["item"].num_nodes)
@@ -135,10 +136,13 @@ class GraphSAGE(ScoringModel):
         self._on: dict[str, tuple[HeteroData, NeighborSampler]] = {}  # device -> (graph, sampler)
         self._rng_pending: dict[str, Tensor] = {}  # device -> sampler state restored before that sampler was built
         self._lookup: dict[str, dict[str, int]] = {}  # node type -> raw id (as str) -> index
+        self.exclude_target_edges = exclude_target_edges
+        self._pair_index: dict[str, tuple[Tensor, Tensor]] = {}  # device -> (sorted user*I+item keys, edge ids)
 
     def hparams(self) -> dict[str, Any]:
         return {**super().hparams(), "hidden": self.hidden, "num_layers": self.num_layers, "fanouts": self.fanouts,
-                "dropout": self.dropout, "reg": self.reg, "objective": self.objective}
+                "dropout": self.dropout, "reg": self.reg, "objective": self.objective,
+                "exclude_target_edges": self.exclude_target_edges}
 
     def _graph(self) -> tuple[HeteroData, NeighborSampler]:
         """The graph on the model's device and the training sampler over it, built on first use."""
@@ -218,18 +222,24 @@ class GraphSAGE(ScoringModel):
         h = self.encoder(*self._inputs(g))
         return h["user"], h["item"]
 
-    def embed_sampled(self, seeds: Mapping[str, Tensor], sampler: Any = None) -> dict[str, Tensor]:
+    def embed_sampled(self, seeds: Mapping[str, Tensor], sampler: Any = None,
+                      drop: Mapping[EdgeType, Tensor] | None = None) -> dict[str, Tensor]:
         """Embeddings of the seed nodes from their sampled computation subgraph.
 
         Args:
             seeds: ``{node_type: unique node indices}``.
             sampler: Another :class:`~graphrec.sampling.NeighborSampler` over
                 this graph (default: the training sampler).
+            drop: Per edge type, ids of edges (in ``graph[edge_type].edge_index``)
+                that carry no message even when sampled.
         """
         g, own = self._graph()
         out = (sampler or own).sample({t: s.to(self.device) for t, s in seeds.items()})
         x = {t: (g[t].x[out.node[t]] if "x" in g[t] else None) for t in g.node_types}
         edges = {et: torch.stack([out.row[et], out.col[et]]) for et in g.edge_types}
+        for et, ids in (drop or {}).items():
+            if et in edges and len(ids):
+                edges[et] = edges[et][:, ~torch.isin(out.edge[et], ids.to(out.edge[et].device))]
         h = self.encoder(x, out.node, edges)
         return {t: h[t][: len(s)] for t, s in seeds.items()}
 
@@ -238,7 +248,11 @@ class GraphSAGE(ScoringModel):
         batch = users.shape[0]
         u, u_inv = torch.unique(users, return_inverse=True)
         i, i_inv = torch.unique(torch.cat([pos_items, neg_items]), return_inverse=True)
-        h = self.embed_sampled({"user": u, "item": i})
+        drop = None
+        if self.exclude_target_edges:  # the example's own edge would hand the model its answer
+            ids = self.pair_edge_ids(users, pos_items)
+            drop = {("user", "interacts", "item"): ids, ("item", "rev_interacts", "user"): ids}
+        h = self.embed_sampled({"user": u, "item": i}, drop=drop)
         # index_select, not h[idx]: the backward of advanced indexing adds in a thread-dependent order on CPU
         e_u = h["user"].index_select(0, u_inv)  # [B, D]
         e_p, e_n = h["item"].index_select(0, i_inv).split(batch)  # [B, D] each
@@ -250,6 +264,24 @@ class GraphSAGE(ScoringModel):
         else:
             rank = bpr_loss(pos, neg)
         return rank + self.reg * l2_reg(e_u, e_p, e_n)
+
+    def pair_edge_ids(self, users: Tensor, items: Tensor) -> Tensor:
+        """Ids of the ``(user, interacts, item)`` edges joining ``users[k]`` and ``items[k]`` (pairs without one
+        are left out); the reverse edge of id ``e`` is ``(item, rev_interacts, user)`` edge ``e`` (GraphBuilder)."""
+        g, _ = self._graph()
+        et = ("user", "interacts", "item")
+        if et not in g.edge_types:
+            return torch.empty(0, dtype=torch.long, device=self.device)
+        key = str(self.device)
+        if key not in self._pair_index:
+            ei = g[et].edge_index
+            keys, order = torch.sort(ei[0] * self.num_items + ei[1])
+            self._pair_index[key] = (keys, order)
+        keys, order = self._pair_index[key]
+        q = users.to(keys.device) * self.num_items + items.to(keys.device)
+        pos = torch.searchsorted(keys, q).clamp(max=len(keys) - 1)
+        found = keys[pos] == q
+        return order[pos[found]]
 
     # --- inductive use ---
 
@@ -365,6 +397,11 @@ class GraphSAGEConfig(ModelConfig):
             (each >= 1, or -1 for every neighbour); default 10 per layer.
         dropout: Dropout between layers, in [0, 1).
         objective: ``bpr`` or ``bce`` (binary cross-entropy).
+        exclude_target_edges: Remove each training example's own (user,
+            positive item) edge, both directions, from its sampled
+            message-passing graph: otherwise the model sees the answer it is
+            asked to score. Off by default until the results table is
+            re-measured with it (stronger-models issue).
     """
 
     name: Literal["graphsage"] = "graphsage"
@@ -374,6 +411,7 @@ class GraphSAGEConfig(ModelConfig):
     fanouts: tuple[int, ...] | None = None
     dropout: float = 0.0
     objective: Literal["bpr", "bce"] = "bpr"
+    exclude_target_edges: bool = False
 
     def __post_init__(self) -> None:
         check_dim_reg(self.dim, self.reg)
@@ -397,7 +435,8 @@ class GraphSAGEConfig(ModelConfig):
 
 def _build(c: GraphSAGEConfig, x: ModelInputs) -> GraphSAGE:
     return GraphSAGE(x.graph, hidden=c.dim, num_layers=c.num_layers, fanouts=c.fanouts or (10,) * c.num_layers,
-                     dropout=c.dropout, reg=c.reg, objective=c.objective, seed=x.seed)
+                     dropout=c.dropout, reg=c.reg, objective=c.objective, seed=x.seed,
+                     exclude_target_edges=c.exclude_target_edges)
 
 
 SPEC = ModelSpec(GraphSAGEConfig, GraphSAGE, _build, explanation="integrated-gradients",

@@ -246,3 +246,33 @@ def test_new_nodes_take_raw_ids():
         model.embed_new_user(["nope"])
     with pytest.raises(UnknownIdError, match="unknown genre id"):
         model.embed_new_items(full["item"].x[[4]], {"genre": [["nope"]]})
+
+
+def test_target_edges_carry_no_message():
+    """With exclude_target_edges, a pair's own edge is out of its sampled graph, both directions."""
+    torch.manual_seed(0)
+    full = graph()
+    ui = full["user", "interacts", "item"].edge_index
+    u, p = int(ui[0, 0]), int(ui[1, 0])
+    model = GraphSAGE(full, hidden=8, num_layers=2, fanouts=[-1, -1], exclude_target_edges=True).eval()
+    ids = model.pair_edge_ids(torch.tensor([u, u]), torch.tensor([p, (p + 1) % 25]))
+    assert 0 in ids.tolist()  # the first pair's edge; the second pair may have none
+    # the same model on the graph without that edge (every neighbour taken: no sampling noise)
+    keep = torch.ones(ui.shape[1], dtype=torch.bool)
+    keep[0] = False
+    cut = full.clone()
+    cut["user", "interacts", "item"].edge_index = ui[:, keep]
+    cut["item", "rev_interacts", "user"].edge_index = ui[:, keep].flip(0)
+    twin = GraphSAGE(cut, hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    twin.load_state_dict(model.state_dict())
+    seeds = {"user": torch.tensor([u]), "item": torch.tensor([p])}
+    drop = {("user", "interacts", "item"): torch.tensor([0]), ("item", "rev_interacts", "user"): torch.tensor([0])}
+    with torch.no_grad():
+        dropped = model.embed_sampled(seeds, drop=drop)
+        kept = model.embed_sampled(seeds)
+        reference = twin.embed_sampled(seeds)
+    torch.testing.assert_close(dropped["user"], reference["user"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(dropped["item"], reference["item"], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(kept["user"], reference["user"], atol=1e-4)  # the edge mattered
+    model.train()
+    assert torch.isfinite(model.loss(torch.tensor([u]), torch.tensor([p]), torch.tensor([(p + 3) % 25])))
