@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -74,3 +75,21 @@ def default_cache_dir() -> Path:
         return Path(env).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "graphrec"
+
+
+#: bytes read at a time when hashing a file
+CHUNK = 1 << 20
+
+
+def file_digest(path: str | Path, algorithm: str = "md5") -> str:
+    """Hex digest of a file, read in 1 MiB chunks: any :mod:`hashlib` algorithm (``md5``, ``sha256``...), or
+    ``git_blob_sha1``, git's object id of the file (what ``git hash-object`` prints)."""
+    path = Path(path)
+    if algorithm == "git_blob_sha1":
+        h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    else:
+        h = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -10,21 +10,11 @@ import urllib.request
 from pathlib import Path
 
 from graphrec.errors import DatasetNotFoundError, GraphrecError
-
-CHUNK = 1 << 20
+from graphrec.fs import CHUNK
 
 
 class ChecksumError(GraphrecError):
     """A downloaded file's checksum differs from the published one."""
-
-
-def file_digest(path: Path, algorithm: str = "md5") -> str:
-    """Hex digest of a file, read in 1 MiB chunks."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fetch_text(url: str, timeout: float = 30.0) -> str:

@@ -27,7 +27,6 @@ Schema (``datasets/gowalla.yaml``)::
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from typing import Any
 import yaml
 
 from graphrec.errors import ConfigError
+from graphrec.fs import file_digest
 
 #: the formats a manifest may name (the sources of :mod:`graphrec.data.sources`, synthetic aside)
 MANIFEST_FORMATS = ("movielens", "lightgcn", "csv", "parquet")
@@ -125,20 +125,6 @@ def get_manifest(name: str) -> Manifest | None:
     return manifests().get(name)
 
 
-def file_checksum(path: Path, kind: str) -> str:
-    """Hex digest of a file: ``md5``, ``sha256``, or ``git_blob_sha1`` (git's object id of the file)."""
-    if kind == "git_blob_sha1":
-        h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    elif kind in ("md5", "sha256"):
-        h = hashlib.new(kind)
-    else:
-        raise ValueError(f"unknown checksum kind {kind!r}; expected one of {list(CHECKSUM_KINDS)}")
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify_files(manifest: Manifest, folder: Path) -> dict[str, str]:
     """Check the files of ``folder`` against the manifest's checksums: ``{file: "ok" | "differs" | "missing"}``.
 
@@ -150,5 +136,5 @@ def verify_files(manifest: Manifest, folder: Path) -> dict[str, str]:
         if not path.is_file():
             out[name] = "missing"
             continue
-        out[name] = "ok" if all(file_checksum(path, kind) == value for kind, value in sums.items()) else "differs"
+        out[name] = "ok" if all(file_digest(path, kind) == value for kind, value in sums.items()) else "differs"
     return out

@@ -174,7 +174,7 @@ def fetch(name: str, data_dir: str | Path | None = None, progress: bool = True) 
     dest = target_dir / f"{spec.name}.zip"
     md5 = spec.md5 or fetch_text(spec.url + ".md5").split()[0]
     if dest.is_file():
-        from graphrec.data.download import file_digest
+        from graphrec.fs import file_digest
 
         if file_digest(dest, "md5") == md5:
             return dest

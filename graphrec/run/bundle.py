@@ -20,7 +20,6 @@ deleted, without re-splitting or re-encoding text.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from torch_geometric.data import HeteroData
 
 from graphrec.data.vocab import Vocabulary
 from graphrec.errors import GraphrecError
-from graphrec.fs import atomic_path, atomic_write_text
+from graphrec.fs import atomic_path, atomic_write_text, file_digest
 from graphrec.graph.export import interaction_matrix, normalized_adjacency
 from graphrec.nn.base import ScoringModel
 from graphrec.nn.registry import MODELS, model_config
@@ -44,14 +43,6 @@ from graphrec.rank.recommender import Recommender
 BUNDLE_VERSION = 1
 BUNDLE_FILES = ("bundle.json", "weights.safetensors", "arrays.safetensors")
 _SEP = "|"  # tensor names: "edge|user|interacts|item|edge_index", "node|item|x"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _ids(vocab_ids: np.ndarray | list[object]) -> dict[str, Any]:
@@ -115,7 +106,7 @@ def write_bundle(run_dir: str | Path, model: ScoringModel, graph: HeteroData, se
         "edge_types": [list(et) for et in graph.edge_types],
         "attributes": list(attributes),
         "provenance": provenance or {},
-        "files": {f: _sha256(out / f) for f in BUNDLE_FILES[1:]},
+        "files": {f: file_digest(out / f, "sha256") for f in BUNDLE_FILES[1:]},
     }
     return atomic_write_text(out / "bundle.json", json.dumps(meta, indent=1))
 
@@ -204,7 +195,7 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> DeployedMod
         path = run / f
         if not path.is_file():
             raise GraphrecError(f"{path}: missing; the bundle is incomplete")
-        if _sha256(path) != meta["files"][f]:
+        if file_digest(path, "sha256") != meta["files"][f]:
             raise GraphrecError(f"{path}: checksum differs from bundle.json's; the file is damaged or was replaced")
     weights, arrays = _read_tensors(run / "weights.safetensors"), _read_tensors(run / "arrays.safetensors")
 

@@ -10,7 +10,7 @@ import pytest
 
 from graphrec.cli import main
 from graphrec.data import load_lightgcn_format
-from graphrec.data.manifests import file_checksum, manifests, read_manifest
+from graphrec.data.manifests import manifests, read_manifest
 from graphrec.data.sources import (
     LightGCNSource,
     MovieLensSource,
@@ -20,6 +20,7 @@ from graphrec.data.sources import (
     synthetic_dataset,
 )
 from graphrec.errors import ConfigError, DataFormatError
+from graphrec.fs import file_digest
 from graphrec.run import load_config, run_experiment
 from tests.conftest import REPO
 
@@ -227,7 +228,7 @@ def test_git_blob_checksum_is_gits_object_id(tmp_path):
     f = tmp_path / "train.txt"
     f.write_text(LIGHTGCN_TRAIN)
     expected = subprocess.run(["git", "hash-object", str(f)], capture_output=True, text=True, check=True).stdout.strip()
-    assert file_checksum(f, "git_blob_sha1") == expected
+    assert file_digest(f, "git_blob_sha1") == expected
 
 
 def test_datasets_info_and_split_take_any_source(tmp_path, capsys):
