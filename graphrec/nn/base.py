@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
@@ -136,3 +138,27 @@ def resize_buffers(module: nn.Module, state_dict: dict[str, Any], prefix: str, n
         incoming, current = state_dict.get(prefix + name), module._buffers.get(name)
         if isinstance(incoming, Tensor) and isinstance(current, Tensor) and incoming.shape != current.shape:
             module._buffers[name] = current.new_empty(incoming.shape)
+
+
+def check_train_shape(model: ScoringModel, train: sp.spmatrix) -> None:
+    """ValueError naming the model unless ``train`` is ``num_users × num_items``."""
+    if train.shape != (model.num_users, model.num_items):
+        raise ValueError(f"{type(model).__name__}.fit: train matrix is {train.shape}, "
+                         f"expected ({model.num_users}, {model.num_items})")
+
+
+def binary_train(model: ScoringModel, train: sp.csr_matrix) -> sp.csr_matrix:
+    """The interaction matrix a closed-form model fits on: ``train`` checked against the model's sizes, as a
+    float32 CSR with duplicates summed, columns sorted, 1 where the sum is > 0 and no explicit zeros."""
+    check_train_shape(model, train)
+    r = sp.csr_matrix(train, dtype=np.float32, copy=True)
+    r.sum_duplicates()  # also sorts each row's columns
+    r.data = (r.data > 0).astype(np.float32)
+    r.eliminate_zeros()
+    return r
+
+
+def csr_index_tensors(m: sp.csr_matrix, device: torch.device) -> tuple[Tensor, Tensor]:
+    """``(indptr, indices)`` of a CSR matrix as int64 tensors on ``device`` (a model's history buffers)."""
+    return (torch.from_numpy(m.indptr.astype(np.int64)).to(device),
+            torch.from_numpy(m.indices.astype(np.int64)).to(device))

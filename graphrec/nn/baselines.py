@@ -13,7 +13,15 @@ from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
 from graphrec.matrices import csr_rows
-from graphrec.nn.base import ScoringModel, bpr_loss, l2_reg, resize_buffers
+from graphrec.nn.base import (
+    ScoringModel,
+    binary_train,
+    bpr_loss,
+    check_train_shape,
+    csr_index_tensors,
+    l2_reg,
+    resize_buffers,
+)
 from graphrec.nn.spec import ModelConfig, ModelSpec, check_dim_reg
 
 
@@ -28,7 +36,7 @@ class MostPopular(ScoringModel):
 
     def fit(self, train: sp.csr_matrix) -> MostPopular:
         """Args: train: binary ``num_users × num_items`` CSR matrix."""
-        _check_shape(self, train)
+        check_train_shape(self, train)
         counts = np.asarray((train > 0).sum(axis=0)).ravel().astype(np.float32)
         self.popularity.copy_(torch.from_numpy(counts))
         return self
@@ -96,18 +104,13 @@ class ItemKNN(ScoringModel):
 
     def fit(self, train: sp.csr_matrix) -> ItemKNN:
         """Args: train: ``num_users × num_items`` CSR matrix; its non-zeros are the interactions."""
-        _check_shape(self, train)
-        r = sp.csr_matrix(train, dtype=np.float32, copy=True)
-        r.sum_duplicates()  # also sorts each row's columns
-        r.data = (r.data > 0).astype(np.float32)
-        r.eliminate_zeros()
+        r = binary_train(self, train)
         indptr, indices, values = topk_cosine(r, self.k, self.shrink)
         dev = self.device
         self.sim_indptr = torch.from_numpy(indptr).to(dev)
         self.sim_indices = torch.from_numpy(indices).to(dev)
         self.sim_values = torch.from_numpy(values).to(dev)
-        self.history_indptr = torch.from_numpy(r.indptr.astype(np.int64)).to(dev)
-        self.history_indices = torch.from_numpy(r.indices.astype(np.int64)).to(dev)
+        self.history_indptr, self.history_indices = csr_index_tensors(r, dev)
         return self
 
     def _sim(self) -> Tensor:
@@ -262,12 +265,6 @@ class MFBPR(ScoringModel):
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
         e_u, e_p, e_n = self.user_emb(users), self.item_emb(pos_items), self.item_emb(neg_items)
         return bpr_loss((e_u * e_p).sum(-1), (e_u * e_n).sum(-1)) + self.reg * l2_reg(e_u, e_p, e_n)
-
-
-def _check_shape(model: ScoringModel, train: sp.spmatrix) -> None:
-    if train.shape != (model.num_users, model.num_items):
-        raise ValueError(f"{type(model).__name__}.fit: train matrix is {train.shape}, "
-                         f"expected ({model.num_users}, {model.num_items})")
 
 
 # --- registry entries (graphrec.nn.registry) ---

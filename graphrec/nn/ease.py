@@ -13,7 +13,7 @@ from torch import Tensor
 
 from graphrec.errors import ConfigError, GraphrecError
 from graphrec.matrices import csr_rows
-from graphrec.nn.base import ScoringModel, resize_buffers
+from graphrec.nn.base import ScoringModel, binary_train, check_train_shape, csr_index_tensors, resize_buffers
 from graphrec.nn.spec import ModelConfig, ModelInputs, ModelSpec
 
 #: item × item float64 matrices alive at once while fitting (the Gram matrix, then its inverse, in place; B)
@@ -90,10 +90,9 @@ class EASE(ScoringModel):
             GraphrecError: the catalogue needs more memory than allowed, naming
                 how much and the largest catalogue that fits.
         """
-        if train.shape != (self.num_users, self.num_items):
-            raise ValueError(f"EASE.fit: train matrix is {train.shape}, expected ({self.num_users}, {self.num_items})")
         from graphrec.runtime import available_memory
 
+        check_train_shape(self, train)  # before the memory check: a wrong matrix is the first thing to name
         budget = int(self.memory_gb * 1e9) if self.memory_gb is not None else available_memory()
         need = fit_memory(self.num_items)
         if budget is not None and need > budget:
@@ -104,14 +103,10 @@ class EASE(ScoringModel):
                 f"{'allowed (model.memory_gb)' if self.memory_gb is not None else 'available'}; the largest "
                 f"catalogue that fits is about {largest:,} items: filter items (dataset.k_core) or use a sparse "
                 "model (itemknn)")
-        r = sp.csr_matrix(train, dtype=np.float32, copy=True)
-        r.sum_duplicates()
-        r.data = (r.data > 0).astype(np.float32)
-        r.eliminate_zeros()
+        r = binary_train(self, train)
         dev = self.device
         self.weight = torch.from_numpy(ease_weights(r, self.reg)).to(dev)
-        self.history_indptr = torch.from_numpy(r.indptr.astype(np.int64)).to(dev)
-        self.history_indices = torch.from_numpy(r.indices.astype(np.int64)).to(dev)
+        self.history_indptr, self.history_indices = csr_index_tensors(r, dev)
         return self
 
     def score_all(self, users: Tensor) -> Tensor:

@@ -15,16 +15,14 @@ from torch import Tensor
 
 from graphrec.errors import ConfigError
 from graphrec.matrices import csr_rows
-from graphrec.nn.base import ScoringModel, resize_buffers
+from graphrec.nn.base import ScoringModel, binary_train, csr_index_tensors, resize_buffers
 from graphrec.nn.spec import ModelConfig, ModelInputs, ModelSpec
 
 
 def normalized_interactions(train: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
-    """``R̃ = D_U^{-1/2} R D_I^{-1/2}`` of a binary matrix, and the item degrees' ``d_I^{-1/2}`` (0 for items
-    without interactions)."""
-    r = sp.csr_matrix(train, dtype=np.float64, copy=True)
-    r.sum_duplicates()
-    r.data[:] = 1.0
+    """``R̃ = D_U^{-1/2} R D_I^{-1/2}`` of a binary matrix (:func:`~graphrec.nn.base.binary_train`), and the item
+    degrees' ``d_I^{-1/2}`` (0 for items without interactions)."""
+    r = sp.csr_matrix(train, dtype=np.float64)
     du, di = np.asarray(r.sum(axis=1)).ravel(), np.asarray(r.sum(axis=0)).ravel()
     inv_u = np.divide(1.0, np.sqrt(du), out=np.zeros_like(du), where=du > 0)
     inv_i = np.divide(1.0, np.sqrt(di), out=np.zeros_like(di), where=di > 0)
@@ -95,24 +93,20 @@ class GFCF(ScoringModel):
 
     def fit(self, train: sp.csr_matrix) -> GFCF:
         """Args: train: ``num_users × num_items`` CSR matrix; its non-zeros are the interactions."""
-        if train.shape != (self.num_users, self.num_items):
-            raise ValueError(f"GFCF.fit: train matrix is {train.shape}, expected ({self.num_users}, {self.num_items})")
-        norm, inv_i = normalized_interactions(train)
+        r = binary_train(self, train)
+        norm, inv_i = normalized_interactions(r)
         dev = self.device
 
         def csr(m: sp.csr_matrix) -> tuple[Tensor, Tensor, Tensor]:
             m = sp.csr_matrix(m, dtype=np.float32)
             m.sort_indices()
-            return (torch.from_numpy(m.indptr.astype(np.int64)).to(dev),
-                    torch.from_numpy(m.indices.astype(np.int64)).to(dev), torch.from_numpy(m.data).to(dev))
+            return (*csr_index_tensors(m, dev), torch.from_numpy(m.data).to(dev))
 
         self.norm_indptr, self.norm_indices, self.norm_values = csr(norm)
         self.norm_t_indptr, self.norm_t_indices, self.norm_t_values = csr(norm.T.tocsr())
         self.vt = torch.from_numpy(top_right_singular_vectors(norm, self.rank).astype(np.float32)).to(dev)
         self.inv_sqrt_degree = torch.from_numpy(inv_i.astype(np.float32)).to(dev)
-        r = sp.csr_matrix(norm)  # the same non-zeros as the train matrix: the users' histories
-        self.history_indptr = torch.from_numpy(r.indptr.astype(np.int64)).to(dev)
-        self.history_indices = torch.from_numpy(r.indices.astype(np.int64)).to(dev)
+        self.history_indptr, self.history_indices = csr_index_tensors(r, dev)
         return self
 
     def _sparse(self, name: str, shape: tuple[int, int]) -> Tensor:
