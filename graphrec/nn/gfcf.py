@@ -115,18 +115,26 @@ class GFCF(ScoringModel):
             return torch.sparse_csr_tensor(getattr(self, f"{name}_indptr"), getattr(self, f"{name}_indices"),
                                            getattr(self, f"{name}_values"), shape, check_invariants=False)
 
+    def linear(self, y: Tensor) -> Tensor:
+        """The normalised item-item filter ``y R̃ᵀR̃``, as two sparse products. Shapes: ``[B, I] → [B, I]``."""
+        norm = self._sparse("norm", (self.num_users, self.num_items))
+        norm_t = self._sparse("norm_t", (self.num_items, self.num_users))
+        return torch.sparse.mm(norm_t, torch.sparse.mm(norm, y.t().contiguous())).t()
+
+    def ideal(self, y: Tensor) -> Tensor:
+        """The ideal low-pass filter ``y D_I^{-1/2} V_kᵀ V_k D_I^{1/2}``. Shapes: ``[B, I] → [B, I]``.
+
+        Items without interactions get 0 (their ``d^{-1/2}`` is 0, and so is their ``d^{1/2}`` here).
+        """
+        d = self.inv_sqrt_degree
+        sqrt_d = torch.where(d > 0, 1.0 / d.clamp(min=1e-12), torch.zeros_like(d))
+        return (((y * d) @ self.vt.t()) @ self.vt) * sqrt_d
+
     def filter(self, x: Tensor) -> Tensor:
         """The filter applied to histories ``x [B, I]`` (0/1 or counts): ``[B, I]`` scores."""
         if self.vt.shape[0] == 0:
             return torch.zeros_like(x)
-        norm = self._sparse("norm", (self.num_users, self.num_items))
-        norm_t = self._sparse("norm_t", (self.num_items, self.num_users))
-        linear = torch.sparse.mm(norm_t, torch.sparse.mm(norm, x.t().contiguous())).t()  # x R̃ᵀR̃, [B, I]
-        d = self.inv_sqrt_degree
-        ideal = ((x * d) @ self.vt.t()) @ self.vt  # [B, I]
-        # ... times D_I^{1/2} (items without interactions get 0, as their d^{-1/2} is 0)
-        ideal = ideal * torch.where(d > 0, 1.0 / d.clamp(min=1e-12), torch.zeros_like(d))
-        return linear + self.alpha * ideal
+        return self.linear(x) + self.alpha * self.ideal(x)
 
     def score_all(self, users: Tensor) -> Tensor:
         return self.filter(csr_rows(self.history_indptr, self.history_indices, users, self.num_items))
@@ -224,21 +232,10 @@ class BSPM(GFCF):
     def filter(self, x: Tensor) -> Tensor:
         if self.vt.shape[0] == 0:
             return torch.zeros_like(x)
-        norm = self._sparse("norm", (self.num_users, self.num_items))
-        norm_t = self._sparse("norm_t", (self.num_items, self.num_users))
-        d = self.inv_sqrt_degree
-        sqrt_d = torch.where(d > 0, 1.0 / d.clamp(min=1e-12), torch.zeros_like(d))
-
-        def linear(y: Tensor) -> Tensor:  # y P = y R̃ᵀ R̃, [B, I]
-            return torch.sparse.mm(norm_t, torch.sparse.mm(norm, y.t().contiguous())).t()
-
-        def ideal(y: Tensor) -> Tensor:  # y L
-            return (((y * d) @ self.vt.t()) @ self.vt) * sqrt_d
-
-        idl = _ode(x, lambda y: ideal(y) - y, self.t_idl, self.k_idl, "euler")[-1] if self.idl_beta else None
-        blurred = _ode(x, lambda y: linear(y) - y, self.t_b, self.k_b, "euler")
+        idl = _ode(x, lambda y: self.ideal(y) - y, self.t_idl, self.k_idl, "euler")[-1] if self.idl_beta else None
+        blurred = _ode(x, lambda y: self.linear(y) - y, self.t_b, self.k_b, "euler")
         start = blurred[-1] + self.idl_beta * idl if self.final_sharpening and idl is not None else blurred[-1]
-        sharpened = _ode(start, lambda y: -linear(y), self.t_s, self.k_s, self.solver_shr)
+        sharpened = _ode(start, lambda y: -self.linear(y), self.t_s, self.k_s, self.solver_shr)
         out = torch.stack(blurred + sharpened).mean(0) if self.t_point_combination else sharpened[-1]
         if not self.final_sharpening and idl is not None:
             out = out + self.idl_beta * idl
