@@ -175,9 +175,13 @@ class LightGCN(ScoringModel):
         Shapes:
             users, pos_items, neg_items: ``[B]`` → scalar.
         """
-        batch = users.shape[0]
         e0 = self.layer0_all()  # [N, D]
-        final = propagate(self.adj, e0, self.alphas)  # [N, D]
+        return self.bpr_with_reg(propagate(self.adj, e0, self.alphas), e0, users, pos_items, neg_items)
+
+    def bpr_with_reg(self, final: Tensor, e0: Tensor, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
+        """BPR on the rows of ``final [N, D]`` plus ``reg · Σ ||e⁰||² / 2B`` on the batch's rows of ``e0 [N, D]``
+        (the paper's eq. 15); shared by the models that propagate differently (SimGCL, XSimGCL)."""
+        batch = users.shape[0]
         # One gather for the three roles: its backward is one index_add, not three.
         rows = torch.cat([users, pos_items + self.num_users, neg_items + self.num_users])  # [3B]
         e_u, e_p, e_n = final.index_select(0, rows).split(batch)  # [B, D] each

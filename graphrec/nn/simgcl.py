@@ -22,7 +22,6 @@ import torch
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
-from graphrec.nn.base import bpr_loss
 from graphrec.nn.lightgcn import LightGCN
 from graphrec.nn.spec import ModelConfig, ModelInputs, ModelSpec, Needs, check_dim_reg
 
@@ -82,9 +81,12 @@ class SimGCL(LightGCN):
         u = torch.rand(e.shape, generator=self._noise[key], device=e.device, dtype=e.dtype)
         return torch.sign(e) * nn.functional.normalize(u, dim=-1) * self.eps
 
-    def layers(self, perturbed: bool) -> list[Tensor]:
-        """Layers 1..L of the propagation ``[N, D]`` each, with noise after every product when ``perturbed``."""
-        e = self.layer0_all()
+    def layers(self, perturbed: bool, e0: Tensor | None = None) -> list[Tensor]:
+        """Layers 1..L of the propagation ``[N, D]`` each, with noise after every product when ``perturbed``.
+
+        ``e0``: the layer-0 embeddings when the caller has them already (one projection per training step).
+        """
+        e = self.layer0_all() if e0 is None else e0
         out = []
         for _ in range(self.num_layers):
             e = _SymmetricProduct.apply(self.adj, e)
@@ -103,19 +105,12 @@ class SimGCL(LightGCN):
         u, i = torch.unique(users), torch.unique(items) + self.num_users
         return info_nce(a[u], b[u], self.temperature) + info_nce(a[i], b[i], self.temperature)
 
-    def _rank_and_reg(self, final: Tensor, users: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-        batch = users.shape[0]
-        e_u, e_p, e_n = final[users], final[pos + self.num_users], final[neg + self.num_users]
-        e0 = self.layer0_all()
-        rows = torch.cat([users, pos + self.num_users, neg + self.num_users])
-        reg = e0.index_select(0, rows).pow(2).sum() / (2 * batch)  # LightGCN's layer-0 L2 (eq. 15)
-        return bpr_loss((e_u * e_p).sum(-1), (e_u * e_n).sum(-1)) + self.reg * reg
-
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
-        clean = torch.stack(self.layers(perturbed=False)).mean(0)
-        view1 = torch.stack(self.layers(perturbed=True)).mean(0)
-        view2 = torch.stack(self.layers(perturbed=True)).mean(0)
-        return (self._rank_and_reg(clean, users, pos_items, neg_items)
+        e0 = self.layer0_all()
+        clean = torch.stack(self.layers(perturbed=False, e0=e0)).mean(0)
+        view1 = torch.stack(self.layers(perturbed=True, e0=e0)).mean(0)
+        view2 = torch.stack(self.layers(perturbed=True, e0=e0)).mean(0)
+        return (self.bpr_with_reg(clean, e0, users, pos_items, neg_items)
                 + self.cl_weight * self._contrast(users, pos_items, view1, view2))
 
     def rng_state(self) -> dict[str, Tensor]:
@@ -156,9 +151,10 @@ class XSimGCL(SimGCL):
         return {**super().hparams(), "contrast_layer": self.contrast_layer}
 
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
-        layers = self.layers(perturbed=True)
+        e0 = self.layer0_all()
+        layers = self.layers(perturbed=True, e0=e0)
         final = torch.stack(layers).mean(0)
-        return (self._rank_and_reg(final, users, pos_items, neg_items)
+        return (self.bpr_with_reg(final, e0, users, pos_items, neg_items)
                 + self.cl_weight * self._contrast(users, pos_items, final, layers[self.contrast_layer - 1]))
 
 
