@@ -201,11 +201,12 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> DeployedMod
 
     graph = HeteroData()
     graph.node_raw_ids, graph.node_labels = {}, {}
+    vocabs = {t: _vocab(node["raw_ids"], t) for t, node in meta["nodes"].items()}
     for t, node in meta["nodes"].items():
         n = int(node["num_nodes"])
         graph[t].num_nodes = n
         graph[t].node_id = torch.arange(n)
-        ids = _vocab(node["raw_ids"], t).ids.tolist()
+        ids = vocabs[t].ids.tolist()
         graph.node_raw_ids[t] = ids
         graph.node_labels[t] = node["labels"] if node["labels"] is not None else [f"{t} {x}" for x in ids]
         if f"node{_SEP}{t}{_SEP}x" in arrays:
@@ -235,6 +236,4 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> DeployedMod
     except RuntimeError as exc:
         raise GraphrecError(f"{run / 'weights.safetensors'}: does not fit the model of bundle.json: "
                             f"{str(exc).splitlines()[0]}") from None
-    users = _vocab(meta["nodes"]["user"]["raw_ids"], "user")
-    items = _vocab(meta["nodes"]["item"]["raw_ids"], "item")
-    return DeployedModel(model.to(device).eval(), users, items, seen, graph, meta, train=train)
+    return DeployedModel(model.to(device).eval(), vocabs["user"], vocabs["item"], seen, graph, meta, train=train)
