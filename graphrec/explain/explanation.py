@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -290,8 +291,12 @@ class Explanation:
                 nx.draw_networkx_nodes(g, pos, nodelist=keys, node_color=_ROLE_COLOURS[role], node_size=size,
                                        edgecolors="black" if role == "recommended" else "white",
                                        linewidths=3 if role == "recommended" else 1, label=role, ax=ax)
+        # each name just below its node, on a white box: not hidden by the node or crossed by edges
+        below = {n.key: (pos[n.key][0], pos[n.key][1] - (0.12 if n.role in ("user", "recommended") else 0.09))
+                 for n in self.nodes}
         labels = {n.key: _short(n.label) for n in self.nodes}
-        nx.draw_networkx_labels(g, pos, labels=labels, font_size=8, ax=ax)
+        nx.draw_networkx_labels(g, below, labels=labels, font_size=8, ax=ax,
+                                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.0})
         item = self.node(self.item)
         ax.set_title(title or f"{self.model}: why {_short(item.label, 40)} (score {self.score:.3f})", fontsize=11)
         ax.legend(loc="lower left", fontsize=8, markerscale=0.5, frameon=False)
@@ -316,11 +321,16 @@ class Explanation:
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(item.label)}</title>"
                 "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto}"
                 "table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style></head>"
-                f"<body><h1>{e(item.label)}</h1><p>{e(self.text())}</p>"
+                f"<body><h1>{e(item.label)}</h1><p>{_emphasis(e(self.text()))}</p>"
                 f"<p>{e(self.model)}, {e(self.method)}: score {self.score:.4f}</p>"
                 f"<h2>Contributions</h2><table><tr><th>group</th><th>part</th><th>value</th></tr>{rows}</table>"
                 f"<h2>Edges</h2><table><tr><th>from</th><th>relation</th><th>to</th><th>importance</th></tr>{edges}"
                 "</table></body></html>\n")
+
+
+def _emphasis(escaped: str) -> str:
+    """The sentence's ``*title*`` marks as HTML emphasis (on text already escaped)."""
+    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", escaped)
 
 
 def _json_default(value: Any) -> Any:

@@ -105,3 +105,9 @@ def test_text_names_attributes_that_carry_score():
     ex = example()
     nodes = tuple(replace(n, importance=0.4) if n.label == "Sci-Fi" else n for n in ex.nodes)
     assert replace(ex, nodes=nodes).text().endswith("of its score. Sci-Fi carries 11% of it.")  # 0.4 / 3.5
+
+
+def test_html_shows_titles_as_emphasis_not_asterisks(tmp_path):
+    text = example().save(tmp_path / "why.html").read_text()
+    sentence = text.split("<p>", 1)[1].split("</p>", 1)[0]
+    assert "<em>Return of the Jedi (1983)</em>" in sentence and "*" not in sentence
