@@ -125,6 +125,26 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--data-dir", default=None,
                     help="folder holding the dataset's files (sets dataset.data_dir; default $GRAPHREC_DATA_DIR)")
 
+    tn = sub.add_parser("tune", help="search a model's hyperparameters on the validation part (Optuna TPE, pruned)",
+                        formatter_class=_Help,
+                        description="Each trial is one run of CONFIG with the trial's values, scored by its best "
+                                    "validation train.metric. The study (study.db) is resumable: run the same "
+                                    "command again to continue it, or with a larger --trials to extend it. "
+                                    "Writes best.yaml, trials.csv and trials.png in the tune directory.")
+    tn.add_argument("config", help="experiment YAML (see experiments/*.yaml)")
+    tn.add_argument("--trials", type=int, required=True, help="total trials of the study (earlier calls' included)")
+    tn.add_argument("--space", default=None, metavar="FILE",
+                    help="YAML search space (model.reg: {low: 1e-6, high: 1e-2, log: true}, model.fanouts: [[5, 5], [10, 10]]); "
+                         "default: the model's declared space (graphrec tune --show-space CONFIG)")
+    tn.add_argument("--show-space", action="store_true", help="print the search space and exit")
+    tn.add_argument("--out", default=None, help="tune directory (default <output>/tune/<name>)")
+    tn.add_argument("--threads", default=None, help="torch CPU threads: auto (default: the idle cores) or a number")
+    tn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a configuration value before tuning (YAML syntax)")
+    tn.add_argument("--verbose", action="store_true", help="print every trial's per-epoch lines")
+    tn.add_argument("--data-dir", default=None,
+                    help="folder holding the dataset's files (sets dataset.data_dir; default $GRAPHREC_DATA_DIR)")
+
     rc = sub.add_parser("recommend", help="top-K items for a user from a finished run", formatter_class=_Help)
     rc.add_argument("run_dir", help="a run directory written by 'graphrec run'")
     rc.add_argument("--user", required=True, help="raw user id (as in the dataset)")
@@ -330,10 +350,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _overrides(args: argparse.Namespace, quiet: bool) -> dict[str, Any]:
+    """The --set, --threads and quiet options as dotted config overrides."""
     import yaml
-
-    from graphrec.run import load_config, run_experiment
 
     overrides = {}
     for item in args.set:
@@ -341,10 +360,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not sep:
             raise GraphrecError(f"--set {item!r}: expected KEY=VALUE")
         overrides[key] = yaml.safe_load(value)
-    if args.quiet:
+    if quiet:
         overrides["train.progress"] = False
     if args.threads is not None:
         overrides["train.threads"] = args.threads if args.threads == "auto" else _int_option("--threads", args.threads)
+    return overrides
+
+
+def _with_data_dir(config, data_dir: str | None):  # type: ignore[no-untyped-def]
+    if data_dir is None:
+        return config
+    from dataclasses import replace
+
+    return replace(config, dataset=config.dataset.with_data_dir(data_dir))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from graphrec.run import load_config, run_experiment
+
+    overrides = _overrides(args, args.quiet)
     if args.resume is not None:
         if args.out is not None and Path(args.out) != Path(args.resume):
             raise GraphrecError("--out and --resume name different directories; --resume RUN_DIR continues RUN_DIR")
@@ -358,15 +392,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         source = args.config
     # every configuration error surfaces here, before any work; a run's own config.yaml may predate the key checks
-    config = load_config(source, overrides, strict=args.config is not None)
-    if args.data_dir is not None:
-        from dataclasses import replace
-
-        config = replace(config, dataset=config.dataset.with_data_dir(args.data_dir))
+    config = _with_data_dir(load_config(source, overrides, strict=args.config is not None), args.data_dir)
     run_dir = args.resume or args.out
     out, metrics = run_experiment(config, run_dir, resume=args.resume is not None, overwrite=args.overwrite)
     print(format_metrics(metrics))
     print(f"run directory: {out}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from graphrec.run import load_config
+    from graphrec.run.tune import check_space, default_space, read_space, tune
+
+    config = _with_data_dir(load_config(args.config, _overrides(args, quiet=True)), args.data_dir)
+    space = read_space(args.space) if args.space is not None else default_space(config)
+    if args.show_space:
+        check_space(config, space)
+        for key, rng in space.items():
+            print(f"{key}: {rng}")
+        return 0
+    result = tune(config, args.trials, out=args.out, space=space, run_log=print if args.verbose else None)
+    best = result.best
+    print(f"best: trial {best.number}, valid {result.metric} {best.value:.4f}, "
+          + ", ".join(f"{k}={v}" for k, v in best.params.items()))
+    print(f"best configuration: {result.directory / 'best.yaml'} (graphrec run {result.directory / 'best.yaml'})")
+    print(f"trials: {result.directory / 'trials.csv'}, {result.directory / 'trials.png'}")
     return 0
 
 
@@ -445,7 +495,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"datasets": cmd_datasets, "split": cmd_split, "graph": cmd_graph, "embed": cmd_embed, "run": cmd_run,
-            "recommend": cmd_recommend, "explain": cmd_explain}
+            "tune": cmd_tune, "recommend": cmd_recommend, "explain": cmd_explain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

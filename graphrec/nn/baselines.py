@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,7 +23,7 @@ from graphrec.nn.base import (
     l2_reg,
     resize_buffers,
 )
-from graphrec.nn.spec import ModelConfig, ModelSpec, check_dim_reg
+from graphrec.nn.spec import FloatRange, IntRange, ModelConfig, ModelSpec, Range, check_dim_reg
 
 
 class MostPopular(ScoringModel):
@@ -285,6 +286,7 @@ class ItemKNNConfig(ModelConfig):
     """
 
     name: Literal["itemknn"] = "itemknn"
+    search_space: ClassVar[Mapping[str, Range]] = {"k": IntRange(10, 1000, log=True), "shrink": FloatRange(0.0, 100.0)}
     k: int = 100
     shrink: float = 0.0
 
@@ -303,6 +305,8 @@ class MFBPRConfig(ModelConfig):
     """
 
     name: Literal["mf-bpr"] = "mf-bpr"
+    search_space: ClassVar[Mapping[str, Range]] = {
+        "reg": FloatRange(1e-6, 1e-2, log=True), "train.lr": FloatRange(1e-4, 1e-2, log=True)}
     dim: int = 64
     reg: float = 1e-4
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.linalg
@@ -14,7 +15,7 @@ from torch import Tensor
 from graphrec.errors import ConfigError, GraphrecError
 from graphrec.matrices import csr_rows
 from graphrec.nn.base import ScoringModel, binary_train, check_train_shape, csr_index_tensors, resize_buffers
-from graphrec.nn.spec import ModelConfig, ModelInputs, ModelSpec
+from graphrec.nn.spec import FloatRange, ModelConfig, ModelInputs, ModelSpec, Range
 
 #: item × item float64 matrices alive at once while fitting (the Gram matrix, then its inverse, in place; B)
 _FIT_MATRICES = 2
@@ -140,6 +141,7 @@ class EASEConfig(ModelConfig):
     """
 
     name: Literal["ease"] = "ease"
+    search_space: ClassVar[Mapping[str, Range]] = {"reg": FloatRange(1.0, 5000.0, log=True)}
     reg: float = 250.0
     memory_gb: float | None = None
 

@@ -4,8 +4,9 @@ graph filter, the normalised item-item linear filter plus an ideal low-pass filt
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,7 +17,7 @@ from torch import Tensor
 from graphrec.errors import ConfigError
 from graphrec.matrices import csr_rows
 from graphrec.nn.base import ScoringModel, binary_train, csr_index_tensors, resize_buffers
-from graphrec.nn.spec import ModelConfig, ModelInputs, ModelSpec
+from graphrec.nn.spec import FloatRange, IntRange, ModelConfig, ModelInputs, ModelSpec, Range
 
 
 def normalized_interactions(train: sp.csr_matrix) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -160,6 +161,7 @@ class GFCFConfig(ModelConfig):
     """
 
     name: Literal["gf-cf"] = "gf-cf"
+    search_space: ClassVar[Mapping[str, Range]] = {"alpha": FloatRange(0.0, 1.0), "rank": IntRange(16, 512, log=True)}
     alpha: float = 0.3
     rank: int = 256
 
@@ -257,6 +259,9 @@ class BSPMConfig(ModelConfig):
     """
 
     name: Literal["bspm"] = "bspm"
+    search_space: ClassVar[Mapping[str, Range]] = {
+        "rank": IntRange(16, 512, log=True), "idl_beta": FloatRange(0.0, 1.0), "t_b": FloatRange(0.1, 5.0),
+        "t_s": FloatRange(0.1, 5.0)}
     rank: int = 448
     idl_beta: float = 0.2
     t_idl: float = 1.0

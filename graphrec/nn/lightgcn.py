@@ -3,15 +3,16 @@ Network for Recommendation", SIGIR 2020), with an optional text-aware layer 0.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
 from graphrec.nn.base import ScoringModel, bpr_loss
-from graphrec.nn.spec import ModelConfig, ModelInputs, ModelSpec, Needs, check_dim_reg
+from graphrec.nn.spec import FloatRange, IntRange, ModelConfig, ModelInputs, ModelSpec, Needs, Range, check_dim_reg
 
 
 class _Propagate(torch.autograd.Function):
@@ -210,6 +211,8 @@ class LightGCNConfig(ModelConfig):
     """
 
     name: Literal["lightgcn"] = "lightgcn"
+    search_space: ClassVar[Mapping[str, Range]] = {
+        "num_layers": IntRange(1, 4), "reg": FloatRange(1e-6, 1e-2, log=True), "train.lr": FloatRange(1e-4, 1e-2, log=True)}
     dim: int = 64
     num_layers: int = 3
     reg: float = 1e-4

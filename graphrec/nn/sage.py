@@ -7,7 +7,7 @@ import copy
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ from torch_geometric.nn import HeteroConv, SAGEConv
 
 from graphrec.errors import ConfigError
 from graphrec.nn.base import ScoringModel, bpr_loss, l2_reg
-from graphrec.nn.spec import ModelConfig, ModelInputs, ModelSpec, Needs, check_dim_reg
+from graphrec.nn.spec import Choice, FloatRange, ModelConfig, ModelInputs, ModelSpec, Needs, Range, check_dim_reg
 
 if TYPE_CHECKING:
     from graphrec.sampling import NeighborSampler
@@ -405,6 +405,9 @@ class GraphSAGEConfig(ModelConfig):
     """
 
     name: Literal["graphsage"] = "graphsage"
+    search_space: ClassVar[Mapping[str, Range]] = {
+        "reg": FloatRange(1e-6, 1e-2, log=True), "dropout": FloatRange(0.0, 0.5), "objective": Choice(("bpr", "bce")),
+        "fanouts": Choice(((5, 5), (10, 10), (20, 10), (25, 15))), "train.lr": FloatRange(1e-4, 1e-2, log=True)}
     dim: int = 64
     num_layers: int = 2
     reg: float = 1e-4

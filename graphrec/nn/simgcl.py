@@ -15,15 +15,16 @@ given.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
 from graphrec.errors import ConfigError
 from graphrec.nn.lightgcn import LightGCN
-from graphrec.nn.spec import ModelConfig, ModelInputs, ModelSpec, Needs, check_dim_reg
+from graphrec.nn.spec import FloatRange, IntRange, ModelConfig, ModelInputs, ModelSpec, Needs, Range, check_dim_reg
 
 
 class _SymmetricProduct(torch.autograd.Function):
@@ -171,6 +172,10 @@ class SimGCLConfig(ModelConfig):
     """
 
     name: Literal["simgcl"] = "simgcl"
+    search_space: ClassVar[Mapping[str, Range]] = {
+        "num_layers": IntRange(1, 3), "reg": FloatRange(1e-6, 1e-2, log=True), "eps": FloatRange(0.01, 0.5),
+        "cl_weight": FloatRange(1e-3, 1.0, log=True), "temperature": FloatRange(0.05, 1.0, log=True),
+        "train.lr": FloatRange(1e-4, 1e-2, log=True)}
     dim: int = 64
     num_layers: int = 2
     reg: float = 1e-4

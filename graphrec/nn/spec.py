@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import scipy.sparse as sp
 from torch import Tensor
@@ -75,13 +75,58 @@ class ModelInputs:
 
 
 @dataclass(frozen=True)
+class FloatRange:
+    """A float hyperparameter searched in ``[low, high]`` (on a log scale when ``log``)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high or (self.log and self.low <= 0):
+            raise ConfigError(f"FloatRange needs low < high (and low > 0 on a log scale), got {self}")
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """An integer hyperparameter searched in ``[low, high]`` (on a log scale when ``log``)."""
+
+    low: int
+    high: int
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high or (self.log and self.low < 1):
+            raise ConfigError(f"IntRange needs low < high (and low >= 1 on a log scale), got {self}")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A hyperparameter searched among ``values`` (any YAML-able values, tuples included)."""
+
+    values: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", tuple(self.values))
+        if len(self.values) < 2:
+            raise ConfigError(f"Choice needs at least two values, got {list(self.values)}")
+
+
+#: one dimension of a search space
+Range = FloatRange | IntRange | Choice
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Base of every model's config: ``name`` (the registry key) and the model's own hyperparameters.
 
-    Subclasses redeclare ``name`` as ``Literal["their-name"]`` with that default.
+    Subclasses redeclare ``name`` as ``Literal["their-name"]`` with that default, and declare
+    ``search_space``: the ranges ``graphrec tune`` searches by default, keyed by the config's own field
+    names, or by ``train.<key>`` for a training setting the model is sensitive to (its learning rate).
     """
 
     name: str = ""
+    search_space: ClassVar[Mapping[str, Range]] = {}
 
     def needs(self) -> Needs:
         """The inputs this configuration of the model is built from."""

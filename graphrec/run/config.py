@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,18 +167,30 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None, stric
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a mapping of sections, found {type(raw).__name__}")
+    return config_from_dict(raw, overrides, strict, where=str(p), override_name="--set")
+
+
+def config_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = None, strict: bool = True,
+                     where: str = "config", override_name: str = "override") -> ExperimentConfig:
+    """The experiment a plain mapping of sections describes (a parsed YAML file), ``overrides`` applied.
+
+    Args:
+        overrides: Dotted keys to replace, e.g. ``{"model.reg": 0.01}``.
+        strict, where: As :func:`load_config`; ``where`` prefixes every error.
+    """
+    raw = copy.deepcopy(raw)
     for key, value in (overrides or {}).items():
         node = raw
         *parents, last = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"{p}: --set {key}: {part!r} is not a section")
+                raise ConfigError(f"{where}: {override_name} {key}: {part!r} is not a section")
         node[last] = value
     model = raw.get("model")
     if strict and isinstance(model, dict) and model.get("name") in LEGACY_MODELS:
         now = ", ".join(f"{k}: {v}" for k, v in LEGACY_MODELS[model["name"]].items())
-        raise ConfigError(f"{p}: model.name {model['name']!r} is now written as {{{now}}}")
+        raise ConfigError(f"{where}: model.name {model['name']!r} is now written as {{{now}}}")
     if not strict:
         raw = _only_read(raw)
     try:
@@ -186,8 +199,13 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None, stric
         config = from_dict(ExperimentConfig, parsed, "")
         check_unused(config, raw)
     except ConfigError as exc:
-        raise ConfigError(f"{p}: {exc}") from None
+        raise ConfigError(f"{where}: {exc}") from None
     return config
+
+
+def with_overrides(config: ExperimentConfig, overrides: dict[str, Any], where: str = "override") -> ExperimentConfig:
+    """``config`` with dotted keys replaced (``{"train.lr": 0.002, "model.reg": 1e-5}``), validated again."""
+    return config_from_dict(config.to_dict(), overrides, where=where)
 
 
 def _only_read(raw: dict[str, Any]) -> dict[str, Any]:

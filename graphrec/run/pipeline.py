@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -158,7 +159,8 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
 
 
 def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, resume: bool = False,
-                   log: Any = print, overwrite: bool = False) -> tuple[Path, dict[str, Any]]:
+                   log: Any = print, overwrite: bool = False,
+                   on_eval: Callable[[int, dict[str, float]], Any] | None = None) -> tuple[Path, dict[str, Any]]:
     """Run one experiment and write its run directory.
 
     The directory holds ``config.yaml`` (resolved), ``metrics.json``,
@@ -173,6 +175,9 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
             ``config.yaml`` but for a raised ``train.epochs``.
         overwrite: Replace a finished or partial run in ``run_dir``
             (otherwise an existing run there is an error).
+        on_eval: Passed to the :class:`~graphrec.train.Trainer`: called with
+            ``(epoch, validation metrics)`` after each evaluation (a tuner
+            reports and prunes there).
 
     Without a validation part (``split.method: fixed``), training runs the
     full ``train.epochs`` and keeps the last epoch; ``metrics["valid"]`` is
@@ -209,7 +214,8 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     has_valid = data.valid.nnz > 0
     history: list[dict[str, float]] = []
     if model.trainable:
-        trainer = Trainer(model, data.train, valid_ev if has_valid else None, config.train, out, log=log)
+        trainer = Trainer(model, data.train, valid_ev if has_valid else None, config.train, out, log=log,
+                          on_eval=on_eval)
         log(f"training {model!r} on {trainer.device} ({threads} threads)")
         if not has_valid:
             log(f"no validation part in split {data.split.method!r}: training all {config.train.epochs} epochs, "

@@ -42,6 +42,9 @@ class TrainConfig:
         seed: Seeds parameters, shuffling and negative sampling.
         patience: Stop after this many evaluations without improvement of
             ``metric`` on valid (0: never stop early).
+        min_epochs: Never stop early before this epoch: for models whose
+            validation metric dips before it rises (the contrastive ones
+            leave the popularity ranking of their first epochs behind).
         metric: Validation metric for early stopping and the best checkpoint.
         eval_every: Evaluate on valid every this many epochs.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``,
@@ -61,6 +64,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 2020
     patience: int = 10
+    min_epochs: int = 0
     metric: str = "ndcg@20"
     eval_every: int = 1
     device: str = "auto"
@@ -80,6 +84,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_epochs < 0:
+            raise ConfigError(f"train.min_epochs must be >= 0, got {self.min_epochs}")
         if self.patience < 0:
             raise ConfigError(f"train.patience must be >= 0 (0: never stop early), got {self.patience}")
         if self.optimizer not in ("adam", "adamw", "sgd"):
@@ -161,11 +167,15 @@ class Trainer:
         log: Called with one line per evaluation (per epoch without a
             validation part): epoch, loss, the validation metric, the best so
             far, seconds. None: silent.
+        on_eval: Called as ``on_eval(epoch, metrics)`` after each validation
+            evaluation, once the epoch's files are written; an exception it
+            raises (a tuner's pruning signal) stops training and propagates.
     """
 
     def __init__(self, model: ScoringModel, train: sp.csr_matrix, valid: Evaluator | None,
                  config: TrainConfig, run_dir: str | Path | None = None,
-                 negative_items: np.ndarray | None = None, log: Callable[[str], Any] | None = None) -> None:
+                 negative_items: np.ndarray | None = None, log: Callable[[str], Any] | None = None,
+                 on_eval: Callable[[int, dict[str, float]], Any] | None = None) -> None:
         if not model.trainable:
             raise ConfigError(f"{type(model).__name__} has no loss to train; call its fit() instead")
         self.config = config
@@ -188,6 +198,7 @@ class Trainer:
         self.bad_evals = 0
         self.epoch = 0
         self.log = log
+        self.on_eval = on_eval
         self._tensorboard: Any = None
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -242,7 +253,7 @@ class Trainer:
             seeded = seed_everything(c.seed)
             self.generator.set_state(seeded.get_state())
         while self.epoch < c.epochs:
-            if c.patience and self.bad_evals >= c.patience:
+            if c.patience and self.bad_evals >= c.patience and self.epoch >= c.min_epochs:
                 break
             start = time.perf_counter()
             loss = self.train_epoch()
@@ -266,6 +277,8 @@ class Trainer:
             self.epoch += 1
             self._write(improved)
             self._report(row)
+            if self.on_eval is not None and f"valid_{c.metric}" in row:
+                self.on_eval(self.epoch, {k[6:]: v for k, v in row.items() if k.startswith("valid_")})
         if self._tensorboard is not None:
             self._tensorboard.close()
             self._tensorboard = None

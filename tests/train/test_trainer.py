@@ -87,6 +87,34 @@ def test_early_stopping(tmp_path):
     assert len(history) == 3
 
 
+def test_min_epochs_hold_off_early_stopping_and_on_eval_sees_every_evaluation(tmp_path):
+    train, valid = small()
+    model = LightGCN(40, 50, normalized_adjacency(train), dim=4, num_layers=1)
+    cfg = TrainConfig(epochs=50, batch_size=256, lr=1e-9, patience=2, min_epochs=7, eval_every=1, progress=False,
+                      device="cpu", metric="ndcg@10")
+    seen = []
+    history = Trainer(model, train, Evaluator(valid, train, ks=(10,)), cfg, tmp_path,
+                      on_eval=lambda epoch, m: seen.append((epoch, m["ndcg@10"]))).fit()
+    assert len(history) == 7  # no improvement after epoch 1, but no stop before epoch 7
+    assert seen == [(r["epoch"], r["valid_ndcg@10"]) for r in history]
+    with pytest.raises(ConfigError, match=r"train\.min_epochs must be >= 0"):
+        TrainConfig(min_epochs=-1)
+
+
+def test_an_on_eval_exception_stops_training_after_the_epoch_is_saved(tmp_path):
+    train, valid = small()
+    model = LightGCN(40, 50, normalized_adjacency(train), dim=4, num_layers=1)
+    cfg = TrainConfig(epochs=10, batch_size=256, progress=False, device="cpu", metric="ndcg@10")
+
+    def stop(epoch, metrics):
+        if epoch == 3:
+            raise KeyboardInterrupt("pruned")
+
+    with pytest.raises(KeyboardInterrupt, match="pruned"):
+        Trainer(model, train, Evaluator(valid, train, ks=(10,)), cfg, tmp_path, on_eval=stop).fit()
+    assert len(json.loads((tmp_path / "history.json").read_text())) == 3
+
+
 def test_config_errors():
     with pytest.raises(ConfigError, match="unknown key"):
         TrainConfig.from_dict({"epoch": 3})
