@@ -9,6 +9,17 @@ Usage:
   python experiments/compare.py --configs experiments/ml100k-*.yaml --seeds 2020 --out /tmp/r.md
   python experiments/compare.py --render a.json b.json        # one table from runs saved by earlier calls
   python experiments/compare.py --collect runs/compare/ml100k-lightgcn-seed2020 ... --out r.md   # from run dirs
+  python experiments/compare.py --configs experiments/ml100k-*.yaml --tune-trials 20 --out r.md  # equal tuning budget
+
+With ``--tune-trials N`` every model is first tuned with ``graphrec tune`` for
+the same N trials (on the configuration's own split seed, validation data
+only; models without a search space are run as written), then its best
+configuration runs over the seeds.
+
+Under each dataset's table, a Wilcoxon signed-rank test over users (paired
+by seed and user, two-sided) compares the best model with the runner-up, and
+the best graph model with the best model that is not one, on Recall@20 and
+NDCG@20: each run saves its per-user test metrics for this.
 
 Each call saves its runs as JSON next to ``--out``; ``experiments/results/``
 keeps the saved runs behind ``results.md`` and ``NOTES.md`` (remarks appended
@@ -60,6 +71,8 @@ def main() -> None:
     p.add_argument("--runs", default="runs/compare", help="folder for the run directories")
     p.add_argument("--render", nargs="+", metavar="JSON", help="only write the table from results JSON files")
     p.add_argument("--threads", type=int, default=None, help="torch threads per run (default: the configs' train.threads)")
+    p.add_argument("--tune-trials", type=int, default=None, metavar="N",
+                   help="tune every model with N trials of graphrec tune first, then run its best configuration")
     p.add_argument("--collect", nargs="+", metavar="RUN_DIR",
                    help="only write the table (and its JSON) from finished run directories of earlier calls")
     a = p.parse_args()
@@ -88,7 +101,8 @@ def main() -> None:
             budget = {"epochs": train["epochs"], "patience": train["patience"], "eval_every": train.get("eval_every", 1)} \
                 if metrics["epochs_run"] else None
             collected.setdefault((cfg["dataset"]["name"], cfg["name"]), []).append(
-                {"seed": train["seed"], "config": str(HERE / f"{cfg['name']}.yaml"), "budget": budget, **metrics})
+                {"seed": train["seed"], "config": str(HERE / f"{cfg['name']}.yaml"), "budget": budget, **metrics,
+                 **per_user_record(run_dir)})
         date = f"{datetime.now(timezone.utc):%Y-%m-%d}"
         atomic_write_text(Path(a.out).with_suffix(".json"), json.dumps(
             {"command": command, "device": device, "date": date,
@@ -98,13 +112,27 @@ def main() -> None:
     configs = [load_config(c) for c in a.configs]  # every configuration is checked before anything runs
     results: dict[tuple[str, str], list[dict]] = {}
     for path, cfg in zip(a.configs, configs, strict=True):
+        tuned = None
+        if a.tune_trials and type(cfg.model).search_space:
+            from graphrec.run.tune import tune
+
+            t = time.perf_counter()
+            if a.threads is not None:
+                cfg = replace(cfg, train=replace(cfg.train, threads=a.threads))
+            res = tune(replace(cfg, train=replace(cfg.train, progress=False)), a.tune_trials,
+                       out=Path(a.runs) / "tune" / cfg.name, log=lambda line, n=cfg.name: print(f"{n}: {line}", flush=True))
+            tuned = {"trials": len(res.trials), "best_trial": res.best.number, f"valid_{res.metric}": res.best.value,
+                     "params": {k: list(v) if isinstance(v, tuple) else v for k, v in res.best.params.items()},
+                     "seconds": round(time.perf_counter() - t, 1)}
+            cfg = replace(res.best_config, name=cfg.name)
         for seed in a.seeds:
             train = replace(cfg.train, seed=seed, progress=False)
             if a.threads is not None:
                 train = replace(train, threads=a.threads)
             c = replace(cfg, split=replace(cfg.split, seed=seed), train=train)
             t = time.perf_counter()
-            _, metrics = run_experiment(c, Path(a.runs) / f"{cfg.name}-seed{seed}", log=lambda *_: None)
+            run_dir, metrics = run_experiment(c, Path(a.runs) / f"{cfg.name}-seed{seed}", log=lambda *_: None,
+                                              overwrite=True)
             test = metrics["test"]
             print(f"{cfg.name:<28} seed {seed}: recall@20 {test['recall@20']:.4f} ndcg@20 {test['ndcg@20']:.4f} "
                   f"(best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, {time.perf_counter() - t:.0f} s)",
@@ -112,12 +140,80 @@ def main() -> None:
             budget = {"epochs": c.train.epochs, "patience": c.train.patience, "eval_every": c.train.eval_every} \
                 if metrics["epochs_run"] else None
             results.setdefault((cfg.dataset.name, cfg.name), []).append(
-                {"seed": seed, "config": path, "budget": budget, **metrics})
+                {"seed": seed, "config": path, "budget": budget, **metrics, **per_user_record(run_dir),
+                 **({"tuned": tuned} if tuned else {})})
     date = f"{datetime.now(timezone.utc):%Y-%m-%d}"
     atomic_write_text(Path(a.out).with_suffix(".json"), json.dumps(
         {"command": command, "device": device, "date": date,
          "results": {f"{d}/{m}": runs for (d, m), runs in results.items()}}, indent=1, default=str))
     write_table(a.out, results, a.seeds, [f"`{command}` ({device}, {date})"])
+
+
+#: metrics whose per-user values a run record keeps for the paired tests
+PAIRED = ("recall@20", "ndcg@20")
+#: rows that are not graph models (the bar a graph model must clear)
+NON_GRAPH = ("mostpop", "itemknn", "ease", "mf-bpr")
+
+
+def per_user_record(run_dir: Path) -> dict:
+    """``{"per_user": {"users": [...], "recall@20": [...], ...}}`` from a run's test_per_user.npz ({} if it has none)."""
+    path = Path(run_dir) / "test_per_user.npz"
+    if not path.is_file():
+        return {}
+    saved = np.load(path)
+    return {"per_user": {"users": saved["users"].tolist(),
+                         **{k: [round(float(x), 6) for x in saved[k]] for k in PAIRED if k in saved}}}
+
+
+def paired(a_runs: list[dict], b_runs: list[dict], key: str) -> tuple[int, float, float] | None:
+    """Wilcoxon signed-rank test of ``key`` between two rows over (seed, user) pairs both evaluated.
+
+    Returns ``(pairs, mean difference a - b, two-sided p)``, or None when a row has no per-user metrics.
+    """
+    from scipy.stats import wilcoxon
+
+    def table(runs: list[dict]) -> dict[tuple[int, int], float] | None:
+        if not all("per_user" in r and key in r["per_user"] for r in runs):
+            return None
+        return {(r["seed"], u): v for r in runs for u, v in zip(r["per_user"]["users"], r["per_user"][key], strict=True)}
+
+    a, b = table(a_runs), table(b_runs)
+    if a is None or b is None:
+        return None
+    common = sorted(set(a) & set(b))
+    x, y = np.array([a[c] for c in common]), np.array([b[c] for c in common])
+    if not len(common) or np.all(x == y):
+        return (len(common), 0.0, 1.0)
+    return len(common), float((x - y).mean()), float(wilcoxon(x, y).pvalue)
+
+
+def significance_lines(rows: dict[str, list[dict]]) -> list[str]:
+    """The table's paired tests: best vs runner-up, best graph model vs best other model (by mean Recall@20)."""
+    def mean(model: str) -> float:
+        return float(np.mean([r["test"]["recall@20"] for r in rows[model]]))
+
+    ranked = sorted(rows, key=mean, reverse=True)
+    graph = [m for m in ranked if m not in NON_GRAPH]
+    other = [m for m in ranked if m in NON_GRAPH]
+    pairs = []
+    if len(ranked) >= 2:
+        pairs.append(("best vs runner-up", ranked[0], ranked[1]))
+    if graph and other:
+        if pairs and {graph[0], other[0]} == set(pairs[0][1:]):
+            pairs[0] = ("best vs runner-up, also the best graph model vs the best non-graph model", *pairs[0][1:])
+        else:
+            pairs.append(("best graph model vs best non-graph model", graph[0], other[0]))
+    lines = []
+    for what, a, b in pairs:
+        cells = []
+        for key in PAIRED:
+            test = paired(rows[a], rows[b], key)
+            cells.append("no per-user metrics saved" if test is None else
+                         f"{key} {test[1]:+.4f} per user, p = {test[2]:.2g}")
+        n = paired(rows[a], rows[b], PAIRED[0])
+        lines.append(f"- {what}: **{a}** vs {b}" + (f" ({n[0]} (seed, user) pairs)" if n else "") + ": "
+                     + "; ".join(cells))
+    return lines
 
 
 def variant(run: dict) -> str:
@@ -126,7 +222,8 @@ def variant(run: dict) -> str:
 
 
 #: table rows: baselines first, then the graph models (other rows after these, by name)
-ROW_ORDER = ("mostpop", "itemknn", "ease", "mf-bpr", "gf-cf", "bspm", "lightgcn", "lightgcn-genres", "text-lightgcn", "graphsage", "graphsage-attrs")
+ROW_ORDER = ("mostpop", "itemknn", "ease", "mf-bpr", "gf-cf", "bspm", "lightgcn", "lightgcn-genres", "text-lightgcn", "simgcl",
+             "xsimgcl", "graphsage", "graphsage-attrs")
 
 
 def _row_order(row: str) -> tuple[int, str]:
@@ -174,6 +271,17 @@ def write_table(out: str, results: dict[tuple[str, str], list[dict]], seeds: lis
             epochs = f"{best.mean():.0f} / {ep.mean():.0f}"
             secs = np.asarray([r["seconds"] for r in runs], dtype=float)
             lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {secs.mean():.0f} | {len(runs)} |")
+        rows = {m: runs for (d, m), runs in results.items() if d == dataset}
+        tests = significance_lines(rows)
+        if tests:
+            lines += ["", "Paired Wilcoxon signed-rank tests over users (two-sided), rows ranked by mean Recall@20:",
+                      "", *tests]
+        tuned = {m: runs[0]["tuned"] for m, runs in rows.items() if runs and runs[0].get("tuned")}
+        if tuned:
+            lines += ["", "Tuned (graphrec tune, validation data of the seed-2020 split; best values):", ""]
+            lines += [f"- {m}: {t['trials']} trials, valid NDCG@20 {t.get('valid_ndcg@20', float('nan')):.4f}; "
+                      + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["params"].items())
+                      for m, t in sorted(tuned.items(), key=lambda kv: _row_order(kv[0]))]
     notes = HERE / "results" / "NOTES.md"  # hand-written remarks on the saved runs, kept under the table
     if notes.is_file():
         lines += ["", notes.read_text().rstrip()]

@@ -134,12 +134,16 @@ class Evaluator:
         return out
 
 
-def accuracy(result: RankingResult, ks: Sequence[int], metrics: Sequence[str]) -> dict[str, float]:
+def per_user(result: RankingResult, ks: Sequence[int], metrics: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each metric at each cut-off for every evaluated user, ``{"recall@20": [U] float64}`` in ``result.users``'
+    order: what a paired significance test between two models compares."""
     hits = torch.from_numpy(result.hits)
     n_rel = torch.from_numpy(result.n_relevant)
-    out: dict[str, float] = {}
-    for name in metrics:
-        for k in ks:
-            values = METRICS[name](hits, n_rel, k) if len(n_rel) else torch.zeros(0)
-            out[f"{name}@{k}"] = float(values.mean()) if len(values) else float("nan")
-    return out
+    return {f"{name}@{k}": (METRICS[name](hits, n_rel, k) if len(n_rel) else torch.zeros(0)).double().numpy()
+            for name in metrics for k in ks}
+
+
+def accuracy(result: RankingResult, ks: Sequence[int], metrics: Sequence[str]) -> dict[str, float]:
+    """The mean over users of :func:`per_user` (NaN when no user has a relevant item)."""
+    return {key: float(values.mean()) if len(values) else float("nan")
+            for key, values in per_user(result, ks, metrics).items()}

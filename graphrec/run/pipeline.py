@@ -18,7 +18,7 @@ from torch_geometric.data import HeteroData
 from graphrec.data import Dataset, Split, make_split
 from graphrec.errors import ConfigError, GraphrecError
 from graphrec.eval import Evaluator
-from graphrec.fs import atomic_write_json, atomic_write_text
+from graphrec.fs import atomic_write_bytes, atomic_write_json, atomic_write_text
 from graphrec.graph import GraphBuilder, interaction_matrix, normalized_adjacency
 from graphrec.graph.builder import item_attributes_of
 from graphrec.matrices import multihot, to_csr
@@ -109,8 +109,10 @@ def evaluators(config: ExperimentConfig, data: Prepared) -> tuple[Evaluator, Eva
 
 
 #: the files ``run_experiment`` writes into a run directory (``--overwrite`` removes these, nothing else)
+#: the run's test metrics per user (``users`` and one array per metric), for paired significance tests
+PER_USER_FILE = "test_per_user.npz"
 RUN_FILES = ("config.yaml", "metrics.json", "history.json", "history.csv", "best.pt", "last.pt", "curve.png",
-             "bundle.json", "weights.safetensors", "arrays.safetensors")
+             "bundle.json", "weights.safetensors", "arrays.safetensors", PER_USER_FILE)
 #: settings of how a run executes, not of what it computes: they may differ on resume
 RUNTIME_KEYS = ("train.progress", "train.threads", "train.log", "dataset.data_dir")
 
@@ -164,6 +166,7 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     """Run one experiment and write its run directory.
 
     The directory holds ``config.yaml`` (resolved), ``metrics.json``,
+    ``test_per_user.npz`` (each test metric per user, for paired tests),
     ``history.json`` / ``history.csv``, ``best.pt``, ``curve.png`` and the
     deployable bundle (``bundle.json``, ``weights.safetensors``,
     ``arrays.safetensors``: :func:`graphrec.load` serves it without the data).
@@ -242,6 +245,7 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     }
     if resumed_from is not None and resumed_from != config.train.epochs:
         metrics["resumed_with"] = {"train.epochs": config.train.epochs, "config.yaml": resumed_from}
+    save_per_user(out / PER_USER_FILE, test_ev)
     bundle_run(out, config, data, model)
     atomic_write_json(out / "metrics.json", metrics)
     if history and has_valid:
@@ -249,6 +253,19 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
 
         plot_history(history, out / "curve.png", metric=metric, title=config.name)
     return out, metrics
+
+
+def save_per_user(path: Path, evaluator: Evaluator) -> None:
+    """The evaluator's last ranking as per-user metrics (:func:`graphrec.eval.evaluator.per_user`), atomically."""
+    import io
+
+    from graphrec.eval.evaluator import per_user
+
+    result = evaluator.last_result
+    assert result is not None, "save_per_user needs an evaluation first"
+    buf = io.BytesIO()
+    np.savez_compressed(buf, users=result.users, **per_user(result, evaluator.ks, evaluator.metrics))
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def bundle_run(run_dir: str | Path, config: ExperimentConfig, data: Prepared, model: ScoringModel) -> Path:

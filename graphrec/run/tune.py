@@ -4,7 +4,7 @@ Each trial is one ordinary run (:func:`~graphrec.run.run_experiment`) of the
 experiment with the trial's values in place, written to
 ``<tune dir>/trials/<number>``. The objective is the run's best validation
 ``train.metric`` (NDCG@20 by default); the test part is never looked at.
-The sampler is TPE, seeded with ``train.seed``; a median pruner stops a
+The sampler is TPE (its first :func:`startup_trials` trials random), seeded with ``train.seed``; a median pruner stops a
 trained model's trial whose validation metric is below the median of the
 earlier trials at the same epoch (never before ``train.min_epochs`` nor
 the first ``WARMUP_EVALS`` evaluations). The study lives in
@@ -89,6 +89,11 @@ class TuneResult:
     trials: list[Trial]
     best: Trial
     best_config: ExperimentConfig
+
+
+def startup_trials(trials: int) -> int:
+    """Random trials before TPE models the results: a third of the budget, at least 3 and at most Optuna's 10."""
+    return min(10, max(3, trials // 3))
 
 
 def default_space(config: ExperimentConfig) -> dict[str, Range]:
@@ -214,7 +219,8 @@ def tune(config: ExperimentConfig, trials: int, out: str | Path | None = None,
     done = _counted(study, optuna)
     # Seeded by the experiment and the trials already there: a study continued after trial n proposes the same
     # values every time, and not the first study's values again.
-    study.sampler = optuna.samplers.TPESampler(seed=config.train.seed + len(study.trials))
+    study.sampler = optuna.samplers.TPESampler(seed=config.train.seed + len(study.trials),
+                                               n_startup_trials=startup_trials(trials))
 
     def objective(trial: Any) -> float:
         params = {key: _suggest(trial, key, rng) for key, rng in space.items()}

@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -41,6 +42,11 @@ def test_run_directory(runs):
     with Image.open(run_dir / "curve.png") as im:
         assert im.format == "PNG" and im.size[0] > 400
     assert {"recall@20", "ndcg@20", "coverage@20", "novelty@20", "diversity@20", "recall@20[cold-items]"} <= set(metrics["test"])
+    # the test metrics per user: their means are the reported figures (what a paired test compares)
+    per_user = np.load(run_dir / "test_per_user.npz")
+    assert len(per_user["users"]) == len(set(per_user["users"].tolist())) > 900
+    for key in ("recall@20", "ndcg@10"):
+        assert per_user[key].mean() == pytest.approx(metrics["test"][key], abs=1e-6)
 
 
 def test_load_run_rebuilds_best_model(runs):
