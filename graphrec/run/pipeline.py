@@ -264,7 +264,8 @@ def save_per_user(path: Path, evaluator: Evaluator) -> None:
     result = evaluator.last_result
     assert result is not None, "save_per_user needs an evaluation first"
     buf = io.BytesIO()
-    np.savez_compressed(buf, users=result.users, **per_user(result, evaluator.ks, evaluator.metrics))
+    arrays: dict[str, Any] = {"users": result.users, **per_user(result, evaluator.ks, evaluator.metrics)}
+    np.savez_compressed(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -357,18 +357,17 @@ def _plot(rows: list[Trial], metric: str, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    done = [r for r in rows if r.value is not None]
+    done = [(r.number, r.value) for r in rows if r.value is not None]
     if done:
-        ax.scatter([r.number for r in done], [r.value for r in done], s=14, label="complete trial")
-        best, xs, ys = -math.inf, [], []
-        for r in sorted(done, key=lambda r: r.number):
-            best = max(best, r.value or -math.inf)
-            xs.append(r.number)
+        ax.scatter([n for n, _ in done], [v for _, v in done], s=14, label="complete trial")
+        best, ys = -math.inf, []
+        for _, v in done:  # in trial order
+            best = max(best, v)
             ys.append(best)
-        ax.step(xs, ys, where="post", color="C1", label="best so far")
+        ax.step([n for n, _ in done], ys, where="post", color="C1", label="best so far")
     pruned = [r.number for r in rows if r.state == "pruned"]
-    if pruned:
-        ax.scatter(pruned, [min((r.value for r in done), default=0.0)] * len(pruned), marker="x", color="0.6",
+    if pruned:  # drawn at the bottom: their last reported value is not the objective
+        ax.scatter(pruned, [min((v for _, v in done), default=0.0)] * len(pruned), marker="x", color="0.6",
                    s=14, label="pruned")
     ax.set_xlabel("trial")
     ax.set_ylabel(f"valid {metric}")
