@@ -114,7 +114,7 @@ def main() -> None:
     for path, cfg in zip(a.configs, configs, strict=True):
         tuned = None
         if a.tune_trials and type(cfg.model).search_space:
-            from graphrec.run.tune import tune
+            from graphrec.run.tuning import tune
 
             t = time.perf_counter()
             if a.threads is not None:

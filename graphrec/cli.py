@@ -402,7 +402,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from graphrec.run import load_config
-    from graphrec.run.tune import check_space, default_space, read_space, tune
+    from graphrec.run.tuning import check_space, default_space, read_space, tune
 
     config = _with_data_dir(load_config(args.config, _overrides(args, quiet=True)), args.data_dir)
     space = read_space(args.space) if args.space is not None else default_space(config)

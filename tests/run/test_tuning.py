@@ -14,7 +14,7 @@ from graphrec.nn.registry import MODELS
 from graphrec.nn.spec import Choice, FloatRange, IntRange
 from graphrec.run import load_config
 from graphrec.run.config import config_from_dict, with_overrides
-from graphrec.run.tune import read_space, tune
+from graphrec.run.tuning import read_space, tune
 
 SYNTHETIC = "dataset:\n  name: syn\n  format: synthetic\n  users: 80\n  items: 40\n  interactions: 1600\n  seed: 5\n"
 
@@ -114,7 +114,7 @@ def test_another_experiment_cannot_join_a_study(tmp_path):
 
 
 def test_trained_trials_below_the_median_are_pruned(tmp_path, monkeypatch):
-    import graphrec.run.tune as tune_module
+    import graphrec.run.tuning as tune_module
 
     monkeypatch.setattr(tune_module, "STARTUP_TRIALS", 2)
     monkeypatch.setattr(tune_module, "WARMUP_EVALS", 2)
