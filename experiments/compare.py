@@ -5,7 +5,7 @@ training), then ``experiments/results.md`` gets mean ± std (over seeds) of the
 test metrics per dataset and model, with the command that made it.
 
 Usage:
-  python experiments/compare.py                               # every experiments/*.yaml, seeds 2020 2021 2022
+  python experiments/compare.py                               # every ml100k-*/mlsmall-* experiment, seeds 2020 2021 2022
   python experiments/compare.py --configs experiments/ml100k-*.yaml --seeds 2020 --out /tmp/r.md
   python experiments/compare.py --render a.json b.json        # one table from runs saved by earlier calls
   python experiments/compare.py --collect runs/compare/ml100k-lightgcn-seed2020 ... --out r.md   # from run dirs
@@ -65,7 +65,8 @@ def fmt(values: list[float]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--configs", nargs="+", default=sorted(glob.glob(str(HERE / "*.yaml"))))
+    p.add_argument("--configs", nargs="+", default=sorted(glob.glob(str(HERE / "ml100k-*.yaml")) + glob.glob(str(HERE / "mlsmall-*.yaml"))),
+                   help="experiment files (default: the ML-100K and ml-latest-small ones, whose data is on this machine)")
     p.add_argument("--seeds", nargs="+", type=int, default=[2020, 2021, 2022])
     p.add_argument("--out", default=str(HERE / "results.md"))
     p.add_argument("--runs", default="runs/compare", help="folder for the run directories")

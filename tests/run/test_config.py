@@ -73,6 +73,18 @@ def test_shipped_configs_are_valid():
         assert isinstance(load_config(p), ExperimentConfig)
 
 
+def test_every_model_has_an_experiment_per_dataset():
+    from graphrec.nn.registry import MODELS
+
+    for name in MODELS:
+        for prefix in ("ml100k", "mlsmall"):
+            assert load_config(f"experiments/{prefix}-{name}.yaml").model.name == name
+    for dataset in ("gowalla", "yelp2018", "amazon-book"):  # the LightGCN-format benchmarks
+        for name in ("lightgcn", "xsimgcl", "simgcl", "gf-cf", "bspm", "mf-bpr", "itemknn", "mostpop"):
+            config = load_config(f"experiments/{dataset}-{name}.yaml")
+            assert (config.model.name, config.dataset.name, config.split.method) == (name, dataset, "fixed")
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_on_a_cpu_only_torch_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match=r"train.device: 'cuda' asked for, but this torch .* sees no CUDA device"):
