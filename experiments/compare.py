@@ -261,8 +261,9 @@ def write_table(out: str, results: dict[tuple[str, str], list[dict]], seeds: lis
                       "evaluated on test. Column *epochs*: best epoch / epochs run (mean over seeds); *fit s*: "
                       "seconds per run (training, validation and test evaluation)."]
     for dataset in dict.fromkeys(d for d, _ in results):
-        lines += ["", f"## {dataset}", "", "| model | " + " | ".join(c[1] for c in COLUMNS) + " | epochs | fit s | seeds |",
-                  "|---" * (len(COLUMNS) + 4) + "|"]
+        lines += ["", f"## {dataset}", "",
+                  "| model | " + " | ".join(c[1] for c in COLUMNS) + " | epochs | fit s | seeds | tuned |",
+                  "|---" * (len(COLUMNS) + 5) + "|"]
         for (d, model), runs in sorted(results.items(), key=lambda kv: _row_order(kv[0][1])):
             if d != dataset:
                 continue
@@ -271,7 +272,9 @@ def write_table(out: str, results: dict[tuple[str, str], list[dict]], seeds: lis
             best = np.asarray([r["best_epoch"] for r in runs], dtype=float)
             epochs = f"{best.mean():.0f} / {ep.mean():.0f}"
             secs = np.asarray([r["seconds"] for r in runs], dtype=float)
-            lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {secs.mean():.0f} | {len(runs)} |")
+            tuned = runs[0].get("tuned")
+            how = f"{tuned['trials']} trials" if tuned else "as written"
+            lines.append(f"| {model} | " + " | ".join(cells) + f" | {epochs} | {secs.mean():.0f} | {len(runs)} | {how} |")
         rows = {m: runs for (d, m), runs in results.items() if d == dataset}
         tests = significance_lines(rows)
         if tests:
