@@ -3,6 +3,7 @@ Network for Recommendation", SIGIR 2020), with an optional text-aware layer 0.""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -44,61 +45,77 @@ def _propagate(adj: Tensor, emb: Tensor, alphas: Tensor) -> Tensor:
     return out
 
 
-def csr_rows(adj: Tensor, rows: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The entries of rows ``rows`` of a sparse CSR matrix: ``(row position in rows, column, value)``, each ``[nnz]``."""
+#: the rows' share of the adjacency's non-zeros above which a step propagates the whole graph instead
+ROWS_MAX_SHARE = 0.5
+
+
+def csr_rows(adj: Tensor, rows: Tensor) -> Tensor:
+    """Rows ``rows`` of a sparse CSR matrix, as a sparse CSR matrix ``[len(rows), adj.shape[1]]``."""
     crow, col = adj.crow_indices(), adj.col_indices()
-    starts, lengths = crow[rows], crow[rows + 1] - crow[rows]  # [R]
+    starts, lengths = crow[rows].long(), (crow[rows + 1] - crow[rows]).long()  # [R]
+    offsets = torch.cumsum(lengths, 0)
     owner = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), lengths)  # [nnz]
-    first = torch.cumsum(lengths, 0) - lengths  # where each row's entries begin in the output
-    index = starts.long()[owner] + torch.arange(len(owner), device=rows.device) - first[owner]
-    return owner, col[index].long(), adj.values()[index]
+    index = starts[owner] + torch.arange(int(offsets[-1]) if len(rows) else 0, device=rows.device) - (offsets - lengths)[owner]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(torch.cat([offsets.new_zeros(1), offsets]).to(crow.dtype), col[index],
+                                       adj.values()[index], (len(rows), adj.shape[1]), check_invariants=False)
 
 
 class _PropagateRows(torch.autograd.Function):
     """Rows ``rows`` of ``Σ_k α_k Â^k E``: what a training batch needs, with less work than the whole propagation.
 
-    The last layer is computed for those rows only (a product over their own
-    edges), and the backward starts from their gradient the same way:
-    ``∂/∂E = Σ_k α_k Â^k Sᵀ G`` (``S`` selects the rows, ``Â`` is symmetric),
-    whose first product ``Â Sᵀ G`` only touches the rows' edges. With L
-    layers: 2(L - 1) products over the whole graph per step instead of 2L.
+    The last layer is computed for those rows only (``Â[rows] h``, a product
+    over their own edges), and the backward starts from their gradient the
+    same way: ``∂/∂E = Σ_k α_k Â^k Sᵀ G`` (``S`` selects the rows, ``Â`` is
+    symmetric), whose first product ``Â Sᵀ G = Â[rows]ᵀ G`` only touches the
+    rows' edges. With L layers: 2(L - 1) products over the whole graph per
+    step instead of 2L.
     """
 
     @staticmethod
-    def forward(ctx: Any, adj: Tensor, emb: Tensor, alphas: Tensor, rows: Tensor) -> Tensor:
+    def forward(ctx: Any, adj: Tensor, emb: Tensor, alphas: Tensor, rows: Tensor, sub: Tensor) -> Tensor:
         weights = alphas.tolist()
         out = emb.index_select(0, rows) * weights[0]  # [R, D]
         h = emb
         for a in weights[1:-1]:
             h = adj @ h  # [N, D]
             out.add_(h.index_select(0, rows), alpha=a)
-        owner, col, val = csr_rows(adj, rows)
-        if len(weights) > 1:  # the last layer, for the rows only: Σ_j Â[r, j] h[j]
-            last = torch.zeros_like(out).index_add_(0, owner, h.index_select(0, col) * val.unsqueeze(1))
-            out.add_(last, alpha=weights[-1])
-        ctx.save_for_backward(adj, alphas, rows, owner, col, val)
+        if len(weights) > 1:
+            out.add_(sub @ h, alpha=weights[-1])  # the last layer, for the rows only
+        ctx.save_for_backward(adj, alphas, rows, sub)
         ctx.num_nodes = emb.shape[0]
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, None, None]:
-        adj, alphas, rows, owner, col, val = ctx.saved_tensors
+    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, None, None, None]:
+        adj, alphas, rows, sub = ctx.saved_tensors
         weights = alphas.tolist()
         grad = grad.contiguous()
         out = grad.new_zeros(ctx.num_nodes, grad.shape[1]).index_add_(0, rows, grad, alpha=weights[0])
         if len(weights) > 1:
-            h = grad.new_zeros(ctx.num_nodes, grad.shape[1]).index_add_(0, col, grad.index_select(0, owner) * val.unsqueeze(1))
-            out.add_(h, alpha=weights[1])  # Â Sᵀ G, over the rows' edges
+            h = sub.t() @ grad  # Â Sᵀ G, over the rows' edges: [N, D]
+            out.add_(h, alpha=weights[1])
             for a in weights[2:]:
                 h = adj @ h
                 out.add_(h, alpha=a)
-        return None, out, None, None
+        return None, out, None, None, None
 
 
 def propagate_rows(adj: Tensor, emb: Tensor, alphas: Tensor, rows: Tensor) -> Tensor:
-    """Rows ``rows`` (distinct) of :func:`propagate`'s result, ``[R, D]``, for a sparse CSR ``adj``: a training
-    step's embeddings with one whole-graph product fewer each way (see :class:`_PropagateRows`)."""
-    return _PropagateRows.apply(adj, emb, alphas, rows)
+    """Rows ``rows`` (distinct) of :func:`propagate`'s result, ``[R, D]``: a training step's embeddings.
+
+    For a sparse CSR ``adj`` whose ``rows`` hold at most :data:`ROWS_MAX_SHARE`
+    of its non-zeros (a batch of a large graph), with one whole-graph product
+    fewer each way (see :class:`_PropagateRows`); otherwise (a small graph,
+    where a batch touches most rows, or another layout) the rows of the whole
+    propagation.
+    """
+    if adj.layout == torch.sparse_csr:
+        crow = adj.crow_indices()
+        if int((crow[rows + 1] - crow[rows]).sum()) <= ROWS_MAX_SHARE * adj.values().numel():
+            return _PropagateRows.apply(adj, emb, alphas, rows, csr_rows(adj, rows))
+    return propagate(adj, emb, alphas).index_select(0, rows)
 
 
 def propagate(adj: Tensor, emb: Tensor, alphas: Tensor) -> Tensor:
@@ -235,8 +252,6 @@ class LightGCN(ScoringModel):
         """
         e0 = self.layer0_all()  # [N, D]
         rows = torch.cat([users, pos_items + self.num_users, neg_items + self.num_users])  # [3B]
-        if self.adj.layout != torch.sparse_csr:
-            return self.bpr_with_reg(propagate(self.adj, e0, self.alphas), e0, users, pos_items, neg_items)
         distinct, where = torch.unique(rows, return_inverse=True)
         batch_rows = propagate_rows(self.adj, e0, self.alphas, distinct).index_select(0, where)  # [3B, D]
         return self._bpr_reg(batch_rows, e0, rows)
