@@ -1,0 +1,169 @@
+"""One training epoch at Gowalla's size: graphrec's LightGCN and XSimGCL against RecBole 1.2.1's LightGCN, in one run.
+
+The log is graphrec's seeded power-law synthetic source at Gowalla's size
+(29,858 users, 40,981 items, 810,128 train interactions; LightGCN's Gowalla
+split has the same counts). Every side trains one epoch over the same
+810,128 interactions: BPR with one uniform negative each, batch 2048, dim 64,
+Adam lr 1e-3; LightGCN with 3 layers, XSimGCL with its defaults (2 layers,
+contrast layer 1). RecBole runs in its own venv (``experiments/peers/
+setup_recbole.sh``) on the same interactions, exported as TSV, through
+``experiments/peers/recbole_lightgcn.py`` (its epoch time is RecBole's
+``_train_epoch`` alone, without the evaluation that script runs after it).
+
+With ``--steps N`` each graphrec side times only its first N steps and
+extrapolates them to the epoch's 396 steps (the epoch's shuffle and negative
+sampling, done once, are timed as they are); the table marks such rows.
+
+Prints a table with the ratios graphrec / RecBole (goal for LightGCN: <= 0.25)
+and ends with one JSON object; everything printed is saved to ``--out``.
+
+Usage: python experiments/bench_epoch_scale.py [--threads 2] [--steps N] [--no-recbole] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when torch loads; the peer gets the same
+
+import argparse
+import json
+import math
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from report import Report  # experiments/report.py: scripts run from this folder
+
+import graphrec
+from graphrec.data.sources import synthetic_dataset
+from graphrec.graph import normalized_adjacency
+from graphrec.matrices import to_csr
+from graphrec.nn import LightGCN, XSimGCL
+from graphrec.train.negatives import NegativeSampler
+
+HERE = Path(__file__).resolve().parent
+PEERS = HERE / "peers"
+USERS, ITEMS, INTERACTIONS = 29_858, 40_981, 810_128
+BATCH = 2048
+
+
+def graphrec_epoch(model: torch.nn.Module, train: Any, steps: int | None, device: str, seed: int) -> dict[str, Any]:
+    """Seconds of one epoch (or of its first ``steps`` steps, extrapolated): shuffling, sampling, loss, Adam."""
+    model = model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    g = torch.Generator().manual_seed(seed)
+    coo = train.tocoo()
+    users_all, items_all = torch.from_numpy(coo.row.astype(np.int64)), torch.from_numpy(coo.col.astype(np.int64))
+    total = math.ceil(len(users_all) / BATCH)
+    run = total if steps is None else min(steps, total)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    start = time.perf_counter()
+    perm = torch.randperm(len(users_all), generator=g)
+    users, pos = users_all[perm], items_all[perm]
+    neg = NegativeSampler(train, g).sample(users)
+    setup = time.perf_counter() - start  # once per epoch: not extrapolated
+    losses = []
+    for s in range(run):
+        sl = slice(s * BATCH, (s + 1) * BATCH)
+        loss = model.loss(users[sl].to(device), pos[sl].to(device), neg[sl].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    sync()
+    seconds = time.perf_counter() - start
+    return {"steps_timed": run, "steps_per_epoch": total, "seconds_timed": seconds, "setup_seconds": setup,
+            "epoch_seconds": setup + (seconds - setup) * total / run, "extrapolated": run < total,
+            "mean_loss": float(np.mean(losses))}
+
+
+def recbole_epoch(train: Any, threads: int, seed: int, peer_venv: str | None) -> dict[str, Any]:
+    out = subprocess.run(["bash", str(PEERS / "setup_recbole.sh")] + ([peer_venv] if peer_venv else []),
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"setup_recbole.sh failed:\n{out.stderr[-3000:]}")
+    venv = out.stdout.strip().splitlines()[-1]
+    coo = train.tocoo()
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        # valid and test: one interaction of the first 200 users each (RecBole evaluates after its epoch; that
+        # time is not the epoch's). They are train interactions too, so no user or item is new to RecBole.
+        first = np.flatnonzero(np.r_[True, coo.row[1:] != coo.row[:-1]])[:200]
+        for part, rows in (("train", np.arange(len(coo.row))), ("valid", first), ("test", first)):
+            paths[part] = Path(tmp) / f"{part}.tsv"
+            with paths[part].open("w") as f:
+                f.write("user\titem\n")
+                f.writelines(f"u{u}\ti{i}\n" for u, i in zip(coo.row[rows], coo.col[rows], strict=True))
+        cmd = [str(Path(venv) / "bin" / "python"), str(PEERS / "recbole_lightgcn.py"),
+               "--train", str(paths["train"]), "--valid", str(paths["valid"]), "--test", str(paths["test"]),
+               "--epochs", "1", "--batch", str(BATCH), "--dim", "64", "--layers", "3", "--lr", "0.001",
+               "--reg", "1e-4", "--require-pow", "--k", "20", "--seed", str(seed), "--threads", str(threads)]
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        t = time.perf_counter()
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
+        wall = time.perf_counter() - t
+    if res.returncode != 0:
+        sys.exit(f"RecBole failed:\n{res.stderr[-3000:]}")
+    result = json.loads(res.stdout.strip().splitlines()[-1])
+    return {"epoch_seconds": float(result["epoch_seconds"][0]), "wall_seconds": wall, "threads": threads}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads of each side")
+    p.add_argument("--steps", type=int, default=None, help="time only the first N steps of graphrec's epochs")
+    p.add_argument("--device", default="cpu", help="graphrec's device (RecBole runs on the CPU)")
+    p.add_argument("--seed", type=int, default=2020)
+    p.add_argument("--no-recbole", action="store_true", help="graphrec's sides only")
+    p.add_argument("--peer-venv", default=None, help="RecBole's venv (default: setup_recbole.sh's choice)")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "bench_epoch_scale.txt")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    say = Report()
+    say(f"graphrec {graphrec.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{a.threads} threads, device {a.device}, {time.strftime('%Y-%m-%d %H:%M')}")
+    t = time.perf_counter()
+    ds = synthetic_dataset(USERS, ITEMS, INTERACTIONS, seed=a.seed)
+    train = to_csr(ds.interactions.user, ds.interactions.item, ds.num_users, ds.num_items)
+    adj = normalized_adjacency(train)
+    say(f"synthetic log: {ds.num_users:,} users, {ds.num_items:,} items, {train.nnz:,} train interactions "
+        f"(built in {time.perf_counter() - t:.1f} s)")
+    rows: dict[str, dict[str, Any]] = {}
+    torch.manual_seed(a.seed)
+    rows["graphrec LightGCN (3 layers)"] = graphrec_epoch(LightGCN(ds.num_users, ds.num_items, adj, dim=64, num_layers=3),
+                                                          train, a.steps, a.device, a.seed)
+    say(f"graphrec LightGCN: {rows['graphrec LightGCN (3 layers)']['epoch_seconds']:.1f} s per epoch")
+    torch.manual_seed(a.seed)
+    rows["graphrec XSimGCL (2 layers)"] = graphrec_epoch(XSimGCL(ds.num_users, ds.num_items, adj, dim=64, seed=a.seed),
+                                                         train, a.steps, a.device, a.seed)
+    say(f"graphrec XSimGCL: {rows['graphrec XSimGCL (2 layers)']['epoch_seconds']:.1f} s per epoch")
+    peer = None
+    if not a.no_recbole:
+        peer = recbole_epoch(train, a.threads, a.seed, a.peer_venv)
+        rows["RecBole 1.2.1 LightGCN (3 layers)"] = peer
+        say(f"RecBole LightGCN: {peer['epoch_seconds']:.1f} s per epoch")
+    say("")
+    say("| side | s per epoch | / RecBole LightGCN | note |")
+    say("|---|---|---|---|")
+    for name, r in rows.items():
+        ratio = f"{r['epoch_seconds'] / peer['epoch_seconds']:.3f}" if peer else "n/a"
+        note = f"first {r['steps_timed']} of {r['steps_per_epoch']} steps timed, extrapolated" if r.get("extrapolated") else ""
+        say(f"| {name} | {r['epoch_seconds']:.1f} | {ratio} | {note} |")
+    summary = {"users": ds.num_users, "items": ds.num_items, "interactions": int(train.nnz), "threads": a.threads,
+               "device": a.device, **{k: v for k, v in rows.items()}}
+    if peer:
+        summary["lightgcn_ratio"] = rows["graphrec LightGCN (3 layers)"]["epoch_seconds"] / peer["epoch_seconds"]
+        summary["xsimgcl_ratio"] = rows["graphrec XSimGCL (2 layers)"]["epoch_seconds"] / peer["epoch_seconds"]
+    say(json.dumps(summary))
+    say.save(a.out)
+
+
+if __name__ == "__main__":
+    main()
