@@ -48,7 +48,8 @@ from graphrec.run import load_config, run_experiment
 
 HERE = Path(__file__).resolve().parent
 COLUMNS = [
-    ("recall@20", "Recall@20"), ("ndcg@20", "NDCG@20"), ("coverage@20", "Coverage@20"),
+    ("recall@10", "Recall@10"), ("ndcg@10", "NDCG@10"), ("recall@20", "Recall@20"), ("ndcg@20", "NDCG@20"),
+    ("coverage@20", "Coverage@20"),
     ("popularity@20", "Popularity@20"), ("novelty@20", "Novelty@20"), ("diversity@20", "ILD@20"),
     ("recall@20[cold-items]", "Recall@20 cold items"),
 ]

@@ -65,6 +65,21 @@ class ScoringModel(nn.Module):
         user_emb, item_emb = emb
         return (user_emb[users] * item_emb[items]).sum(-1)
 
+    def candidate_scores(self, users: Tensor, candidates: Tensor) -> Tensor:
+        """Scores of each user's candidate items, as the model scores them in training.
+
+        The trainer's hard-negative sampling (``train.negative_candidates``)
+        keeps the highest-scoring candidate of each row as the negative; it
+        calls this under ``torch.no_grad()``. Default: :meth:`forward` on the
+        flattened pairs; a sampling model overrides it to embed the pairs the
+        way its loss does.
+
+        Shapes:
+            users: ``[B]``, candidates: ``[B, M]`` → ``[B, M]``.
+        """
+        m = candidates.shape[1]
+        return self(users.repeat_interleave(m), candidates.reshape(-1)).view(-1, m)
+
     def score_all(self, users: Tensor) -> Tensor:
         """Scores of every item for each user. Shapes: ``[B]`` → ``[B, num_items]``."""
         emb = self.get_embedding()

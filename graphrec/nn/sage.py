@@ -265,6 +265,17 @@ class GraphSAGE(ScoringModel):
             rank = bpr_loss(pos, neg)
         return rank + self.reg * l2_reg(e_u, e_p, e_n)
 
+    def candidate_scores(self, users: Tensor, candidates: Tensor) -> Tensor:
+        """Scores from the users' and candidates' sampled subgraphs, as :meth:`loss` embeds them (the
+        full-graph inference of :meth:`get_embedding` would cost a whole pass per batch).
+        Shapes: ``[B], [B, M] → [B, M]``."""
+        u, u_inv = torch.unique(users, return_inverse=True)
+        i, i_inv = torch.unique(candidates.reshape(-1), return_inverse=True)
+        h = self.embed_sampled({"user": u, "item": i})
+        e_u = h["user"].index_select(0, u_inv)  # [B, D]
+        e_c = h["item"].index_select(0, i_inv).view(*candidates.shape, -1)  # [B, M, D]
+        return (e_u.unsqueeze(1) * e_c).sum(-1)
+
     def pair_edge_ids(self, users: Tensor, items: Tensor) -> Tensor:
         """Ids of the ``(user, interacts, item)`` edges joining ``users[k]`` and ``items[k]`` (pairs without one
         are left out); the reverse edge of id ``e`` is ``(item, rev_interacts, user)`` edge ``e`` (GraphBuilder)."""
@@ -407,7 +418,8 @@ class GraphSAGEConfig(ModelConfig):
     name: Literal["graphsage"] = "graphsage"
     search_space: ClassVar[Mapping[str, Range]] = {
         "reg": FloatRange(1e-6, 1e-2, log=True), "dropout": FloatRange(0.0, 0.5), "objective": Choice(("bpr", "bce")),
-        "fanouts": Choice(((5, 5), (10, 10), (20, 10), (25, 15))), "train.lr": FloatRange(1e-4, 1e-2, log=True)}
+        "fanouts": Choice(((5, 5), (10, 10), (20, 10), (25, 15))), "train.lr": FloatRange(1e-4, 1e-2, log=True),
+        "train.negative_candidates": Choice((1, 4))}
     dim: int = 64
     num_layers: int = 2
     reg: float = 1e-4

@@ -1,4 +1,5 @@
-"""Negative sampling for BPR: uniform over items, never one of the user's train positives."""
+"""Negative sampling for BPR: uniform over items, never one of the user's train positives; optionally the
+hardest of several such candidates under the current model."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 from torch import Tensor
 
 from graphrec.errors import GraphrecError
+from graphrec.nn.base import ScoringModel
 
 
 class NegativeSampler:
@@ -72,3 +74,14 @@ class NegativeSampler:
             neg[idx] = self._draw(idx.shape)
             bad[idx] = self.is_positive(users[idx], neg[idx])
         return neg
+
+
+def hardest(model: ScoringModel, users: Tensor, candidates: Tensor) -> Tensor:
+    """Each row's candidate that ``model`` scores highest: dynamic negative sampling (Zhang et al., SIGIR 2013).
+
+    Scored without gradient, in the model's current mode. Ties go to the first
+    such candidate. Shapes: ``users [B], candidates [B, M] → [B]``.
+    """
+    with torch.no_grad():
+        scores = model.candidate_scores(users, candidates)
+    return candidates.gather(1, scores.argmax(dim=1, keepdim=True)).view(-1)

@@ -24,7 +24,7 @@ from graphrec.fs import atomic_write_json, atomic_write_text
 from graphrec.nn.base import ScoringModel
 from graphrec.runtime import resolve_device, resolve_threads, set_threads
 from graphrec.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from graphrec.train.negatives import NegativeSampler
+from graphrec.train.negatives import NegativeSampler, hardest
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,11 @@ class TrainConfig:
         weight_decay: Optimizer weight decay (the models' own ``reg`` is the
             paper's L2 term; this one is usually 0).
         seed: Seeds parameters, shuffling and negative sampling.
+        negative_candidates: Negatives per example: 1 draws one item
+            uniformly among the user's non-interacted items; M > 1 draws M
+            such candidates and trains on the one the model currently scores
+            highest (hard negatives: dynamic negative sampling, Zhang et al.,
+            SIGIR 2013). Costs one scoring pass of ``B × M`` pairs per batch.
         patience: Stop after this many evaluations without improvement of
             ``metric`` on valid (0: never stop early).
         min_epochs: Never stop early before this epoch: for models whose
@@ -63,6 +68,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     seed: int = 2020
+    negative_candidates: int = 1
     patience: int = 10
     min_epochs: int = 0
     metric: str = "ndcg@20"
@@ -81,7 +87,7 @@ class TrainConfig:
             if importlib.util.find_spec("tensorboard") is None:
                 raise ConfigError("train.log: tensorboard needs the tensorboard package: "
                                   "pip install 'graphrec[tensorboard]'")
-        for name in ("epochs", "batch_size", "eval_every"):
+        for name in ("epochs", "batch_size", "eval_every", "negative_candidates"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.min_epochs < 0:
@@ -219,7 +225,8 @@ class Trainer:
         self.model.train()
         perm = torch.randperm(len(self.train_users), generator=self.generator)
         users, pos = self.train_users[perm], self.train_items[perm]
-        neg = self.sampler.sample(users)
+        m = self.config.negative_candidates
+        neg = self.sampler.sample(users if m == 1 else users.repeat_interleave(m)).view(len(users), m)
         bs = self.config.batch_size
         total, steps = 0.0, 0
         starts: Iterable[int] = range(0, len(users), bs)
@@ -231,6 +238,7 @@ class Trainer:
             u = users[start : start + bs].to(self.device, non_blocking=True)
             p = pos[start : start + bs].to(self.device, non_blocking=True)
             n = neg[start : start + bs].to(self.device, non_blocking=True)
+            n = n.view(-1) if m == 1 else hardest(self.model, u, n)
             loss = self.model.loss(u, p, n)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -276,3 +276,15 @@ def test_target_edges_carry_no_message():
     assert not torch.allclose(kept["user"], reference["user"], atol=1e-4)  # the edge mattered
     model.train()
     assert torch.isfinite(model.loss(torch.tensor([u]), torch.tensor([p]), torch.tensor([(p + 3) % 25])))
+
+
+def test_candidate_scores_are_the_sampled_pair_scores():
+    """Every neighbour taken, the sampled candidate scores equal the full-graph dot products."""
+    torch.manual_seed(0)
+    model = GraphSAGE(graph(), hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    users, cands = torch.tensor([3, 0, 3]), torch.tensor([[7, 1], [1, 24], [0, 7]])
+    with torch.no_grad():
+        got = model.candidate_scores(users, cands)
+        u, i = model.get_embedding()
+    assert got.shape == (3, 2)
+    torch.testing.assert_close(got, (u[users].unsqueeze(1) * i[cands]).sum(-1), atol=1e-5, rtol=1e-5)

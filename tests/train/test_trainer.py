@@ -15,7 +15,9 @@ from graphrec.eval import Evaluator, to_csr
 from graphrec.fs import atomic_path
 from graphrec.graph import normalized_adjacency
 from graphrec.nn import LightGCN, MostPopular
+from graphrec.nn.base import ScoringModel
 from graphrec.train import NegativeSampler, TrainConfig, Trainer
+from graphrec.train.negatives import hardest
 
 HERE = Path(__file__).parent
 
@@ -238,3 +240,43 @@ def test_tensorboard_without_the_package_is_named(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
     with pytest.raises(ConfigError, match=r"pip install 'graphrec\[tensorboard\]'"):
         TrainConfig(log="tensorboard")
+
+
+class FixedScores(ScoringModel):
+    """score(u, i) = item_value[i] for every user; its loss records the negatives it is given."""
+
+    trainable = True
+
+    def __init__(self, item_value):
+        super().__init__(3, len(item_value))
+        self.item_value = torch.tensor(item_value, dtype=torch.float)
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.seen = []
+
+    def get_embedding(self):
+        return torch.ones(self.num_users, 1), self.item_value.view(-1, 1)
+
+    def loss(self, users, pos_items, neg_items):
+        self.seen.append((users.clone(), neg_items.clone()))
+        return (self.w ** 2).sum()
+
+
+def test_hardest_picks_each_rows_top_scored_candidate():
+    model = FixedScores([0.0, 3.0, 1.0, 2.0])
+    cands = torch.tensor([[0, 2, 3], [2, 0, 0], [1, 3, 1]])
+    assert hardest(model, torch.tensor([0, 1, 2]), cands).tolist() == [3, 2, 1]
+
+
+def test_negative_candidates_train_on_the_hardest_non_positive():
+    # user 0 has item 4 (the top-scored one), user 1 items 3 and 4, user 2 nothing
+    train = to_csr(np.array([0, 1, 1, 2]), np.array([4, 3, 4, 0]), 3, 5)
+    model = FixedScores([0.0, 1.0, 2.0, 3.0, 4.0])
+    cfg = TrainConfig(epochs=1, batch_size=2, negative_candidates=40, patience=0, progress=False, device="cpu",
+                      threads=1)
+    Trainer(model, train, None, cfg).fit()
+    users = torch.cat([u for u, _ in model.seen])
+    neg = torch.cat([n for _, n in model.seen])
+    # 40 uniform draws among 3-4 non-positives miss the best one with probability < 1e-4: seeded, it is found
+    assert dict(zip(users.tolist(), neg.tolist(), strict=True)) == {0: 3, 1: 2, 2: 4}
+    with pytest.raises(ConfigError, match=r"train\.negative_candidates must be >= 1"):
+        TrainConfig(negative_candidates=0)
