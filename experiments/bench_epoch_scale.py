@@ -17,7 +17,8 @@ sampling, done once, are timed as they are); the table marks such rows.
 Prints a table with the ratios graphrec / RecBole (goal for LightGCN: <= 0.25)
 and ends with one JSON object; everything printed is saved to ``--out``.
 
-Usage: python experiments/bench_epoch_scale.py [--threads 2] [--steps N] [--no-recbole] [--device cpu]
+Usage: python experiments/bench_epoch_scale.py [--threads 2] [--steps N] [--no-recbole] [--recbole-keep-freed]
+       [--device cpu]
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from graphrec.data.sources import synthetic_dataset
 from graphrec.graph import normalized_adjacency
 from graphrec.matrices import to_csr
 from graphrec.nn import LightGCN, XSimGCL
+from graphrec.runtime import keep_freed_memory
 from graphrec.train.negatives import NegativeSampler
 
 HERE = Path(__file__).resolve().parent
@@ -57,6 +59,8 @@ BATCH = 2048
 def graphrec_epoch(model: torch.nn.Module, train: Any, steps: int | None, device: str, seed: int) -> dict[str, Any]:
     """Seconds of one epoch (or of its first ``steps`` steps, extrapolated): shuffling, sampling, loss, Adam."""
     model = model.to(device)
+    if device == "cpu":
+        keep_freed_memory()  # as graphrec's Trainer does (GRAPHREC_KEEP_FREED_MEMORY=0 turns it off)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     g = torch.Generator().manual_seed(seed)
     coo = train.tocoo()
@@ -84,7 +88,11 @@ def graphrec_epoch(model: torch.nn.Module, train: Any, steps: int | None, device
             "mean_loss": float(np.mean(losses))}
 
 
-def recbole_epoch(train: Any, threads: int, seed: int, peer_venv: str | None) -> dict[str, Any]:
+#: glibc's environment form of graphrec.runtime.keep_freed_memory, for the peer's process
+KEEP_FREED_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
+def recbole_epoch(train: Any, threads: int, seed: int, peer_venv: str | None, keep_freed: bool = False) -> dict[str, Any]:
     out = subprocess.run(["bash", str(PEERS / "setup_recbole.sh")] + ([peer_venv] if peer_venv else []),
                          capture_output=True, text=True)
     if out.returncode != 0:
@@ -105,7 +113,8 @@ def recbole_epoch(train: Any, threads: int, seed: int, peer_venv: str | None) ->
                "--train", str(paths["train"]), "--valid", str(paths["valid"]), "--test", str(paths["test"]),
                "--epochs", "1", "--batch", str(BATCH), "--dim", "64", "--layers", "3", "--lr", "0.001",
                "--reg", "1e-4", "--require-pow", "--k", "20", "--seed", str(seed), "--threads", str(threads)]
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+               **(KEEP_FREED_ENV if keep_freed else {})}
         t = time.perf_counter()
         res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
         wall = time.perf_counter() - t
@@ -122,13 +131,19 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="graphrec's device (RecBole runs on the CPU)")
     p.add_argument("--seed", type=int, default=2020)
     p.add_argument("--no-recbole", action="store_true", help="graphrec's sides only")
+    p.add_argument("--recbole-keep-freed", action="store_true",
+                   help="also time RecBole with glibc keeping freed memory, the allocator setting graphrec's "
+                        "trainer makes for itself (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ 1 GiB)")
     p.add_argument("--peer-venv", default=None, help="RecBole's venv (default: setup_recbole.sh's choice)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "bench_epoch_scale.txt")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     say = Report()
     say(f"graphrec {graphrec.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-        f"{a.threads} threads, device {a.device}, {time.strftime('%Y-%m-%d %H:%M')}")
+        f"{a.threads} threads, device {a.device}, {time.strftime('%Y-%m-%d %H:%M')}, "
+        f"load average {os.getloadavg()[0]:.2f}")
+    if a.device == "cpu":
+        say(f"graphrec keeps freed memory (graphrec.runtime.keep_freed_memory, as its trainer): {keep_freed_memory()}")
     t = time.perf_counter()
     ds = synthetic_dataset(USERS, ITEMS, INTERACTIONS, seed=a.seed)
     train = to_csr(ds.interactions.user, ds.interactions.item, ds.num_users, ds.num_items)
@@ -149,6 +164,10 @@ def main() -> None:
         peer = recbole_epoch(train, a.threads, a.seed, a.peer_venv)
         rows["RecBole 1.2.1 LightGCN (3 layers)"] = peer
         say(f"RecBole LightGCN: {peer['epoch_seconds']:.1f} s per epoch")
+        if a.recbole_keep_freed:
+            kept = recbole_epoch(train, a.threads, a.seed, a.peer_venv, keep_freed=True)
+            rows["RecBole 1.2.1 LightGCN, freed memory kept"] = kept
+            say(f"RecBole LightGCN, glibc keeping freed memory: {kept['epoch_seconds']:.1f} s per epoch")
     say("")
     say("| side | s per epoch | / RecBole LightGCN | note |")
     say("|---|---|---|---|")

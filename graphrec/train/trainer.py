@@ -22,7 +22,7 @@ from graphrec.eval.evaluator import Evaluator
 from graphrec.eval.metrics import METRICS
 from graphrec.fs import atomic_write_json, atomic_write_text
 from graphrec.nn.base import ScoringModel
-from graphrec.runtime import resolve_device, resolve_threads, set_threads
+from graphrec.runtime import keep_freed_memory, resolve_device, resolve_threads, set_threads
 from graphrec.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from graphrec.train.negatives import NegativeSampler, hardest
 
@@ -187,6 +187,8 @@ class Trainer:
         self.config = config
         self.device = resolve_device(config.device)
         self.threads = set_threads(config.threads)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         self.model = model.to(self.device)
         coo = sp.csr_matrix(train).tocoo()
         self.train_users = torch.from_numpy(coo.row.astype(np.int64))
