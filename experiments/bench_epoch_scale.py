@@ -56,10 +56,11 @@ USERS, ITEMS, INTERACTIONS = 29_858, 40_981, 810_128
 BATCH = 2048
 
 
-def graphrec_epoch(model: torch.nn.Module, train: Any, steps: int | None, device: str, seed: int) -> dict[str, Any]:
+def graphrec_epoch(model: torch.nn.Module, train: Any, steps: int | None, device: str, seed: int,
+                   keep_freed: bool = True) -> dict[str, Any]:
     """Seconds of one epoch (or of its first ``steps`` steps, extrapolated): shuffling, sampling, loss, Adam."""
     model = model.to(device)
-    if device == "cpu":
+    if device == "cpu" and keep_freed:
         keep_freed_memory()  # as graphrec's Trainer does (GRAPHREC_KEEP_FREED_MEMORY=0 turns it off)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     g = torch.Generator().manual_seed(seed)
@@ -131,6 +132,9 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="graphrec's device (RecBole runs on the CPU)")
     p.add_argument("--seed", type=int, default=2020)
     p.add_argument("--no-recbole", action="store_true", help="graphrec's sides only")
+    p.add_argument("--without-keep-freed", action="store_true",
+                   help="first time graphrec's LightGCN with glibc's default allocator thresholds (what "
+                        "graphrec.runtime.keep_freed_memory changes)")
     p.add_argument("--recbole-keep-freed", action="store_true",
                    help="also time RecBole with glibc keeping freed memory, the allocator setting graphrec's "
                         "trainer makes for itself (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ 1 GiB)")
@@ -142,7 +146,7 @@ def main() -> None:
     say(f"graphrec {graphrec.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"{a.threads} threads, device {a.device}, {time.strftime('%Y-%m-%d %H:%M')}, "
         f"load average {os.getloadavg()[0]:.2f}")
-    if a.device == "cpu":
+    if a.device == "cpu" and not a.without_keep_freed:
         say(f"graphrec keeps freed memory (graphrec.runtime.keep_freed_memory, as its trainer): {keep_freed_memory()}")
     t = time.perf_counter()
     ds = synthetic_dataset(USERS, ITEMS, INTERACTIONS, seed=a.seed)
@@ -151,6 +155,13 @@ def main() -> None:
     say(f"synthetic log: {ds.num_users:,} users, {ds.num_items:,} items, {train.nnz:,} train interactions "
         f"(built in {time.perf_counter() - t:.1f} s)")
     rows: dict[str, dict[str, Any]] = {}
+    if a.without_keep_freed and a.device == "cpu":  # first: once set, glibc's thresholds stay for the process
+        torch.manual_seed(a.seed)
+        plain = graphrec_epoch(LightGCN(ds.num_users, ds.num_items, adj, dim=64, num_layers=3), train, a.steps,
+                               a.device, a.seed, keep_freed=False)
+        rows["graphrec LightGCN, glibc's default allocator"] = plain
+        say(f"graphrec LightGCN, glibc's default allocator: {plain['epoch_seconds']:.1f} s per epoch")
+        say(f"graphrec keeps freed memory from here on (graphrec.runtime.keep_freed_memory): {keep_freed_memory()}")
     torch.manual_seed(a.seed)
     rows["graphrec LightGCN (3 layers)"] = graphrec_epoch(LightGCN(ds.num_users, ds.num_items, adj, dim=64, num_layers=3),
                                                           train, a.steps, a.device, a.seed)

@@ -95,8 +95,10 @@ def keep_freed_memory() -> bool:
     blocks it sees freed) with fresh ``mmap`` pages and returns them on
     ``free``, so a training step that allocates and frees the same
     ``[nodes, dim]`` tensors every batch pays page faults to zero them again
-    each time: on a Gowalla-size LightGCN step (1 thread) 158 ms against 112
-    ms with them kept (``experiments/bench_epoch_scale.py``). This raises the
+    each time: a Gowalla-size LightGCN epoch (1 thread, a loaded machine)
+    took 88 s with glibc's defaults and 73 s with freed memory kept, and
+    RecBole's 157 s and 132 s (``experiments/bench_epoch_scale.py``,
+    ``--without-keep-freed`` and ``--recbole-keep-freed``). This raises the
     mmap and trim thresholds to 1 GiB for the process, the effect of
     ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``; the cost is that
     freed memory stays with the process until it exits. The trainer calls it
