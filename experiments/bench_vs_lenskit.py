@@ -74,7 +74,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -82,8 +81,8 @@ from typing import Any
 import torch
 from bench_vs_recbole import (  # experiments/: scripts run from this folder
     K,
-    dataset_from_tsv,
     diffs,
+    exported_split,
     lightgcn_builder,
     mean_std,
     run_graphrec,
@@ -94,7 +93,7 @@ from bench_vs_recbole import (  # experiments/: scripts run from this folder
 from report import Report
 
 import graphrec
-from graphrec.data import load_movielens, random_split
+from graphrec.data import load_movielens
 from graphrec.nn import LightGCN
 
 HERE = Path(__file__).resolve().parent
@@ -197,13 +196,7 @@ def main() -> None:
     width = max(len(label) for label in labels.values())
 
     for seed in a.seeds:
-        split = random_split(data, (0.8, 0.1, 0.1), seed=seed)
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = split.export_tsv(tmp)
-            sizes = {n: sum(1 for _ in open(path)) - 1 for n, path in paths.items()}
-            same = dataset_from_tsv(paths)
-            say()
-            say(f"## seed {seed}: rows {sizes}")
+        with exported_split(data, seed, say) as (paths, same):
             for key in labels:
                 load_before = os.getloadavg()[0]
                 if key == "graphrec":

@@ -130,7 +130,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,22 @@ def dataset_from_tsv(paths: dict[str, Path]) -> Split:
     ds = Dataset("ml-100k-tsv", inter, users, items, implicit=True)
     sizes = np.cumsum([len(frames[n]) for n in ("train", "valid", "test")])
     return Split(ds, np.arange(sizes[0]), np.arange(sizes[0], sizes[1]), np.arange(sizes[1], sizes[2]), "exported")
+
+
+@contextmanager
+def exported_split(data: Dataset, seed: int, say: Callable[..., Any]) -> Iterator[tuple[dict[str, Path], Split]]:
+    """Seed ``seed``'s per-user random 80/10/10 split, exported as TSV files into a temporary folder that lives
+    for the ``with`` block: ``(paths, the split as graphrec reads those files back)``; prints the seed's heading."""
+    split = random_split(data, (0.8, 0.1, 0.1), seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = split.export_tsv(tmp)
+        sizes = {}
+        for name, path in paths.items():
+            with open(path) as f:
+                sizes[name] = sum(1 for _ in f) - 1  # less the header
+        say()
+        say(f"## seed {seed}: rows {sizes}")
+        yield paths, dataset_from_tsv(paths)
 
 
 def peer_venv(a: argparse.Namespace) -> str:
@@ -529,13 +546,7 @@ def main() -> None:
             say(f"  {'':{width}} settings: {json.dumps(r['config'])}")
 
     for seed in a.seeds:
-        split = random_split(data, (0.8, 0.1, 0.1), seed=seed)
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = split.export_tsv(tmp)
-            sizes = {n: sum(1 for _ in open(path)) - 1 for n, path in paths.items()}
-            same = dataset_from_tsv(paths)
-            say()
-            say(f"## seed {seed}: rows {sizes}")
+        with exported_split(data, seed, say) as (paths, same):
             for key in labels:
                 if key in skipped:
                     continue
