@@ -246,16 +246,12 @@ class GraphSAGE(ScoringModel):
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
         """BPR (or BCE) on embeddings of the batch's sampled subgraph, plus ``reg · Σ ||e||² / 2B``."""
         batch = users.shape[0]
-        u, u_inv = torch.unique(users, return_inverse=True)
-        i, i_inv = torch.unique(torch.cat([pos_items, neg_items]), return_inverse=True)
         drop = None
         if self.exclude_target_edges:  # the example's own edge would hand the model its answer
             ids = self.pair_edge_ids(users, pos_items)
             drop = {("user", "interacts", "item"): ids, ("item", "rev_interacts", "user"): ids}
-        h = self.embed_sampled({"user": u, "item": i}, drop=drop)
-        # index_select, not h[idx]: the backward of advanced indexing adds in a thread-dependent order on CPU
-        e_u = h["user"].index_select(0, u_inv)  # [B, D]
-        e_p, e_n = h["item"].index_select(0, i_inv).split(batch)  # [B, D] each
+        e_u, e_i = self._embed_batch(users, torch.cat([pos_items, neg_items]), drop)
+        e_p, e_n = e_i.split(batch)  # [B, D] each
         pos, neg = (e_u * e_p).sum(-1), (e_u * e_n).sum(-1)
         if self.objective == "bce":
             logits = torch.cat([pos, neg])
@@ -269,12 +265,18 @@ class GraphSAGE(ScoringModel):
         """Scores from the users' and candidates' sampled subgraphs, as :meth:`loss` embeds them (the
         full-graph inference of :meth:`get_embedding` would cost a whole pass per batch).
         Shapes: ``[B], [B, M] → [B, M]``."""
+        e_u, e_c = self._embed_batch(users, candidates.reshape(-1))
+        return (e_u.unsqueeze(1) * e_c.view(*candidates.shape, -1)).sum(-1)
+
+    def _embed_batch(self, users: Tensor, items: Tensor,
+                     drop: Mapping[EdgeType, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """Sampled embeddings of a batch's users ``[B] → [B, D]`` and items ``[N] → [N, D]``, each distinct node
+        embedded once (:meth:`embed_sampled`)."""
         u, u_inv = torch.unique(users, return_inverse=True)
-        i, i_inv = torch.unique(candidates.reshape(-1), return_inverse=True)
-        h = self.embed_sampled({"user": u, "item": i})
-        e_u = h["user"].index_select(0, u_inv)  # [B, D]
-        e_c = h["item"].index_select(0, i_inv).view(*candidates.shape, -1)  # [B, M, D]
-        return (e_u.unsqueeze(1) * e_c).sum(-1)
+        i, i_inv = torch.unique(items, return_inverse=True)
+        h = self.embed_sampled({"user": u, "item": i}, drop=drop)
+        # index_select, not h[idx]: the backward of advanced indexing adds in a thread-dependent order on CPU
+        return h["user"].index_select(0, u_inv), h["item"].index_select(0, i_inv)
 
     def pair_edge_ids(self, users: Tensor, items: Tensor) -> Tensor:
         """Ids of the ``(user, interacts, item)`` edges joining ``users[k]`` and ``items[k]`` (pairs without one

@@ -268,7 +268,7 @@ def test_hardest_picks_each_rows_top_scored_candidate():
 
 
 def test_negative_candidates_train_on_the_hardest_non_positive():
-    # user 0 has item 4 (the top-scored one), user 1 items 3 and 4, user 2 nothing
+    # user 0 has item 4 (the top-scored one), user 1 items 3 and 4, user 2 item 0 (the lowest-scored)
     train = to_csr(np.array([0, 1, 1, 2]), np.array([4, 3, 4, 0]), 3, 5)
     model = FixedScores([0.0, 1.0, 2.0, 3.0, 4.0])
     cfg = TrainConfig(epochs=1, batch_size=2, negative_candidates=40, patience=0, progress=False, device="cpu",
