@@ -162,6 +162,34 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--data-dir", default=None,
                     help="only for a run written before bundles: where its dataset is (the bundle is written once)")
 
+    sv = sub.add_parser("serve", help="serve a finished run over HTTP: recommend, explain, search, learn from events",
+                        formatter_class=_Help,
+                        epilog="Writes (POST /events, POST /items) need 'Authorization: Bearer <token>' when "
+                               "GRAPHREC_API_TOKEN is set. Accepted writes are logged in RUN_DIR/serving/events.log "
+                               "(fsync'd before the response) and replayed on start; 'graphrec retrain RUN_DIR' "
+                               "trains a new run with them.")
+    sv.add_argument("run_dir", help="a run directory written by 'graphrec run'")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
+    sv.add_argument("--port", type=int, default=8000, help="TCP port")
+    sv.add_argument("--workers", type=int, default=1, help="server processes (they share the event log)")
+    sv.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
+    sv.add_argument("--no-text", action="store_true",
+                    help="do not load the text encoder (no /search, no POST /items; starts faster)")
+    sv.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                    help="uvicorn's log level")
+
+    rt = sub.add_parser("retrain", help="train a new run on a served run's data plus the events it received",
+                        formatter_class=_Help)
+    rt.add_argument("run_dir", help="a served run directory (with serving/events.log)")
+    rt.add_argument("--out", default=None, help="the new run directory (default <output>/<name>-retrained-<time>)")
+    rt.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    rt.add_argument("--threads", default=None, help="torch CPU threads: auto (default: the idle cores) or a number")
+    rt.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a configuration value (YAML syntax)")
+    rt.add_argument("--quiet", action="store_true", help="no progress bar")
+    rt.add_argument("--data-dir", default=None,
+                    help="folder holding the dataset's files (sets dataset.data_dir; default $GRAPHREC_DATA_DIR)")
+
     em = sub.add_parser("embed", help="encode a dataset's item texts (cached) and print throughput", formatter_class=_Help)
     em.add_argument("name", help=_NAME_HELP)
     _add_data_dir(em)
@@ -494,8 +522,73 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
+    import uvicorn
+
+    from graphrec.run.bundle import load
+
+    if args.workers < 1 or args.threads < 1:
+        raise GraphrecError(f"--workers and --threads must be >= 1, got {args.workers} and {args.threads}")
+    if not 0 <= args.port <= 65535:
+        raise GraphrecError(f"--port must be in [0, 65535], got {args.port}")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    token = "on" if os.environ.get("GRAPHREC_API_TOKEN") else "off (GRAPHREC_API_TOKEN is not set)"
+    if args.workers == 1:
+        from graphrec.serve.app import create_app
+        from graphrec.serve.live import open_live
+
+        live = open_live(args.run_dir, text=not args.no_text)
+        app = create_app(live)
+        print(f"serving {live.deployed.name} from {args.run_dir} ({live.users_count:,} users, {live.items_count:,} "
+              f"items, {live.events:,} logged events replayed) on http://{args.host}:{args.port}/  (API docs: /docs; "
+              f"write token {token})", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        return 0
+    deployed = load(args.run_dir)  # the bundle's errors, once, before the workers start
+    os.environ["GRAPHREC_SERVE_RUN_DIR"] = str(Path(args.run_dir).resolve())
+    os.environ["GRAPHREC_SERVE_TEXT"] = "0" if args.no_text else "1"
+    os.environ["GRAPHREC_SERVE_THREADS"] = str(args.threads)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="graphrec-metrics-"))
+    print(f"serving {deployed.name} from {args.run_dir} with {args.workers} workers on "
+          f"http://{args.host}:{args.port}/  (API docs: /docs; write token {token})", flush=True)
+    uvicorn.run("graphrec.serve.app:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level=args.log_level)
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from graphrec.data.wal import EventLog
+    from graphrec.run import load_config, run_experiment
+
+    run = Path(args.run_dir)
+    log_path = run / "serving" / "events.log"
+    if not (run / "config.yaml").is_file():
+        raise GraphrecError(f"{run}: no config.yaml there; not a graphrec run directory")
+    if not log_path.is_file():
+        raise GraphrecError(f"{log_path}: no serving log; the run has received no events (graphrec serve writes it)")
+    with EventLog(log_path) as wal:
+        records = wal.replay()
+    if not records:
+        raise GraphrecError(f"{log_path}: the log is empty; there is nothing new to train on")
+    config = _with_data_dir(load_config(run / "config.yaml", _overrides(args, args.quiet), strict=False), args.data_dir)
+    config = replace(config, name=f"{config.name}-retrained",
+                     dataset=replace(config.dataset, added=str(log_path.resolve())))
+    out, metrics = run_experiment(config, args.out, overwrite=args.overwrite)
+    print(format_metrics(metrics))
+    print(f"run directory: {out} (the data of {run} plus {len(records)} log records from {log_path})")
+    return 0
+
+
 COMMANDS = {"datasets": cmd_datasets, "split": cmd_split, "graph": cmd_graph, "embed": cmd_embed, "run": cmd_run,
-            "tune": cmd_tune, "recommend": cmd_recommend, "explain": cmd_explain}
+            "tune": cmd_tune, "recommend": cmd_recommend, "explain": cmd_explain, "serve": cmd_serve,
+            "retrain": cmd_retrain}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,12 +50,16 @@ class SourceConfig:
         implicit_threshold: Keep interactions rated at least this as positives;
             None keeps every interaction.
         k_core: Keep the k-core (None: no filtering).
+        added: A served run's log (``<run>/serving/events.log``) whose events
+            and new items are appended to the data first (``graphrec retrain``
+            sets it).
     """
 
     name: str = DEFAULT_DATASET
     format: str = ""
     implicit_threshold: float | None = None
     k_core: int | None = None
+    added: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -79,7 +83,12 @@ class SourceConfig:
             download: Fetch a public dataset into the cache when no local
                 copy is found (MovieLens).
         """
-        ds = to_implicit(self.read(download), self.implicit_threshold)
+        ds = self.read(download)
+        if self.added:
+            from graphrec.data.served import with_served_log
+
+            ds = with_served_log(ds, self.added)
+        ds = to_implicit(ds, self.implicit_threshold)
         return k_core(ds, self.k_core) if self.k_core else ds
 
     def with_data_dir(self, data_dir: str | None) -> SourceConfig:

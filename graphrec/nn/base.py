@@ -91,13 +91,42 @@ class ScoringModel(nn.Module):
     def score_history(self, items: Tensor) -> Tensor:
         """Scores of every item for a user the model has not seen, from the items they interacted with.
 
-        Default (embedding models): fold-in, the user's embedding is the mean of
-        those items' final embeddings. Shapes: ``[H] → [num_items]``.
+        Default (embedding models): the items' embeddings dotted with the
+        user's :meth:`fold_in`. Shapes: ``[H] → [num_items]``.
         """
         emb = self.get_embedding()
         if emb is None:
             raise NotImplementedError(f"{type(self).__name__} must implement score_history")
-        return emb[1] @ emb[1][items].mean(0)
+        return emb[1] @ self.fold_in(items, state=self.fold_in_state())
+
+    def fold_in_state(self) -> Any:
+        """What :meth:`fold_in` reads, computed once from the trained weights (a server keeps it).
+
+        Default: :meth:`get_embedding`'s ``(users, items)``.
+        """
+        return self.get_embedding()
+
+    def fold_in(self, items: Tensor, user: int | None = None, state: Any = None) -> Tensor:
+        """A user's embedding ``[D]`` from the items they interacted with, without retraining.
+
+        Embedding models only (scores are ``user · item``). Default: the mean
+        of the items' final embeddings (the trained ``user`` is not used).
+        LightGCN and its successors re-propagate the user's row exactly;
+        GraphSAGE embeds the user inductively.
+
+        Args:
+            items: Item indices ``[H]`` (H >= 1): the user's whole history.
+            user: The user's index when the model was trained with them (for
+                the parts of their embedding not made of items), else None.
+            state: :meth:`fold_in_state`'s result (computed here when None).
+        """
+        emb = state if state is not None else self.fold_in_state()
+        if emb is None:
+            raise NotImplementedError(f"{type(self).__name__} has no embeddings to fold a user into; "
+                                      "use score_history")
+        if len(items) == 0:
+            raise ValueError("fold_in needs at least one item")
+        return emb[1][items].mean(0)
 
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} is not trained with a loss; call fit()")

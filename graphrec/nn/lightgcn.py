@@ -118,6 +118,42 @@ def propagate_rows(adj: Tensor, emb: Tensor, alphas: Tensor, rows: Tensor) -> Te
     return propagate(adj, emb, alphas).index_select(0, rows)
 
 
+@dataclass(frozen=True)
+class FoldIn:
+    """What re-propagating one user's row of a LightGCN-style model needs (:meth:`LightGCN.fold_in`).
+
+    Attributes:
+        layers: Layers ``0..L-1`` of every node, ``[N, D]`` each.
+        weights: ``[L + 1]`` weights of layers ``0..L`` in the final embedding.
+        degree: ``[N]`` every node's degree in the trained graph.
+        user0: ``[U, D]`` the users' layer-0 embeddings.
+        num_users: U (item ``j`` is node ``U + j``).
+        context: Per trained user, their non-item neighbours (attribute nodes); empty without them.
+    """
+
+    layers: list[Tensor]
+    weights: Tensor
+    degree: Tensor
+    user0: Tensor
+    num_users: int
+    context: list[Tensor]
+
+    def user(self, items: Tensor, user: int | None = None) -> Tensor:
+        """The user's final embedding ``[D]`` with neighbours ``items`` (item indices, repeats ignored)."""
+        if len(items) == 0:
+            raise ValueError("fold_in needs at least one item")
+        nodes = torch.unique(items.to(self.degree.device)) + self.num_users
+        if user is not None and self.context:
+            nodes = torch.cat([nodes, self.context[user].to(nodes)])
+        # an item without train edges gets this user as its one neighbour
+        coef = (len(nodes) * self.degree[nodes].clamp(min=1)).rsqrt().unsqueeze(1)  # [n, 1]
+        w = self.weights.tolist()
+        out = self.user0[user] * w[0] if user is not None else self.user0.new_zeros(self.user0.shape[1])
+        for k, layer in enumerate(self.layers, start=1):
+            out = out + w[k] * (coef * layer[nodes]).sum(0)
+        return out
+
+
 def propagate(adj: Tensor, emb: Tensor, alphas: Tensor) -> Tensor:
     """LightGCN's layer combination ``Σ_{k=0..L} α_k Â^k E`` (eq. 8).
 
@@ -243,6 +279,46 @@ class LightGCN(ScoringModel):
     def get_embedding(self) -> tuple[Tensor, Tensor]:
         out = propagate(self.adj, self.layer0_all(), self.alphas)  # [N, D]
         return out[: self.num_users], out[self.num_users : self.num_users + self.num_items]
+
+    def layer_weights(self) -> Tensor:
+        """Each layer's weight in the final embedding, ``[L + 1]`` (layers 0..L): ``α``."""
+        return self.alphas
+
+    @torch.no_grad()
+    def fold_in_state(self) -> FoldIn:
+        layers, h = [], self.layer0_all()
+        for _ in range(self.num_layers):
+            layers.append(h)
+            h = self.adj @ h
+        crow = self.adj.to_sparse_csr().crow_indices() if self.adj.layout != torch.sparse_csr else self.adj.crow_indices()
+        return FoldIn(layers=layers, weights=self.layer_weights().to(h), degree=(crow[1:] - crow[:-1]).to(h),
+                      user0=self.layer0()[0], num_users=self.num_users, context=self._user_context())
+
+    def _user_context(self) -> list[Tensor]:
+        """Each user's neighbours in ``adj`` that are not items (user attribute nodes); empty lists without them."""
+        if not any(t for t, _ in self.node_layout[2:]):
+            return []
+        adj = self.adj.to_sparse_csr() if self.adj.layout != torch.sparse_csr else self.adj
+        crow, col = adj.crow_indices(), adj.col_indices()
+        items_end = self.num_users + self.num_items
+        return [c[(c < self.num_users) | (c >= items_end)] for c in
+                (col[crow[u]:crow[u + 1]] for u in range(self.num_users))]
+
+    def fold_in(self, items: Tensor, user: int | None = None, state: Any = None) -> Tensor:
+        """The user's row of the propagation, re-computed with ``items`` as their neighbours.
+
+        .. math::
+            e_u^{(k)} = \\sum_{j \\in N'(u)} \\frac{e_j^{(k-1)}}{\\sqrt{|N'(u)|\\, d_j}}, \\quad
+            e_u = \\alpha_0 e_u^{(0)} + \\sum_{k=1}^{L} \\alpha_k e_u^{(k)}
+
+        with ``N'(u)`` the given items (and a trained user's attribute
+        neighbours), and every other node's layers and degree ``d_j`` as
+        trained (one hop: the items do not see the new edges until the model
+        is retrained). For a trained user and their train items it is exactly
+        their trained embedding; a new user's layer 0 is zero.
+        """
+        s: FoldIn = state if state is not None else self.fold_in_state()
+        return s.user(items, user)
 
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:
         """BPR on the propagated embeddings plus ``reg · Σ ||e⁰||² / 2B`` on the batch's layer-0 rows.

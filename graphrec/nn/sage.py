@@ -302,6 +302,11 @@ class GraphSAGE(ScoringModel):
         """Scores for a new user, embedded from their items by :meth:`embed_new_user`."""
         return self.get_embedding()[1] @ self._embed_user(items.tolist()).to(self.device)
 
+    def fold_in(self, items: Tensor, user: int | None = None, state: Any = None) -> Tensor:
+        """Inductive: the user embedded as a new node linked to ``items`` (:meth:`embed_new_user`); a trained
+        user's learned id input, where users have one, is not used."""
+        return self._embed_user(items.tolist()).to(self.device)
+
     def _indices(self, node_type: str, raw_ids: Sequence[object]) -> list[int]:
         """Node indices of raw ids (the graph's ``node_raw_ids``; a graph without them is indexed by position)."""
         from graphrec.errors import UnknownIdError

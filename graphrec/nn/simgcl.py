@@ -102,6 +102,10 @@ class SimGCL(LightGCN):
     def get_embedding(self) -> tuple[Tensor, Tensor]:
         return self._split(torch.stack(self.layers(perturbed=False)).mean(0))
 
+    def layer_weights(self) -> Tensor:
+        """The mean of layers 1..L (layer 0 not included): ``[0, 1/L, ..., 1/L]``."""
+        return torch.tensor([0.0] + [1.0 / self.num_layers] * self.num_layers, device=self.alphas.device)
+
     def _contrast(self, users: Tensor, items: Tensor, a: Tensor, b: Tensor) -> Tensor:
         u, i = torch.unique(users), torch.unique(items) + self.num_users
         return info_nce(a[u], b[u], self.temperature) + info_nce(a[i], b[i], self.temperature)

@@ -4,9 +4,11 @@
 
 * ``bundle.json``: the format version, the model's registry name and config,
   its hyperparameters, the vocabularies (raw ids), every node's raw id and
-  label (titles, genre names), the edge types, the attribute node types of
-  the adjacency, where the data came from, and the SHA-256 of the two files
-  below;
+  label (titles, genre names), each item's text (``item_texts``, what
+  ``graphrec serve`` encodes for search; older bundles lack it and are served
+  with titles and attribute names), the edge types, the attribute node types
+  of the adjacency, where the data came from, and the SHA-256 of the two
+  files below;
 * ``weights.safetensors``: the model's state dict;
 * ``arrays.safetensors``: the seen-items matrix (train + valid, CSR) and the
   train graph (every edge type's ``edge_index`` and edge attributes, every
@@ -63,7 +65,8 @@ def _save_tensors(tensors: dict[str, Tensor], path: Path) -> None:
 
 def write_bundle(run_dir: str | Path, model: ScoringModel, graph: HeteroData, seen: sp.csr_matrix,
                  model_section: dict[str, Any], item_text: Tensor | None = None,
-                 attributes: tuple[str, ...] = (), provenance: dict[str, Any] | None = None) -> Path:
+                 attributes: tuple[str, ...] = (), provenance: dict[str, Any] | None = None,
+                 item_texts: list[str] | None = None) -> Path:
     """Write the bundle of a trained model into ``run_dir`` (each file atomically; ``bundle.json`` last).
 
     Args:
@@ -74,6 +77,7 @@ def write_bundle(run_dir: str | Path, model: ScoringModel, graph: HeteroData, se
         item_text: Item text features, where the model reads them.
         attributes: The item attribute node types of its adjacency, in order.
         provenance: Anything worth recording (dataset name and source, split, experiment).
+        item_texts: Each item's text as the run's text template renders it (what a server encodes for search).
     """
     out = Path(run_dir)
     seen = sp.csr_matrix(seen)
@@ -106,6 +110,7 @@ def write_bundle(run_dir: str | Path, model: ScoringModel, graph: HeteroData, se
         "edge_types": [list(et) for et in graph.edge_types],
         "attributes": list(attributes),
         "provenance": provenance or {},
+        "item_texts": item_texts,
         "files": {f: file_digest(out / f, "sha256") for f in BUNDLE_FILES[1:]},
     }
     return atomic_write_text(out / "bundle.json", json.dumps(meta, indent=1))

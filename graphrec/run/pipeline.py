@@ -276,7 +276,8 @@ def bundle_run(run_dir: str | Path, config: ExperimentConfig, data: Prepared, mo
                   "split": data.split.method, "config": config.to_dict()}
     return write_bundle(run_dir, model, data.graph, data.seen, config.to_dict()["model"],
                         item_text=data.item_text if config.model.needs().item_text else None,
-                        attributes=data.attributes, provenance=provenance)
+                        attributes=data.attributes, provenance=provenance,
+                        item_texts=item_texts(data.split.train_view(), config.text.template))
 
 
 def export_bundle(run_dir: str | Path, data_dir: str | None = None) -> Path:

@@ -1,0 +1,308 @@
+"""The HTTP service over a :class:`~graphrec.serve.live.LiveModel` (FastAPI; ``graphrec serve RUN_DIR``).
+
+Endpoints (OpenAPI docs at ``/docs``):
+
+* ``GET /recommend?user=U&k=10[&diversity=0.3][&exclude=I1,I2]``, and
+  ``POST /recommend`` with ``{"history": [...], "k": 10}`` for a user the
+  model has never seen (folded in; nothing stored);
+* ``GET /explain?user=U&item=I[&format=json|png|html]``;
+* ``GET /similar?item=I&k=10``;
+* ``GET /search?q=TEXT[&user=U]&k=10[&personal_weight=0.05]``;
+* ``POST /events`` ``[{"user": U, "item": I, "timestamp": T}, ...]`` and
+  ``POST /items`` ``[{"item": I, "text": "...", "title": "..."}]``: writes,
+  durable before the response, seen by the next request; they need
+  ``Authorization: Bearer <token>`` when ``GRAPHREC_API_TOKEN`` is set;
+* ``GET /health``, ``GET /metrics`` (Prometheus), ``GET /`` (a page).
+
+Every list of items has one shape: ``{"user": U, "items": [{"item": I,
+"score": 4.21, "title": "..."}]}``. Errors are JSON ``{"detail": "..."}``:
+404 for an unknown user or item (named), 422 for a malformed request or a
+value out of range, 409 for a conflict, 401 without the token, 503 where the
+text encoder is missing; never a traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from graphrec.errors import ConfigError, GraphrecError, UnknownIdError
+from graphrec.serve.live import ItemExists, LiveModel, NotExplainable, Recommendation, TextUnavailable
+
+log = logging.getLogger(__name__)
+
+#: request limits (a request beyond them is a 422 naming the limit)
+MAX_K = 1000
+MAX_QUERY_CHARS = 500
+MAX_BATCH = 10_000
+MAX_TEXT_CHARS = 5_000
+
+Id = int | str
+
+
+class ItemOut(BaseModel):
+    item: Id
+    score: float
+    title: str
+
+
+class ItemList(BaseModel):
+    """The one shape of every response that lists items."""
+
+    user: Id | None
+    items: list[ItemOut]
+
+
+class HistoryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    history: list[Id] = Field(min_length=1, max_length=MAX_BATCH, description="items the user interacted with")
+    k: int = Field(10, ge=1, le=MAX_K)
+    exclude: list[Id] = Field(default_factory=list, max_length=MAX_BATCH)
+    diversity: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: Id
+    item: Id
+    timestamp: float | None = Field(None, description="seconds since the epoch (default: when received)")
+
+
+class NewItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item: Id
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="encoded with the run's text model")
+    title: str | None = Field(None, max_length=500)
+
+
+class Accepted(BaseModel):
+    accepted: int
+    events: int = Field(description="events applied in this server since its bundle was trained")
+
+
+class _Metrics:
+    """Prometheus metrics (one registry per app; across ``--workers`` through prometheus_client's multiprocess
+    mode, which ``graphrec serve`` turns on)."""
+
+    def __init__(self, live: LiveModel) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("graphrec_requests", "HTTP requests", ["endpoint", "method", "status"],
+                                registry=self.registry)
+        self.latency = Histogram("graphrec_request_seconds", "request latency", ["endpoint"], registry=self.registry,
+                                 buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10))
+        self.events = Counter("graphrec_events_ingested", "interactions accepted by POST /events",
+                              registry=self.registry)
+        self.items = Counter("graphrec_items_added", "items accepted by POST /items", registry=self.registry)
+        info = Gauge("graphrec_model_info", "the model served (value 1)", ["model", "version"], registry=self.registry,
+                     multiprocess_mode="max")
+        info.labels(live.deployed.name, live.version).set(1)
+
+    def render(self) -> tuple[bytes, str]:
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _items(user: object, recs: list[Recommendation]) -> ItemList:
+    return ItemList(user=user, items=[ItemOut(item=r.item, score=r.score, title=r.title) for r in recs])  # type: ignore[arg-type]
+
+
+def _split_ids(values: list[str]) -> list[str]:
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
+    """The service for ``live``. ``token``: required by the write endpoints (default ``$GRAPHREC_API_TOKEN``)."""
+    token = token if token is not None else (os.environ.get("GRAPHREC_API_TOKEN") or None)
+    app = FastAPI(title="graphrec", version=_version(),
+                  description=f"Recommendations, explanations and search from a trained {live.deployed.name} run, "
+                              "updated by every interaction it receives.")
+    metrics = _Metrics(live)
+    app.state.live, app.state.metrics = live, metrics
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Any:
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            endpoint = getattr(route, "path", "other")
+            metrics.requests.labels(endpoint, request.method, str(status)).inc()
+            metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"detail": message}, status_code=status)
+
+    @app.exception_handler(UnknownIdError)
+    async def unknown(_: Request, exc: UnknownIdError) -> JSONResponse:
+        return error(404, str(exc))
+
+    @app.exception_handler(ConfigError)
+    async def bad_value(_: Request, exc: ConfigError) -> JSONResponse:
+        return error(422, str(exc))
+
+    @app.exception_handler(NotExplainable)
+    @app.exception_handler(ItemExists)
+    async def conflict(_: Request, exc: GraphrecError) -> JSONResponse:
+        return error(409, str(exc))
+
+    @app.exception_handler(TextUnavailable)
+    async def no_text(_: Request, exc: TextUnavailable) -> JSONResponse:
+        return error(503, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in exc.errors()[:5]:
+            where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        return error(422, "; ".join(parts))
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return error(500, f"internal error ({type(exc).__name__}); see the server log")
+
+    def authorised(request: Request) -> None:
+        if token is None:
+            return
+        header = request.headers.get("authorization", "")
+        given = header[7:] if header.lower().startswith("bearer ") else request.headers.get("x-api-token", "")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise _Unauthorised()
+
+    @app.exception_handler(_Unauthorised)
+    async def unauthorised(_: Request, exc: _Unauthorised) -> JSONResponse:
+        return JSONResponse({"detail": "this endpoint needs 'Authorization: Bearer <GRAPHREC_API_TOKEN>'"},
+                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    K = Annotated[int, Query(ge=1, le=MAX_K, description="list length")]
+
+    @app.get("/recommend", response_model=ItemList, summary="top-k for a user (trained or added)")
+    async def recommend(user: Annotated[str, Query(max_length=200)], k: K = 10,
+                        diversity: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
+                        exclude: Annotated[list[str], Query(description="item ids, repeated or comma-separated")] = [],  # noqa: B006
+                        ) -> ItemList:
+        recs = live.recommend(user, k=k, exclude=_split_ids(exclude), diversity=diversity)
+        return _items(live.user_id(live.user_index(user)), recs)
+
+    @app.post("/recommend", response_model=ItemList, summary="top-k for a new user from their history (fold-in)")
+    def recommend_history(body: HistoryRequest) -> ItemList:
+        return _items(None, live.recommend_for_history(body.history, k=body.k, exclude=body.exclude,
+                                                       diversity=body.diversity))
+
+    @app.get("/similar", response_model=ItemList, summary="items nearest to an item in the model's space")
+    async def similar(item: Annotated[str, Query(max_length=200)], k: K = 10) -> ItemList:
+        return _items(None, live.similar(item, k=k))
+
+    @app.get("/search", response_model=ItemList, summary="items by text, optionally blended with a user's scores")
+    def search(q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)], k: K = 10,
+               user: Annotated[str | None, Query(max_length=200)] = None,
+               personal_weight: Annotated[float, Query(ge=0.0, le=10.0)] = 0.05) -> ItemList:
+        recs = live.search(q, k=k, user=user, personal_weight=personal_weight)
+        return _items(live.user_id(live.user_index(user)) if user is not None else None, recs)
+
+    @app.get("/explain", summary="why an item scores for a user (the trained model's explanation)",
+             responses={200: {"content": {"application/json": {}, "image/png": {}, "text/html": {}}}})
+    def explain(user: Annotated[str, Query(max_length=200)], item: Annotated[str, Query(max_length=200)],
+                format: Literal["json", "png", "html"] = "json") -> Response:  # noqa: A002
+        ex = live.explain(user, item)
+        if format == "png":
+            with tempfile.TemporaryDirectory() as tmp:
+                path = ex.draw(Path(tmp) / "why.png")
+                return Response(path.read_bytes(), media_type="image/png")
+        if format == "html":
+            return HTMLResponse(ex.to_html())
+        added = live.added_items(live.user_index(user))
+        body = {**ex.to_dict(), "sentence": ex.text(),
+                "note": (f"explains the trained model; the {len(added)} interaction(s) this user added since are "
+                         "not in it" if added else None)}
+        return JSONResponse(_plain(body))
+
+    @app.post("/events", response_model=Accepted, dependencies=[Depends(authorised)],
+              summary="record interactions (durable before the response; new users are created)")
+    def events(body: Annotated[list[Event], Field(min_length=1, max_length=MAX_BATCH)]) -> Accepted:
+        n = live.add_events([e.model_dump() for e in body])
+        metrics.events.inc(n)
+        return Accepted(accepted=n, events=live.events)
+
+    @app.post("/items", response_model=Accepted, dependencies=[Depends(authorised)],
+              summary="add catalogue items from their text (recommendable at once)")
+    def items(body: Annotated[list[NewItem], Field(min_length=1, max_length=1000)]) -> Accepted:
+        ids = live.add_items([x.model_dump() for x in body])
+        metrics.items.inc(len(ids))
+        return Accepted(accepted=len(ids), events=live.events)
+
+    @app.get("/users", summary="some user ids (for the page)")
+    async def users(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> dict[str, list[Id]]:
+        return {"users": [live.user_id(i) for i in range(min(limit, live.users_count))]}  # type: ignore[misc]
+
+    @app.get("/health", summary="liveness and what is served")
+    async def health() -> dict[str, Any]:
+        live.refresh()
+        return {"status": "ok", **live.stats(), "auth": token is not None,
+                "text": live.item_text is not None and live._encode is not None}
+
+    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        body, media = metrics.render()
+        return Response(body, media_type=media)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        from graphrec.serve.page import PAGE
+
+        return HTMLResponse(PAGE.replace("{{MODEL}}", live.deployed.name))
+
+    return app
+
+
+class _Unauthorised(Exception):
+    pass
+
+
+def _plain(x: Any) -> Any:
+    from graphrec.fs import json_safe
+
+    return json_safe(x)
+
+
+def _version() -> str:
+    from graphrec import __version__
+
+    return __version__
+
+
+def app_from_env() -> FastAPI:
+    """The app of ``$GRAPHREC_SERVE_RUN_DIR`` (uvicorn's factory for ``--workers N``)."""
+    from graphrec.serve.live import open_live
+
+    run = os.environ.get("GRAPHREC_SERVE_RUN_DIR")
+    if not run:
+        raise GraphrecError("GRAPHREC_SERVE_RUN_DIR is not set (graphrec serve sets it for its workers)")
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("GRAPHREC_SERVE_THREADS", "1")))
+    return create_app(open_live(run, text=os.environ.get("GRAPHREC_SERVE_TEXT", "1") == "1"))

@@ -1,0 +1,515 @@
+"""A deployed model that learns from new interactions, users and items while it serves, without retraining.
+
+:class:`LiveModel` wraps a run's bundle (:func:`graphrec.run.bundle.load`)
+and keeps what changed since training beside it:
+
+* **events** (a user interacted with an item): the item leaves the user's
+  recommendations at once, and the user's representation is recomputed from
+  the updated history: LightGCN, SimGCL and XSimGCL re-propagate the user's
+  row exactly over the trained layers (:meth:`graphrec.nn.LightGCN.fold_in`),
+  MF-BPR takes the mean of the history's item embeddings, GraphSAGE embeds the
+  user inductively, and the graph filters, EASE and ItemKNN score the user's
+  updated row (:meth:`~graphrec.nn.ScoringModel.score_history`). Other users
+  and the items keep their trained representations until ``graphrec retrain``.
+* **new users** appear with their first event, and are folded in the same way.
+* **new items** come with their text (``POST /items``): the text is encoded
+  with the run's BERT encoder, and the item scores as the similarity-weighted
+  mean of its :data:`NEW_ITEM_NEIGHBOURS` nearest catalogue items by text
+  (for embedding models: its embedding is that mean of theirs). In a user's
+  history a new item stands for its nearest catalogue item.
+
+Every change is a record of the write-ahead log (:mod:`graphrec.data.wal`),
+appended and fsync'd before the caller hears back, and replayed on start.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from graphrec.errors import ConfigError, GraphrecError, UnknownIdError
+from graphrec.eval.topk import topk
+from graphrec.rank.mmr import mmr
+from graphrec.run.bundle import DeployedModel
+from graphrec.data.wal import EventLog
+
+log = logging.getLogger(__name__)
+
+#: how many catalogue items (nearest by text) a new item's score is built from
+NEW_ITEM_NEIGHBOURS = 5
+#: how many top-scored items diversity re-ranking (MMR) chooses from, per requested item
+MMR_POOL = 5
+#: default weight of a user's standardised personal score in ``search`` (text cosine + weight · z-score)
+SEARCH_PERSONAL_WEIGHT = 0.05
+
+
+class TextUnavailable(GraphrecError):
+    """Search and new items need the run's text encoder, which could not be loaded."""
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One listed item: raw id, score and title."""
+
+    item: object
+    score: float
+    title: str
+
+
+@dataclass
+class _NewItem:
+    id: object
+    title: str
+    text: str
+    vector: Tensor  # [F] text embedding (normalised)
+    neighbours: Tensor  # [n] catalogue item indices
+    weights: Tensor  # [n] summing to 1
+
+
+class LiveModel:
+    """A :class:`~graphrec.run.bundle.DeployedModel` plus the interactions, users and items added since.
+
+    Args:
+        deployed: The loaded bundle.
+        event_log: The write-ahead log (replayed here); None keeps changes in memory only (tests).
+        item_text: ``[I, F]`` the catalogue's text embeddings (search, diversity, new items); None: none of those.
+        encode: Encodes texts (queries, new items) into the space of ``item_text``; None: search by text and
+            new items are refused with :class:`TextUnavailable`.
+        text_error: Why there is no encoder, for that error's message.
+    """
+
+    def __init__(self, deployed: DeployedModel, event_log: EventLog | None = None, item_text: Tensor | None = None,
+                 encode: Callable[[Sequence[str]], Tensor] | None = None, text_error: str = "") -> None:
+        self.deployed, self.model = deployed, deployed.model.eval()
+        self.num_users, self.num_items = len(deployed.users), len(deployed.items)
+        self._int_users = deployed.users.ids.dtype.kind in "iu"
+        self._int_items = deployed.items.ids.dtype.kind in "iu"
+        self.item_text = torch.nn.functional.normalize(item_text.float(), dim=1) if item_text is not None else None
+        self._encode, self._text_error = encode, text_error
+        self._lock = threading.RLock()
+        self.log = event_log
+        self.events = 0
+        self.started = time.time()
+        self._titles: list[str] = list(deployed.graph.node_labels["item"])
+        self._new_users: dict[object, int] = {}  # raw id -> index >= num_users
+        self._new_items: list[_NewItem] = []
+        self._new_item_index: dict[object, int] = {}  # raw id -> index >= num_items
+        self._added: dict[int, list[int]] = {}  # user index -> items added since training (indices)
+        self._train = deployed.train.tocsr()
+        self._seen = deployed.seen.tocsr()
+        with torch.inference_mode():
+            emb = self.model.get_embedding()
+        self._user_vec, self._item_vec = (emb[0].float(), emb[1].float()) if emb is not None else (None, None)
+        self._live_vec: dict[int, Tensor] = {}  # user index -> folded-in embedding (embedding models)
+        self._fold_state: Any = None
+        self._gen = torch.Generator()
+        if event_log is not None:
+            for record in event_log.replay():
+                self._apply(record)
+            if event_log.records:
+                log.info("replayed %d log records (%d events) from %s", event_log.records, self.events, event_log.path)
+
+    # ---------------------------------------------------------------- ids
+
+    @property
+    def users_count(self) -> int:
+        return self.num_users + len(self._new_users)
+
+    @property
+    def items_count(self) -> int:
+        return self.num_items + len(self._new_items)
+
+    def _raw(self, value: object, integer: bool, kind: str) -> object:
+        """A raw id as the vocabulary stores it (query strings of an integer vocabulary become ints)."""
+        if integer:
+            if isinstance(value, bool) or not isinstance(value, int | str | np.integer):
+                raise UnknownIdError(f"unknown {kind} {value!r}")
+            try:
+                return int(value)
+            except ValueError:
+                raise UnknownIdError(f"unknown {kind} {value!r} ({kind} ids of this run are integers)") from None
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise UnknownIdError(f"unknown {kind} {value!r}")
+        return str(value)
+
+    def user_index(self, user: object) -> int:
+        """The index of a raw user id (trained or added); UnknownIdError naming it otherwise."""
+        raw = self._raw(user, self._int_users, "user")
+        if raw in self._new_users:
+            return self._new_users[raw]
+        return int(self.deployed.users.encode([raw])[0])
+
+    def item_index(self, item: object) -> int:
+        raw = self._raw(item, self._int_items, "item")
+        if raw in self._new_item_index:
+            return self._new_item_index[raw]
+        return int(self.deployed.items.encode([raw])[0])
+
+    def item_id(self, index: int) -> object:
+        if index >= self.num_items:
+            return self._new_items[index - self.num_items].id
+        raw = self.deployed.items.ids[index]
+        return raw.item() if isinstance(raw, np.generic) else raw
+
+    def title(self, index: int) -> str:
+        return self._new_items[index - self.num_items].title if index >= self.num_items else self._titles[index]
+
+    def user_id(self, index: int) -> object:
+        if index >= self.num_users:
+            return next(k for k, v in self._new_users.items() if v == index)
+        raw = self.deployed.users.ids[index]
+        return raw.item() if isinstance(raw, np.generic) else raw
+
+    def is_new_user(self, index: int) -> bool:
+        return index >= self.num_users
+
+    def added_items(self, user: int) -> list[int]:
+        return list(self._added.get(user, ()))
+
+    # ---------------------------------------------------------------- scoring
+
+    def _catalogue(self, items: Sequence[int]) -> Tensor:
+        """Catalogue item indices standing for ``items`` (a new item: its nearest catalogue item)."""
+        return torch.tensor([i if i < self.num_items else int(self._new_items[i - self.num_items].neighbours[0])
+                             for i in items], dtype=torch.long)
+
+    def history(self, user: int) -> list[int]:
+        """A user's items: train interactions, then those added since (indices, new items included)."""
+        base = self._train[user].indices.tolist() if user < self.num_users else []
+        known = set(base)
+        return base + [i for i in self._added.get(user, ()) if i not in known]
+
+    def _fold_in(self, items: Sequence[int], user: int | None) -> Tensor:
+        if self._fold_state is None:
+            with torch.inference_mode():
+                self._fold_state = self.model.fold_in_state()
+        with torch.inference_mode():
+            return self.model.fold_in(self._catalogue(items).to(self.model.device), user=user,
+                                      state=self._fold_state).float()
+
+    def _scores_of_history(self, items: Sequence[int], user: int | None) -> Tensor:
+        """Scores ``[items_count]`` of a user with this history (the trained ``user`` index where there is one)."""
+        if self._item_vec is not None:
+            return self._item_scores(self._fold_in(items, user))
+        with torch.inference_mode():
+            base = self.model.score_history(self._catalogue(items).to(self.model.device)).float().cpu()
+        return self._extend(base)
+
+    def _item_scores(self, vec: Tensor) -> Tensor:
+        assert self._item_vec is not None
+        return (self._item_vec @ vec).cpu()  # [items_count]: new items' vectors are appended
+
+    def _extend(self, base: Tensor) -> Tensor:
+        """Catalogue scores ``[I]`` plus the new items' (their neighbours' weighted mean) ``[items_count]``."""
+        if not self._new_items:
+            return base
+        extra = torch.stack([(base[n.neighbours] * n.weights).sum() for n in self._new_items])
+        return torch.cat([base, extra])
+
+    def scores(self, user: int) -> Tensor:
+        """Every item's score for a user (trained or added), their current history folded in. ``[items_count]``."""
+        if user < self.num_users and user not in self._added:
+            if self._user_vec is not None:
+                return self._item_scores(self._user_vec[user])
+            with torch.inference_mode():
+                return self._extend(self.model.score_all(torch.tensor([user], device=self.model.device))[0].float().cpu())
+        if self._item_vec is not None:
+            vec = self._live_vec.get(user)
+            if vec is None:
+                vec = self._live_vec[user] = self._fold_in(self.history(user), user if user < self.num_users else None)
+            return self._item_scores(vec)
+        return self._scores_of_history(self.history(user), user if user < self.num_users else None)
+
+    def _excluded(self, user: int) -> list[int]:
+        seen = self._seen[user].indices.tolist() if user < self.num_users else []
+        return seen + list(self._added.get(user, ()))
+
+    def _top(self, scores: Tensor, k: int, exclude: Sequence[int] = (), diversity: float = 0.0) -> list[Recommendation]:
+        scores = scores.clone()
+        if exclude:
+            scores[torch.tensor(list(exclude), dtype=torch.long)] = -torch.inf
+        k = min(k, scores.shape[0])
+        if diversity > 0:
+            if self.item_text is None:
+                raise ConfigError("diversity needs the items' text embeddings, which this run has none of")
+            pool = min(scores.shape[0], k * MMR_POOL)
+            pool_scores, pool_idx = topk(scores.unsqueeze(0), pool, self._gen.manual_seed(0))
+            finite = torch.isfinite(pool_scores[0])
+            cand, cand_scores = pool_idx[0][finite], pool_scores[0][finite]
+            order = mmr(cand_scores, self._text_rows(cand), k, diversity) if len(cand) else torch.zeros(0, dtype=torch.long)
+            top_idx, top_scores = cand[order], cand_scores[order]
+        else:
+            top_scores_2d, top_idx_2d = topk(scores.unsqueeze(0), k, self._gen.manual_seed(0))
+            top_idx, top_scores = top_idx_2d[0], top_scores_2d[0]
+        return [Recommendation(self.item_id(i), float(s), self.title(i))
+                for i, s in zip(top_idx.tolist(), top_scores.tolist(), strict=True) if s != -float("inf")]
+
+    def _text_rows(self, idx: Tensor) -> Tensor:
+        assert self.item_text is not None
+        return self._all_text()[idx]
+
+    def _all_text(self) -> Tensor:
+        assert self.item_text is not None
+        if not self._new_items:
+            return self.item_text
+        return torch.cat([self.item_text, torch.stack([n.vector for n in self._new_items])])
+
+    def check_k(self, k: int) -> None:
+        if not 1 <= k <= self.items_count:
+            raise ConfigError(f"k must be in [1, {self.items_count}] (the number of items), got {k}")
+
+    # ---------------------------------------------------------------- reads
+
+    def recommend(self, user: object, k: int = 10, exclude: Sequence[object] = (),
+                  diversity: float = 0.0) -> list[Recommendation]:
+        """Top-k for a trained or added user, with everything they interacted with (including just now) left out."""
+        self.refresh()
+        self.check_k(k)
+        u = self.user_index(user)
+        excl = self._excluded(u) + [self.item_index(i) for i in exclude]
+        return self._top(self.scores(u), k, excl, diversity)
+
+    def recommend_for_history(self, items: Sequence[object], k: int = 10, exclude: Sequence[object] = (),
+                              diversity: float = 0.0) -> list[Recommendation]:
+        """Top-k for an anonymous user from the items they interacted with (folded in; nothing is stored)."""
+        self.refresh()
+        self.check_k(k)
+        if not items:
+            raise ConfigError("history needs at least one item")
+        hist = [self.item_index(i) for i in items]
+        return self._top(self._scores_of_history(hist, None), k, hist + [self.item_index(i) for i in exclude], diversity)
+
+    def similar(self, item: object, k: int = 10) -> list[Recommendation]:
+        """The k items nearest to ``item`` in the model's space: cosine of item embeddings (embedding models),
+        else the items the model recommends to someone whose history is that item alone."""
+        self.refresh()
+        self.check_k(k)
+        i = self.item_index(item)
+        if self._item_vec is not None:
+            vecs = torch.nn.functional.normalize(self._item_vec, dim=1)
+            scores = (vecs @ vecs[i]).cpu()
+        else:
+            scores = self._scores_of_history([i], None)
+        return self._top(scores, k, [i])
+
+    def search(self, query: str, k: int = 10, user: object | None = None,
+               personal_weight: float = SEARCH_PERSONAL_WEIGHT) -> list[Recommendation]:
+        """Items ranked by text similarity to ``query`` (cosine of BERT embeddings); with ``user``, plus
+        ``personal_weight`` times the user's standardised model score (their items already seen left out).
+
+        The blended score is ``cos(q, item) + w · (s_u(item) − mean) / std`` over the catalogue.
+        """
+        self.refresh()
+        self.check_k(k)
+        if self.item_text is None or self._encode is None:
+            raise TextUnavailable(f"search needs the run's text encoder and item texts: {self._text_error or 'none'}")
+        q = torch.nn.functional.normalize(self._encode([query]).float().cpu(), dim=1)[0]
+        scores = self._all_text() @ q
+        excl: list[int] = []
+        if user is not None:
+            u = self.user_index(user)
+            personal = self.scores(u)
+            finite = personal[torch.isfinite(personal)]
+            z = (personal - finite.mean()) / finite.std().clamp(min=1e-12)
+            scores = scores + personal_weight * z
+            excl = self._excluded(u)
+        return self._top(scores, k, excl)
+
+    def explain(self, user: object, item: object) -> Any:
+        """The trained model's explanation (:meth:`DeployedModel.explain`) of a trained user and item."""
+        self.refresh()
+        u, i = self.user_index(user), self.item_index(item)
+        if u >= self.num_users or i >= self.num_items:
+            what = f"user {user!r}" if u >= self.num_users else f"item {item!r}"
+            raise NotExplainable(f"{what} was added after training; explanations cover the trained graph "
+                                 "(graphrec retrain folds the added data into a new run)")
+        return self.deployed.explain(self.user_id(u), self.item_id(i))
+
+    # ---------------------------------------------------------------- writes
+
+    def add_events(self, events: Sequence[Mapping[str, Any]]) -> int:
+        """Record interactions ``{"user", "item", "timestamp"?}`` (durably, then in memory); returns how many.
+
+        All or nothing: an unknown item (add it with :meth:`add_items` first) or a malformed user id rejects
+        the whole batch before anything is written. A new user id creates the user.
+        """
+        clean = []
+        for n, e in enumerate(events):
+            if "user" not in e or "item" not in e:
+                raise ConfigError(f"event {n}: needs a user and an item, got {dict(e)!r}")
+            user = self._raw(e["user"], self._int_users, "user")
+            item = self._raw(e["item"], self._int_items, "item")
+            ts = e.get("timestamp")
+            clean.append({"user": user, "item": item, "timestamp": float(ts) if ts is not None else time.time()})
+        with self._lock:
+            self._catch_up()
+            for e in clean:
+                self.item_index(e["item"])  # UnknownIdError before anything is written
+            self._write({"op": "events", "events": clean})
+        return len(clean)
+
+    def add_items(self, items: Sequence[Mapping[str, Any]]) -> list[object]:
+        """Add catalogue items ``{"item", "text", "title"?}`` (encoded with the run's text encoder)."""
+        if self.item_text is None or self._encode is None:
+            raise TextUnavailable(f"new items need the run's text encoder and item texts: {self._text_error or 'none'}")
+        ids = [self._raw(x["item"], self._int_items, "item") for x in items]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("the same item id is given twice in one request")
+        vectors = torch.nn.functional.normalize(self._encode([str(x["text"]) for x in items]).float().cpu(), dim=1)
+        with self._lock:
+            self._catch_up()
+            taken = [i for i in ids if i in self._new_item_index or self._known_catalogue(i)]
+            if taken:
+                raise ItemExists(f"item {taken[0]!r} already exists")
+            self._write({"op": "items", "items": [
+                {"item": i, "text": str(x["text"]), "title": str(x.get("title") or x["text"])[:200],
+                 "vector": base64.b64encode(v.numpy().astype(np.float32).tobytes()).decode()}
+                for i, x, v in zip(ids, items, vectors, strict=True)]})
+        return ids
+
+    def _known_catalogue(self, raw: object) -> bool:
+        try:
+            self.deployed.items.encode([raw])
+        except UnknownIdError:
+            return False
+        return True
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self.log is not None:
+            with self.log.locked():
+                self._catch_up()
+                self.log.append(record)
+        self._apply(record)
+
+    def refresh(self) -> None:
+        """Apply the records other server processes appended to the shared log (cheap when there are none)."""
+        if self.log is not None and self.log.has_new():
+            with self._lock:
+                self._catch_up()
+
+    def _catch_up(self) -> None:
+        if self.log is not None:
+            for record in self.log.read_new():
+                self._apply(record)
+
+    def _apply(self, record: Mapping[str, Any]) -> None:
+        op = record.get("op")
+        if op == "events":
+            for e in record["events"]:
+                raw = e["user"]
+                u = self._new_users.get(raw)
+                if u is None:
+                    try:
+                        u = int(self.deployed.users.encode([raw])[0])
+                    except UnknownIdError:
+                        u = self._new_users[raw] = self.num_users + len(self._new_users)
+                i = self.item_index(e["item"])
+                added = self._added.setdefault(u, [])
+                if i not in added:
+                    added.append(i)
+                self._live_vec.pop(u, None)
+                self.events += 1
+        elif op == "items":
+            for x in record["items"]:
+                vec = torch.from_numpy(np.frombuffer(base64.b64decode(x["vector"]), dtype=np.float32).copy())
+                self._add_item(x["item"], x["title"], x["text"], vec)
+        else:
+            raise GraphrecError(f"unknown log record {op!r}; written by a newer graphrec?")
+
+    def _add_item(self, raw: object, title: str, text: str, vector: Tensor) -> None:
+        assert self.item_text is not None
+        sims = self.item_text @ vector  # [I]
+        top = torch.topk(sims, min(NEW_ITEM_NEIGHBOURS, self.num_items))
+        w = top.values.clamp(min=1e-6)
+        item = _NewItem(raw, title, text, vector, top.indices, w / w.sum())
+        if self._item_vec is not None:
+            self._item_vec = torch.cat([self._item_vec, (self._item_vec[item.neighbours] * item.weights.unsqueeze(1)).sum(0, keepdim=True)])
+        self._new_item_index[raw] = self.num_items + len(self._new_items)
+        self._new_items.append(item)
+
+    def stats(self) -> dict[str, Any]:
+        return {"model": self.deployed.name, "version": self.version, "users": self.users_count,
+                "items": self.items_count, "events": self.events, "new_users": len(self._new_users),
+                "new_items": len(self._new_items)}
+
+    @property
+    def version(self) -> str:
+        """The bundle's weights digest (first 12 hex digits): which trained model answers."""
+        return str(self.deployed.meta.get("files", {}).get("weights.safetensors", ""))[:12]
+
+
+class NotExplainable(GraphrecError):
+    """An explanation asked for a user or item added after training."""
+
+
+class ItemExists(GraphrecError):
+    """``add_items`` with an id the catalogue already has."""
+
+
+def run_item_texts(deployed: DeployedModel) -> list[str]:
+    """The catalogue's item texts: the bundle's where it recorded them, else title plus attribute names
+    (``"Toy Story (1995). genre: Animation, Children's"``)."""
+    texts = deployed.meta.get("item_texts")
+    if texts:
+        return list(texts)
+    g = deployed.graph
+    parts: list[list[str]] = [[] for _ in range(len(deployed.items))]
+    for et in g.edge_types:
+        src, rel, dst = et
+        if src != "item" or dst == "user" or rel.startswith("rev_"):
+            continue
+        labels = g.node_labels[dst]
+        ei = g[et].edge_index
+        for i, a in zip(ei[0].tolist(), ei[1].tolist(), strict=True):
+            parts[i].append(str(labels[a]))
+    titles = g.node_labels["item"]
+    return [f"{t}. {', '.join(p)}" if p else str(t) for t, p in zip(titles, parts, strict=True)]
+
+
+def open_live(run_dir: str | Path, text: bool = True, device: str = "cpu") -> LiveModel:
+    """Load a run for serving: its bundle, its item text embeddings and encoder, and its log (replayed).
+
+    The log lives in ``<run>/serving/events.log``. ``text=False`` skips the encoder (no search, no new items).
+    """
+    from graphrec.run.bundle import load
+
+    run = Path(run_dir)
+    deployed = load(run, device=device)
+    item_text, encode, why = None, None, ""
+    if text:
+        try:
+            encoder = _encoder(run)
+            encode = encoder.encode
+            item_text = encoder.encode(run_item_texts(deployed))
+        except Exception as exc:  # the encoder's weights missing offline, a broken install...
+            why = f"{type(exc).__name__}: {exc}"
+            log.warning("serving %s without text search and new items: %s", run, why)
+            encode = None
+    return LiveModel(deployed, EventLog(run / "serving" / "events.log"), item_text=item_text, encode=encode,
+                     text_error=why)
+
+
+def _encoder(run: Path) -> Any:
+    """The run's text encoder (``text:`` of its config.yaml; the default model where it has none)."""
+    import yaml
+
+    from graphrec.text import TextEncoder
+
+    section: dict[str, Any] = {}
+    cfg = run / "config.yaml"
+    if cfg.is_file():
+        section = (yaml.safe_load(cfg.read_text()) or {}).get("text") or {}
+    kwargs: dict[str, Any] = {"progress": False, "device": "cpu"}
+    if section.get("model"):
+        return TextEncoder(section["model"], max_length=int(section.get("max_length", 256)), **kwargs)
+    return TextEncoder(max_length=int(section.get("max_length", 256)), **kwargs)
