@@ -149,7 +149,7 @@ class EventLog:
 
 
 def _read_from(fd: int, offset: int) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = os.pread(fd, 1 << 20, offset)
         if not chunk:

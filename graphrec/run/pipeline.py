@@ -274,10 +274,14 @@ def bundle_run(run_dir: str | Path, config: ExperimentConfig, data: Prepared, mo
     ds = data.dataset
     provenance = {"experiment": config.name, "dataset": ds.name, "data_source": str(ds.source) if ds.source else None,
                   "split": data.split.method, "config": config.to_dict()}
+    try:
+        texts: list[str] | None = item_texts(data.split.train_view(), config.text.template)
+    except ConfigError:  # items without the template's fields (a bare log): a server falls back to their labels
+        texts = None
     return write_bundle(run_dir, model, data.graph, data.seen, config.to_dict()["model"],
                         item_text=data.item_text if config.model.needs().item_text else None,
                         attributes=data.attributes, provenance=provenance,
-                        item_texts=item_texts(data.split.train_view(), config.text.template))
+                        item_texts=texts)
 
 
 def export_bundle(run_dir: str | Path, data_dir: str | None = None) -> Path:

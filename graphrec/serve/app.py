@@ -48,6 +48,7 @@ MAX_BATCH = 10_000
 MAX_TEXT_CHARS = 5_000
 
 Id = int | str
+K = Annotated[int, Query(ge=1, le=MAX_K, description="list length")]
 
 
 class ItemOut(BaseModel):
@@ -198,8 +199,6 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
         return JSONResponse({"detail": "this endpoint needs 'Authorization: Bearer <GRAPHREC_API_TOKEN>'"},
                             status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
-    K = Annotated[int, Query(ge=1, le=MAX_K, description="list length")]
-
     @app.get("/recommend", response_model=ItemList, summary="top-k for a user (trained or added)")
     async def recommend(user: Annotated[str, Query(max_length=200)], k: K = 10,
                         diversity: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
@@ -227,7 +226,7 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
     @app.get("/explain", summary="why an item scores for a user (the trained model's explanation)",
              responses={200: {"content": {"application/json": {}, "image/png": {}, "text/html": {}}}})
     def explain(user: Annotated[str, Query(max_length=200)], item: Annotated[str, Query(max_length=200)],
-                format: Literal["json", "png", "html"] = "json") -> Response:  # noqa: A002
+                format: Literal["json", "png", "html"] = "json") -> Response:
         ex = live.explain(user, item)
         if format == "png":
             with tempfile.TemporaryDirectory() as tmp:

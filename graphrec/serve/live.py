@@ -37,11 +37,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from graphrec.data.wal import EventLog
 from graphrec.errors import ConfigError, GraphrecError, UnknownIdError
 from graphrec.eval.topk import topk
 from graphrec.rank.mmr import mmr
 from graphrec.run.bundle import DeployedModel
-from graphrec.data.wal import EventLog
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,8 @@ class LiveModel:
         self._seen = deployed.seen.tocsr()
         with torch.inference_mode():
             emb = self.model.get_embedding()
-        self._user_vec, self._item_vec = (emb[0].float(), emb[1].float()) if emb is not None else (None, None)
+        self._user_vec: Tensor | None = emb[0].float() if emb is not None else None
+        self._item_vec: Tensor | None = emb[1].float() if emb is not None else None
         self._live_vec: dict[int, Tensor] = {}  # user index -> folded-in embedding (embedding models)
         self._fold_state: Any = None
         self._gen = torch.Generator()

@@ -92,6 +92,7 @@ async function record(user, item, title) {
   }
   say("recorded: user " + user + " interacted with " + title);
   await recommend();
+  if ($("q").value.trim()) await search();
 }
 $("userform").onsubmit = (e) => { e.preventDefault(); recommend(); };
 $("searchform").onsubmit = (e) => { e.preventDefault(); search(); };

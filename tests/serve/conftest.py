@@ -34,3 +34,24 @@ def served(shop_runs, tmp_path):  # type: ignore[no-untyped-def]
         return dest
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def ml100k_pristine(data_dir, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """A finished ML-100K run with integer ids (MF-BPR, a few epochs: quick and an embedding model)."""
+    from graphrec.run import load_config, run_experiment
+
+    root = tmp_path_factory.mktemp("ml100k")
+    exp = root / "exp.yaml"
+    exp.write_text(f"name: serve-ml100k\ndataset:\n  name: ml-100k\n  data_dir: {data_dir}\n"
+                   "model:\n  name: mf-bpr\n  dim: 16\n"
+                   "train:\n  epochs: 2\n  batch_size: 4096\n  progress: false\n  threads: 1\n")
+    run_dir, _ = run_experiment(load_config(exp), root / "run", log=lambda *_: None)
+    return run_dir
+
+
+@pytest.fixture
+def ml100k_run(ml100k_pristine, tmp_path):  # type: ignore[no-untyped-def]
+    dest = tmp_path / "ml100k-run"
+    shutil.copytree(ml100k_pristine, dest)
+    return dest
