@@ -122,8 +122,13 @@ class _Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-def _items(user: object, recs: list[Recommendation]) -> ItemList:
-    return ItemList(user=user, items=[ItemOut(item=r.item, score=r.score, title=r.title) for r in recs])  # type: ignore[arg-type]
+def _items(user: object, recs: list[Recommendation]) -> Response:
+    """The list shape (:class:`ItemList`), serialised by orjson straight from the results (no model validation:
+    these are the server's own values)."""
+    import orjson
+
+    body = {"user": user, "items": [{"item": r.item, "score": r.score, "title": r.title} for r in recs]}
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def _split_ids(values: list[str]) -> list[str]:
@@ -139,19 +144,7 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
     metrics = _Metrics(live)
     app.state.live, app.state.metrics = live, metrics
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Any) -> Any:
-        start = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            endpoint = getattr(route, "path", "other")
-            metrics.requests.labels(endpoint, request.method, str(status)).inc()
-            metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+    app.add_middleware(_Measure, metrics=metrics)
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"detail": message}, status_code=status)
@@ -203,23 +196,23 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
     async def recommend(user: Annotated[str, Query(max_length=200)], k: K = 10,
                         diversity: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
                         exclude: Annotated[list[str], Query(description="item ids, repeated or comma-separated")] = [],  # noqa: B006
-                        ) -> ItemList:
-        recs = live.recommend(user, k=k, exclude=_split_ids(exclude), diversity=diversity)
+                        ) -> Response:
+        recs = live.recommend(user, k=k, exclude=_split_ids(exclude) if exclude else (), diversity=diversity)
         return _items(live.user_id(live.user_index(user)), recs)
 
     @app.post("/recommend", response_model=ItemList, summary="top-k for a new user from their history (fold-in)")
-    def recommend_history(body: HistoryRequest) -> ItemList:
+    def recommend_history(body: HistoryRequest) -> Response:
         return _items(None, live.recommend_for_history(body.history, k=body.k, exclude=body.exclude,
                                                        diversity=body.diversity))
 
     @app.get("/similar", response_model=ItemList, summary="items nearest to an item in the model's space")
-    async def similar(item: Annotated[str, Query(max_length=200)], k: K = 10) -> ItemList:
+    async def similar(item: Annotated[str, Query(max_length=200)], k: K = 10) -> Response:
         return _items(None, live.similar(item, k=k))
 
     @app.get("/search", response_model=ItemList, summary="items by text, optionally blended with a user's scores")
     def search(q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)], k: K = 10,
                user: Annotated[str | None, Query(max_length=200)] = None,
-               personal_weight: Annotated[float, Query(ge=0.0, le=10.0)] = 0.05) -> ItemList:
+               personal_weight: Annotated[float, Query(ge=0.0, le=10.0)] = 0.05) -> Response:
         recs = live.search(q, k=k, user=user, personal_weight=personal_weight)
         return _items(live.user_id(live.user_index(user)) if user is not None else None, recs)
 
@@ -280,6 +273,36 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
 
 class _Unauthorised(Exception):
     pass
+
+
+class _Measure:
+    """ASGI middleware: each request's count (by endpoint, method, status) and latency, into the metrics.
+
+    Plain ASGI rather than ``@app.middleware("http")``, whose request/response wrapping costs more than a
+    ``/recommend`` itself."""
+
+    def __init__(self, app: Any, metrics: _Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
+
+        async def sending(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", "other")
+            self.metrics.requests.labels(endpoint, scope["method"], str(status[0])).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
 
 
 def _plain(x: Any) -> Any:

@@ -101,6 +101,8 @@ class LiveModel:
         self.events = 0
         self.started = time.time()
         self._titles: list[str] = list(deployed.graph.node_labels["item"])
+        self._item_ids: list[object] = deployed.items.ids.tolist()  # raw ids as Python values, by index
+        self._user_ids: list[object] = deployed.users.ids.tolist()
         self._new_users: dict[object, int] = {}  # raw id -> index >= num_users
         self._new_items: list[_NewItem] = []
         self._new_item_index: dict[object, int] = {}  # raw id -> index >= num_items
@@ -148,19 +150,16 @@ class LiveModel:
         raw = self._raw(user, self._int_users, "user")
         if raw in self._new_users:
             return self._new_users[raw]
-        return int(self.deployed.users.encode([raw])[0])
+        return self.deployed.users.index(raw)
 
     def item_index(self, item: object) -> int:
         raw = self._raw(item, self._int_items, "item")
         if raw in self._new_item_index:
             return self._new_item_index[raw]
-        return int(self.deployed.items.encode([raw])[0])
+        return self.deployed.items.index(raw)
 
     def item_id(self, index: int) -> object:
-        if index >= self.num_items:
-            return self._new_items[index - self.num_items].id
-        raw = self.deployed.items.ids[index]
-        return raw.item() if isinstance(raw, np.generic) else raw
+        return self._new_items[index - self.num_items].id if index >= self.num_items else self._item_ids[index]
 
     def title(self, index: int) -> str:
         return self._new_items[index - self.num_items].title if index >= self.num_items else self._titles[index]
@@ -168,8 +167,7 @@ class LiveModel:
     def user_id(self, index: int) -> object:
         if index >= self.num_users:
             return next(k for k, v in self._new_users.items() if v == index)
-        raw = self.deployed.users.ids[index]
-        return raw.item() if isinstance(raw, np.generic) else raw
+        return self._user_ids[index]
 
     def is_new_user(self, index: int) -> bool:
         return index >= self.num_users
@@ -232,13 +230,31 @@ class LiveModel:
         return self._scores_of_history(self.history(user), user if user < self.num_users else None)
 
     def _excluded(self, user: int) -> list[int]:
-        seen = self._seen[user].indices.tolist() if user < self.num_users else []
-        return seen + list(self._added.get(user, ()))
+        return self._seen_row(user).tolist() + list(self._added.get(user, ()))
 
-    def _top(self, scores: Tensor, k: int, exclude: Sequence[int] = (), diversity: float = 0.0) -> list[Recommendation]:
-        scores = scores.clone()
-        if exclude:
-            scores[torch.tensor(list(exclude), dtype=torch.long)] = -torch.inf
+    def _seen_row(self, user: int) -> np.ndarray:
+        if user >= self.num_users:
+            return np.zeros(0, dtype=np.int64)
+        return self._seen.indices[self._seen.indptr[user]:self._seen.indptr[user + 1]]
+
+    @torch.inference_mode()
+    def _mask(self, scores: Tensor, user: int | None, extra: Sequence[int] = ()) -> Tensor:
+        """``scores`` (a fresh tensor, changed in place) with the user's seen and added items and ``extra`` at -inf."""
+        if user is not None:
+            seen = self._seen_row(user)
+            if len(seen):
+                scores[torch.from_numpy(seen.astype(np.int64))] = -torch.inf
+            extra = [*self._added.get(user, ()), *extra]
+        if extra:
+            scores[torch.tensor(list(extra), dtype=torch.long)] = -torch.inf
+        return scores
+
+    @torch.inference_mode()
+    def _top(self, scores: Tensor, k: int, exclude: Sequence[int] = (), diversity: float = 0.0,
+             user: int | None = None) -> list[Recommendation]:
+        """The top ``k`` of ``scores`` (a fresh tensor: masked in place) less ``user``'s items and ``exclude``;
+        equal scores in the seeded random order of :func:`graphrec.eval.topk.topk`."""
+        scores = self._mask(scores, user, exclude)
         k = min(k, scores.shape[0])
         if diversity > 0:
             if self.item_text is None:
@@ -250,8 +266,7 @@ class LiveModel:
             order = mmr(cand_scores, self._text_rows(cand), k, diversity) if len(cand) else torch.zeros(0, dtype=torch.long)
             top_idx, top_scores = cand[order], cand_scores[order]
         else:
-            top_scores_2d, top_idx_2d = topk(scores.unsqueeze(0), k, self._gen.manual_seed(0))
-            top_idx, top_scores = top_idx_2d[0], top_scores_2d[0]
+            top_scores, top_idx = _top_k(scores, k, self._gen)
         return [Recommendation(self.item_id(i), float(s), self.title(i))
                 for i, s in zip(top_idx.tolist(), top_scores.tolist(), strict=True) if s != -float("inf")]
 
@@ -277,8 +292,7 @@ class LiveModel:
         self.refresh()
         self.check_k(k)
         u = self.user_index(user)
-        excl = self._excluded(u) + [self.item_index(i) for i in exclude]
-        return self._top(self.scores(u), k, excl, diversity)
+        return self._top(self.scores(u), k, [self.item_index(i) for i in exclude], diversity, user=u)
 
     def recommend_for_history(self, items: Sequence[object], k: int = 10, exclude: Sequence[object] = (),
                               diversity: float = 0.0) -> list[Recommendation]:
@@ -316,15 +330,14 @@ class LiveModel:
             raise TextUnavailable(f"search needs the run's text encoder and item texts: {self._text_error or 'none'}")
         q = torch.nn.functional.normalize(self._encode([query]).float().cpu(), dim=1)[0]
         scores = self._all_text() @ q
-        excl: list[int] = []
+        u: int | None = None
         if user is not None:
             u = self.user_index(user)
             personal = self.scores(u)
             finite = personal[torch.isfinite(personal)]
             z = (personal - finite.mean()) / finite.std().clamp(min=1e-12)
             scores = scores + personal_weight * z
-            excl = self._excluded(u)
-        return self._top(scores, k, excl)
+        return self._top(scores, k, user=u)
 
     def explain(self, user: object, item: object) -> Any:
         """The trained model's explanation (:meth:`DeployedModel.explain`) of a trained user and item."""
@@ -447,6 +460,18 @@ class LiveModel:
     def version(self) -> str:
         """The bundle's weights digest (first 12 hex digits): which trained model answers."""
         return str(self.deployed.meta.get("files", {}).get("weights.safetensors", ""))[:12]
+
+
+def _top_k(scores: Tensor, k: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """:func:`graphrec.eval.topk.topk` of one row: one ``torch.topk`` where the top ``k + 1`` hold no equal
+    finite scores (then the random tie order cannot matter), else ``topk`` itself with the seeded generator."""
+    n = scores.shape[0]
+    values, idx = torch.topk(scores, min(k + 1, n))
+    v = values.numpy()
+    if not np.any((v[1:] == v[:-1]) & np.isfinite(v[1:])):
+        return values[:k], idx[:k]
+    top_scores, top_idx = topk(scores.unsqueeze(0), k, gen.manual_seed(0))
+    return top_scores[0], top_idx[0]
 
 
 class NotExplainable(GraphrecError):
