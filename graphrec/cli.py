@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000, help="TCP port")
     sv.add_argument("--workers", type=int, default=1, help="server processes (they share the event log)")
     sv.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
+    sv.add_argument("--index", default="exact", choices=["exact", "faiss"],
+                    help="top-k retrieval: exact (a matrix product; up to ~1M items) or faiss (approximate HNSW, "
+                         "embedding models, pip install 'graphrec[faiss]')")
     sv.add_argument("--no-text", action="store_true",
                     help="do not load the text encoder (no /search, no POST /items; starts faster)")
     sv.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
@@ -522,9 +525,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+#: uvicorn settings of graphrec serve: an idle keep-alive connection stays open 75 s (uvicorn's default, 5 s,
+#: races clients that pool connections); no access log (Prometheus counts requests) and no proxy headers (it
+#: binds to 127.0.0.1 by default; a reverse proxy in front sets its own)
+UVICORN: dict[str, Any] = {"timeout_keep_alive": 75, "access_log": False, "proxy_headers": False}
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
-    import tempfile
 
     import uvicorn
 
@@ -542,23 +550,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from graphrec.serve.app import create_app
         from graphrec.serve.live import open_live
 
-        live = open_live(args.run_dir, text=not args.no_text)
+        live = open_live(args.run_dir, text=not args.no_text, index=args.index)
         app = create_app(live)
         print(f"serving {live.deployed.name} from {args.run_dir} ({live.users_count:,} users, {live.items_count:,} "
               f"items, {live.events:,} logged events replayed) on http://{args.host}:{args.port}/  (API docs: /docs; "
               f"write token {token})", flush=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **UVICORN)
         return 0
+    from graphrec.serve.workers import serve_workers
+
     deployed = load(args.run_dir)  # the bundle's errors, once, before the workers start
-    os.environ["GRAPHREC_SERVE_RUN_DIR"] = str(Path(args.run_dir).resolve())
-    os.environ["GRAPHREC_SERVE_TEXT"] = "0" if args.no_text else "1"
-    os.environ["GRAPHREC_SERVE_THREADS"] = str(args.threads)
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="graphrec-metrics-"))
     print(f"serving {deployed.name} from {args.run_dir} with {args.workers} workers on "
           f"http://{args.host}:{args.port}/  (API docs: /docs; write token {token})", flush=True)
-    uvicorn.run("graphrec.serve.app:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level)
-    return 0
+    os.environ["GRAPHREC_SERVE_INDEX"] = args.index
+    return serve_workers(args.run_dir, args.host, args.port, args.workers, args.threads, not args.no_text,
+                         args.log_level, UVICORN)
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:

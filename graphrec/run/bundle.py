@@ -23,6 +23,7 @@ deleted, without re-splitting or re-encoding text.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,7 @@ class DeployedModel(Recommender):
         self.graph, self.meta, self.name = graph, meta, meta["model"]["name"]
         self.train = train if train is not None else interaction_matrix(graph)
         self._explainer: Any = None
+        self._explainer_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"DeployedModel({self.name}, {len(self.users)} users, {len(self.items)} items)"
@@ -143,11 +145,12 @@ class DeployedModel(Recommender):
 
     def explain(self, user: object, item: object) -> Any:
         """Why ``item`` scores for ``user`` (raw ids): an :class:`~graphrec.explain.Explanation`."""
-        if self._explainer is None:
-            from graphrec.explain import Explainer
+        with self._explainer_lock:  # a server's threads share one explainer, built once
+            if self._explainer is None:
+                from graphrec.explain import Explainer
 
-            self._explainer = Explainer(self.model, self.graph, seen=self.seen, train=self.train,
-                                        users=self.users, items=self.items)
+                self._explainer = Explainer(self.model, self.graph, seen=self.seen, train=self.train,
+                                            users=self.users, items=self.items)
         return self._explainer.explain(user, item)
 
     @torch.inference_mode()

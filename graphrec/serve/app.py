@@ -254,7 +254,7 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
     @app.get("/health", summary="liveness and what is served")
     async def health() -> dict[str, Any]:
         live.refresh()
-        return {"status": "ok", **live.stats(), "auth": token is not None,
+        return {"status": "ok", **live.stats(), "auth": token is not None, "pid": os.getpid(),
                 "text": live.item_text is not None and live._encode is not None}
 
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
@@ -327,4 +327,5 @@ def app_from_env() -> FastAPI:
     import torch
 
     torch.set_num_threads(int(os.environ.get("GRAPHREC_SERVE_THREADS", "1")))
-    return create_app(open_live(run, text=os.environ.get("GRAPHREC_SERVE_TEXT", "1") == "1"))
+    return create_app(open_live(run, text=os.environ.get("GRAPHREC_SERVE_TEXT", "1") == "1",
+                                index=os.environ.get("GRAPHREC_SERVE_INDEX", "exact")))

@@ -86,16 +86,23 @@ class LiveModel:
         encode: Encodes texts (queries, new items) into the space of ``item_text``; None: search by text and
             new items are refused with :class:`TextUnavailable`.
         text_error: Why there is no encoder, for that error's message.
+        index: Top-k retrieval of ``recommend``: ``"exact"`` (scores of every item, a matrix product;
+            catalogues up to about a million items) or ``"faiss"`` (embedding models: an HNSW graph over
+            the item vectors with ``ann_m`` links per node, searched with ``ann_ef_search`` candidates or
+            ``k`` plus the user's excluded items where more; approximate, equal scores in the index's order;
+            ``pip install 'graphrec[faiss]'``). Diversity re-ranking, search and similar items stay exact.
     """
 
     def __init__(self, deployed: DeployedModel, event_log: EventLog | None = None, item_text: Tensor | None = None,
-                 encode: Callable[[Sequence[str]], Tensor] | None = None, text_error: str = "") -> None:
+                 encode: Callable[[Sequence[str]], Tensor] | None = None, text_error: str = "",
+                 index: str = "exact", ann_m: int = 32, ann_ef_search: int = 128) -> None:
         self.deployed, self.model = deployed, deployed.model.eval()
         self.num_users, self.num_items = len(deployed.users), len(deployed.items)
         self._int_users = deployed.users.ids.dtype.kind in "iu"
         self._int_items = deployed.items.ids.dtype.kind in "iu"
         self.item_text = torch.nn.functional.normalize(item_text.float(), dim=1) if item_text is not None else None
         self._encode, self._text_error = encode, text_error
+        self._encode_lock = threading.Lock()  # a fast tokenizer refuses concurrent calls from threads
         self._lock = threading.RLock()
         self.log = event_log
         self.events = 0
@@ -103,6 +110,8 @@ class LiveModel:
         self._titles: list[str] = list(deployed.graph.node_labels["item"])
         self._item_ids: list[object] = deployed.items.ids.tolist()  # raw ids as Python values, by index
         self._user_ids: list[object] = deployed.users.ids.tolist()
+        self._user_pos = {raw: i for i, raw in enumerate(self._user_ids)}  # one dict lookup per request
+        self._item_pos = {raw: i for i, raw in enumerate(self._item_ids)}
         self._new_users: dict[object, int] = {}  # raw id -> index >= num_users
         self._new_items: list[_NewItem] = []
         self._new_item_index: dict[object, int] = {}  # raw id -> index >= num_items
@@ -116,6 +125,12 @@ class LiveModel:
         self._live_vec: dict[int, Tensor] = {}  # user index -> folded-in embedding (embedding models)
         self._fold_state: Any = None
         self._gen = torch.Generator()
+        self._ann: Any = None
+        self.ann_ef_search = ann_ef_search
+        if index == "faiss":
+            self._ann = _hnsw(self._item_vec, ann_m)
+        elif index != "exact":
+            raise ConfigError(f"index must be 'exact' or 'faiss', got {index!r}")
         if event_log is not None:
             for record in event_log.replay():
                 self._apply(record)
@@ -148,15 +163,21 @@ class LiveModel:
     def user_index(self, user: object) -> int:
         """The index of a raw user id (trained or added); UnknownIdError naming it otherwise."""
         raw = self._raw(user, self._int_users, "user")
-        if raw in self._new_users:
-            return self._new_users[raw]
-        return self.deployed.users.index(raw)
+        pos = self._user_pos.get(raw)
+        if pos is None:
+            pos = self._new_users.get(raw)
+        if pos is None:
+            raise UnknownIdError(f"unknown user {raw!r}")
+        return pos
 
     def item_index(self, item: object) -> int:
         raw = self._raw(item, self._int_items, "item")
-        if raw in self._new_item_index:
-            return self._new_item_index[raw]
-        return self.deployed.items.index(raw)
+        pos = self._item_pos.get(raw)
+        if pos is None:
+            pos = self._new_item_index.get(raw)
+        if pos is None:
+            raise UnknownIdError(f"unknown item {raw!r}")
+        return pos
 
     def item_id(self, index: int) -> object:
         return self._new_items[index - self.num_items].id if index >= self.num_items else self._item_ids[index]
@@ -215,18 +236,23 @@ class LiveModel:
         extra = torch.stack([(base[n.neighbours] * n.weights).sum() for n in self._new_items])
         return torch.cat([base, extra])
 
+    def user_vector(self, user: int) -> Tensor:
+        """An embedding model's current vector of a user ``[D]``: as trained, or folded in after their events."""
+        assert self._user_vec is not None
+        if user < self.num_users and user not in self._added:
+            return self._user_vec[user]
+        vec = self._live_vec.get(user)
+        if vec is None:
+            vec = self._live_vec[user] = self._fold_in(self.history(user), user if user < self.num_users else None)
+        return vec
+
     def scores(self, user: int) -> Tensor:
         """Every item's score for a user (trained or added), their current history folded in. ``[items_count]``."""
+        if self._item_vec is not None:
+            return self._item_scores(self.user_vector(user))
         if user < self.num_users and user not in self._added:
-            if self._user_vec is not None:
-                return self._item_scores(self._user_vec[user])
             with torch.inference_mode():
                 return self._extend(self.model.score_all(torch.tensor([user], device=self.model.device))[0].float().cpu())
-        if self._item_vec is not None:
-            vec = self._live_vec.get(user)
-            if vec is None:
-                vec = self._live_vec[user] = self._fold_in(self.history(user), user if user < self.num_users else None)
-            return self._item_scores(vec)
         return self._scores_of_history(self.history(user), user if user < self.num_users else None)
 
     def _excluded(self, user: int) -> list[int]:
@@ -237,9 +263,9 @@ class LiveModel:
             return np.zeros(0, dtype=np.int64)
         return self._seen.indices[self._seen.indptr[user]:self._seen.indptr[user + 1]]
 
-    @torch.inference_mode()
     def _mask(self, scores: Tensor, user: int | None, extra: Sequence[int] = ()) -> Tensor:
-        """``scores`` (a fresh tensor, changed in place) with the user's seen and added items and ``extra`` at -inf."""
+        """``scores`` (a fresh tensor, changed in place: call in inference mode) with the user's seen and added
+        items and ``extra`` at -inf."""
         if user is not None:
             seen = self._seen_row(user)
             if len(seen):
@@ -292,7 +318,20 @@ class LiveModel:
         self.refresh()
         self.check_k(k)
         u = self.user_index(user)
-        return self._top(self.scores(u), k, [self.item_index(i) for i in exclude], diversity, user=u)
+        extra = [self.item_index(i) for i in exclude]
+        if self._ann is not None and diversity == 0:
+            return self._ann_top(self.user_vector(u), k, self._excluded(u) + extra)
+        return self._top(self.scores(u), k, extra, diversity, user=u)
+
+    def _ann_top(self, vec: Tensor, k: int, excluded: list[int]) -> list[Recommendation]:
+        """Top-k by the approximate index: the ``k + len(excluded)`` nearest by inner product, less the excluded."""
+        assert self._ann is not None
+        want = min(self.items_count, k + len(excluded))
+        self._ann.hnsw.efSearch = max(self.ann_ef_search, want)
+        scores, idx = self._ann.search(vec.numpy().astype(np.float32)[None], want)
+        drop = set(excluded)
+        out = [(int(i), float(sc)) for i, sc in zip(idx[0], scores[0], strict=True) if i >= 0 and int(i) not in drop]
+        return [Recommendation(self.item_id(i), sc, self.title(i)) for i, sc in out[:k]]
 
     def recommend_for_history(self, items: Sequence[object], k: int = 10, exclude: Sequence[object] = (),
                               diversity: float = 0.0) -> list[Recommendation]:
@@ -328,7 +367,8 @@ class LiveModel:
         self.check_k(k)
         if self.item_text is None or self._encode is None:
             raise TextUnavailable(f"search needs the run's text encoder and item texts: {self._text_error or 'none'}")
-        q = torch.nn.functional.normalize(self._encode([query]).float().cpu(), dim=1)[0]
+        with self._encode_lock:
+            q = torch.nn.functional.normalize(self._encode([query]).float().cpu(), dim=1)[0]
         scores = self._all_text() @ q
         u: int | None = None
         if user is not None:
@@ -379,7 +419,8 @@ class LiveModel:
         ids = [self._raw(x["item"], self._int_items, "item") for x in items]
         if len(set(ids)) != len(ids):
             raise ConfigError("the same item id is given twice in one request")
-        vectors = torch.nn.functional.normalize(self._encode([str(x["text"]) for x in items]).float().cpu(), dim=1)
+        with self._encode_lock:
+            vectors = torch.nn.functional.normalize(self._encode([str(x["text"]) for x in items]).float().cpu(), dim=1)
         with self._lock:
             self._catch_up()
             taken = [i for i in ids if i in self._new_item_index or self._known_catalogue(i)]
@@ -392,11 +433,7 @@ class LiveModel:
         return ids
 
     def _known_catalogue(self, raw: object) -> bool:
-        try:
-            self.deployed.items.encode([raw])
-        except UnknownIdError:
-            return False
-        return True
+        return raw in self._item_pos
 
     def _write(self, record: dict[str, Any]) -> None:
         if self.log is not None:
@@ -421,12 +458,9 @@ class LiveModel:
         if op == "events":
             for e in record["events"]:
                 raw = e["user"]
-                u = self._new_users.get(raw)
+                u = self._user_pos.get(raw, self._new_users.get(raw))
                 if u is None:
-                    try:
-                        u = int(self.deployed.users.encode([raw])[0])
-                    except UnknownIdError:
-                        u = self._new_users[raw] = self.num_users + len(self._new_users)
+                    u = self._new_users[raw] = self.num_users + len(self._new_users)
                 i = self.item_index(e["item"])
                 added = self._added.setdefault(u, [])
                 if i not in added:
@@ -447,7 +481,10 @@ class LiveModel:
         w = top.values.clamp(min=1e-6)
         item = _NewItem(raw, title, text, vector, top.indices, w / w.sum())
         if self._item_vec is not None:
-            self._item_vec = torch.cat([self._item_vec, (self._item_vec[item.neighbours] * item.weights.unsqueeze(1)).sum(0, keepdim=True)])
+            vec = (self._item_vec[item.neighbours] * item.weights.unsqueeze(1)).sum(0, keepdim=True)
+            self._item_vec = torch.cat([self._item_vec, vec])
+            if self._ann is not None:
+                self._ann.add(vec.numpy().astype(np.float32))
         self._new_item_index[raw] = self.num_items + len(self._new_items)
         self._new_items.append(item)
 
@@ -472,6 +509,21 @@ def _top_k(scores: Tensor, k: int, gen: torch.Generator) -> tuple[Tensor, Tensor
         return values[:k], idx[:k]
     top_scores, top_idx = topk(scores.unsqueeze(0), k, gen.manual_seed(0))
     return top_scores[0], top_idx[0]
+
+
+def _hnsw(item_vec: Tensor | None, m: int) -> Any:
+    """A faiss HNSW index (inner product) over the item vectors."""
+    if item_vec is None:
+        raise ConfigError("index 'faiss' needs an embedding model (scores = user · item); this model scores "
+                          "items otherwise: use the exact index")
+    try:
+        import faiss
+    except ImportError:
+        raise ConfigError("index 'faiss' needs faiss: pip install 'graphrec[faiss]'") from None
+    index = faiss.IndexHNSWFlat(item_vec.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 2 * m + 16
+    index.add(np.ascontiguousarray(item_vec.numpy(), dtype=np.float32))
+    return index
 
 
 class NotExplainable(GraphrecError):
@@ -502,7 +554,7 @@ def run_item_texts(deployed: DeployedModel) -> list[str]:
     return [f"{t}. {', '.join(p)}" if p else str(t) for t, p in zip(titles, parts, strict=True)]
 
 
-def open_live(run_dir: str | Path, text: bool = True, device: str = "cpu") -> LiveModel:
+def open_live(run_dir: str | Path, text: bool = True, device: str = "cpu", index: str = "exact") -> LiveModel:
     """Load a run for serving: its bundle, its item text embeddings and encoder, and its log (replayed).
 
     The log lives in ``<run>/serving/events.log``. ``text=False`` skips the encoder (no search, no new items).
@@ -516,13 +568,20 @@ def open_live(run_dir: str | Path, text: bool = True, device: str = "cpu") -> Li
         try:
             encoder = _encoder(run)
             encode = encoder.encode
-            item_text = encoder.encode(run_item_texts(deployed))
+            item_text = encoder.encode(run_item_texts(deployed))  # cached on disk across restarts
+            encoder.cache_dir = None  # queries: never written to the disk cache
+            encoder.encode(["warm-up query"])  # the first short batch pays for one-time set-up, not a request
         except Exception as exc:  # the encoder's weights missing offline, a broken install...
             why = f"{type(exc).__name__}: {exc}"
             log.warning("serving %s without text search and new items: %s", run, why)
             encode = None
-    return LiveModel(deployed, EventLog(run / "serving" / "events.log"), item_text=item_text, encode=encode,
-                     text_error=why)
+    live = LiveModel(deployed, EventLog(run / "serving" / "events.log"), item_text=item_text, encode=encode,
+                     text_error=why, index=index)
+    try:  # build the explainer now, not during the first request
+        deployed.explain(live.user_id(0), live.item_id(int(live.scores(0).argmax())))
+    except ConfigError:  # a model without a graph explanation
+        pass
+    return live
 
 
 def _encoder(run: Path) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -49,14 +50,17 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "graphrec", "serve", str(self.run_dir), "--port", str(self.port), *self.options],
             stdout=self._log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        workers = int(self.options[self.options.index("--workers") + 1]) if "--workers" in self.options else 1
+        pids: set[int] = set()
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise GraphrecError(f"graphrec serve exited with status {self.proc.returncode}: "
                                     f"{self.log_path.read_text()[-2000:]}")
-            try:
+            try:  # a new connection each time: with several workers, until every one has answered
                 with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
-                    if r.status == 200:
+                    pids.add(int(json.loads(r.read())["pid"]))
+                    if len(pids) >= workers:
                         return self
             except OSError:
                 time.sleep(0.2)

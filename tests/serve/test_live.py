@@ -157,3 +157,20 @@ def test_new_items_from_text_are_recommendable_and_searchable(text_run, tmp_path
     assert again.items_count == 25 and "sku100" not in ids(again.recommend("u0", k=24))
     assert again.similar("sku100", k=3)
     again.log.close()
+
+
+def test_the_faiss_index_gives_the_exact_lists_on_a_small_catalogue(served):
+    pytest.importorskip("faiss", reason="faiss-cpu is not installed (pip install 'graphrec[faiss]')")
+    run = served("lightgcn")
+    deployed = graphrec.load(run)
+    exact = LiveModel(deployed)
+    ann = LiveModel(graphrec.load(run), index="faiss")
+    for user in ("u0", "u11", "u25"):
+        assert ids(ann.recommend(user, k=5)) == ids(exact.recommend(user, k=5))
+    top = ids(exact.recommend("u0", k=1))[0]
+    for live in (exact, ann):
+        live.add_events([{"user": "u0", "item": top}])
+    assert ids(ann.recommend("u0", k=5)) == ids(exact.recommend("u0", k=5))  # folded in, the event left out
+    assert ids(ann.recommend("u0", k=5, exclude=["sku1"])) == ids(exact.recommend("u0", k=5, exclude=["sku1"]))
+    with pytest.raises(ConfigError, match="embedding model"):
+        LiveModel(graphrec.load(served("ease")), index="faiss")

@@ -1,0 +1,89 @@
+"""``graphrec serve --workers N``: N server processes, each with its own listening socket on the same port.
+
+Each worker binds with ``SO_REUSEPORT``, so the kernel spreads new
+connections over the workers by their addresses. (uvicorn's own ``--workers``
+shares one socket, and whichever worker wakes first accepts: a few
+keep-alive connections opened together often all land on one worker, which
+then serves alone.) The workers share the run's event log
+(:mod:`graphrec.data.wal`), so a write acknowledged by one is seen by the next
+read on any other, and Prometheus metrics add up across them
+(``prometheus_client``'s multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from graphrec.errors import GraphrecError
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker(host: str, port: int, log_level: str, uvicorn_options: dict[str, Any]) -> None:
+    import uvicorn
+
+    from graphrec.serve.app import app_from_env
+
+    sock = _listen(host, port)
+    app = app_from_env()
+    config = uvicorn.Config(app, log_level=log_level, **uvicorn_options)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def serve_workers(run_dir: str | Path, host: str, port: int, workers: int, threads: int, text: bool, log_level: str,
+                  uvicorn_options: dict[str, Any]) -> int:
+    """Run ``workers`` server processes until SIGINT/SIGTERM (then stop them all); one dying stops the rest.
+
+    Returns the exit status: 0 after a signal, 1 when a worker died on its own.
+    """
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise GraphrecError("--workers > 1 needs SO_REUSEPORT (Linux, macOS, BSD); run one worker here")
+    os.environ["GRAPHREC_SERVE_RUN_DIR"] = str(Path(run_dir).resolve())
+    os.environ["GRAPHREC_SERVE_TEXT"] = "1" if text else "0"
+    os.environ["GRAPHREC_SERVE_THREADS"] = str(threads)
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="graphrec-metrics-"))
+    try:
+        _listen(host, port).close()  # the port is free: a clear error here, not N tracebacks in the workers
+    except OSError as exc:
+        raise GraphrecError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(host, port, log_level, uvicorn_options), name=f"graphrec-worker-{i}")
+             for i in range(workers)]
+    stopping = []
+
+    def stop(signum: int, _: Any) -> None:
+        stopping.append(signum)
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for p in procs:
+            p.start()
+        while not stopping and all(p.is_alive() for p in procs):
+            time.sleep(0.2)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    return 0 if stopping else 1
