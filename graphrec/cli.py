@@ -173,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000, help="TCP port")
     sv.add_argument("--workers", type=int, default=1, help="server processes (they share the event log)")
     sv.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
+    sv.add_argument("--device", default="cpu", help="where the model scores: cpu, cuda, cuda:N or auto")
     sv.add_argument("--index", default="exact", choices=["exact", "faiss"],
                     help="top-k retrieval: exact (a matrix product; up to ~1M items) or faiss (approximate HNSW, "
                          "embedding models, pip install 'graphrec[faiss]')")
@@ -544,13 +545,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise GraphrecError(f"--port must be in [0, 65535], got {args.port}")
     import torch
 
+    from graphrec.train.trainer import check_device
+
+    device = check_device(args.device, "--device")
     torch.set_num_threads(args.threads)
     token = "on" if os.environ.get("GRAPHREC_API_TOKEN") else "off (GRAPHREC_API_TOKEN is not set)"
     if args.workers == 1:
         from graphrec.serve.app import create_app
         from graphrec.serve.live import open_live
 
-        live = open_live(args.run_dir, text=not args.no_text, index=args.index)
+        live = open_live(args.run_dir, text=not args.no_text, index=args.index, device=str(device))
         app = create_app(live)
         print(f"serving {live.deployed.name} from {args.run_dir} ({live.users_count:,} users, {live.items_count:,} "
               f"items, {live.events:,} logged events replayed) on http://{args.host}:{args.port}/  (API docs: /docs; "
@@ -563,6 +567,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"serving {deployed.name} from {args.run_dir} with {args.workers} workers on "
           f"http://{args.host}:{args.port}/  (API docs: /docs; write token {token})", flush=True)
     os.environ["GRAPHREC_SERVE_INDEX"] = args.index
+    os.environ["GRAPHREC_SERVE_DEVICE"] = str(device)
     return serve_workers(args.run_dir, args.host, args.port, args.workers, args.threads, not args.no_text,
                          args.log_level, UVICORN)
 

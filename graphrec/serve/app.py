@@ -328,4 +328,5 @@ def app_from_env() -> FastAPI:
 
     torch.set_num_threads(int(os.environ.get("GRAPHREC_SERVE_THREADS", "1")))
     return create_app(open_live(run, text=os.environ.get("GRAPHREC_SERVE_TEXT", "1") == "1",
-                                index=os.environ.get("GRAPHREC_SERVE_INDEX", "exact")))
+                                index=os.environ.get("GRAPHREC_SERVE_INDEX", "exact"),
+                                device=os.environ.get("GRAPHREC_SERVE_DEVICE", "cpu")))

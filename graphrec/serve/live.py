@@ -328,7 +328,7 @@ class LiveModel:
         assert self._ann is not None
         want = min(self.items_count, k + len(excluded))
         self._ann.hnsw.efSearch = max(self.ann_ef_search, want)
-        scores, idx = self._ann.search(vec.numpy().astype(np.float32)[None], want)
+        scores, idx = self._ann.search(vec.cpu().numpy().astype(np.float32)[None], want)
         drop = set(excluded)
         out = [(int(i), float(sc)) for i, sc in zip(idx[0], scores[0], strict=True) if i >= 0 and int(i) not in drop]
         return [Recommendation(self.item_id(i), sc, self.title(i)) for i, sc in out[:k]]
@@ -481,10 +481,11 @@ class LiveModel:
         w = top.values.clamp(min=1e-6)
         item = _NewItem(raw, title, text, vector, top.indices, w / w.sum())
         if self._item_vec is not None:
-            vec = (self._item_vec[item.neighbours] * item.weights.unsqueeze(1)).sum(0, keepdim=True)
+            dev = self._item_vec.device
+            vec = (self._item_vec[item.neighbours.to(dev)] * item.weights.to(dev).unsqueeze(1)).sum(0, keepdim=True)
             self._item_vec = torch.cat([self._item_vec, vec])
             if self._ann is not None:
-                self._ann.add(vec.numpy().astype(np.float32))
+                self._ann.add(vec.cpu().numpy().astype(np.float32))
         self._new_item_index[raw] = self.num_items + len(self._new_items)
         self._new_items.append(item)
 
@@ -522,7 +523,7 @@ def _hnsw(item_vec: Tensor | None, m: int) -> Any:
         raise ConfigError("index 'faiss' needs faiss: pip install 'graphrec[faiss]'") from None
     index = faiss.IndexHNSWFlat(item_vec.shape[1], m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 2 * m + 16
-    index.add(np.ascontiguousarray(item_vec.numpy(), dtype=np.float32))
+    index.add(np.ascontiguousarray(item_vec.cpu().numpy(), dtype=np.float32))
     return index
 
 

@@ -177,3 +177,14 @@ def test_integer_ids_stay_integers(ml100k_run):
     live.log.close()
     records = [json.loads(line[9:]) for line in (ml100k_run / "serving" / "events.log").read_bytes().splitlines()]
     assert records[0]["events"][0]["user"] == 196
+
+
+def test_serve_options_are_checked_before_anything_loads(text_run, capsys):
+    from graphrec.cli import main
+
+    assert main(["serve", str(text_run), "--workers", "0"]) == 2
+    assert "--workers and --threads must be >= 1" in capsys.readouterr().err
+    assert main(["serve", str(text_run), "--port", "70000"]) == 2
+    assert "--port must be in [0, 65535]" in capsys.readouterr().err
+    assert main(["serve", str(text_run.parent / "nowhere")]) == 2
+    assert "no such run directory" in capsys.readouterr().err
