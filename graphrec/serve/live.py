@@ -132,8 +132,12 @@ class LiveModel:
         elif index != "exact":
             raise ConfigError(f"index must be 'exact' or 'faiss', got {index!r}")
         if event_log is not None:
-            for record in event_log.replay():
-                self._apply(record)
+            try:
+                for record in event_log.replay():
+                    self._apply(record)
+            except BaseException:
+                event_log.close()
+                raise
             if event_log.records:
                 log.info("replayed %d log records (%d events) from %s", event_log.records, self.events, event_log.path)
 
@@ -475,19 +479,22 @@ class LiveModel:
             raise GraphrecError(f"unknown log record {op!r}; written by a newer graphrec?")
 
     def _add_item(self, raw: object, title: str, text: str, vector: Tensor) -> None:
-        assert self.item_text is not None
+        if self.item_text is None:
+            raise TextUnavailable("the event log holds items added from their text, which need the catalogue's text "
+                                  f"embeddings: serve this run with its text encoder ({self._text_error or 'none'})")
         sims = self.item_text @ vector  # [I]
         top = torch.topk(sims, min(NEW_ITEM_NEIGHBOURS, self.num_items))
         w = top.values.clamp(min=1e-6)
         item = _NewItem(raw, title, text, vector, top.indices, w / w.sum())
+        # the item's entry first, its vector after: a concurrent read never meets a vector without an item
+        self._new_items.append(item)
+        self._new_item_index[raw] = self.num_items + len(self._new_items) - 1
         if self._item_vec is not None:
             dev = self._item_vec.device
             vec = (self._item_vec[item.neighbours.to(dev)] * item.weights.to(dev).unsqueeze(1)).sum(0, keepdim=True)
             self._item_vec = torch.cat([self._item_vec, vec])
             if self._ann is not None:
                 self._ann.add(vec.cpu().numpy().astype(np.float32))
-        self._new_item_index[raw] = self.num_items + len(self._new_items)
-        self._new_items.append(item)
 
     def stats(self) -> dict[str, Any]:
         return {"model": self.deployed.name, "version": self.version, "users": self.users_count,

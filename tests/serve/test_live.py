@@ -174,3 +174,15 @@ def test_the_faiss_index_gives_the_exact_lists_on_a_small_catalogue(served):
     assert ids(ann.recommend("u0", k=5, exclude=["sku1"])) == ids(exact.recommend("u0", k=5, exclude=["sku1"]))
     with pytest.raises(ConfigError, match="embedding model"):
         LiveModel(graphrec.load(served("ease")), index="faiss")
+
+
+def test_a_log_with_new_items_needs_the_text_encoder(text_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(text_run, run, ignore=shutil.ignore_patterns("serving"))
+    live = open_live(run)
+    live.add_items([{"item": "sku300", "text": "a red thing"}])
+    live.log.close()
+    with pytest.raises(graphrec.GraphrecError, match="serve this run with its text encoder"):
+        open_live(run, text=False)
