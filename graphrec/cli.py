@@ -518,7 +518,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
         item = _raw_id(model.items.ids, args.item, "item", args.run_dir)
     ex = model.explain(user, item)
     print(ex.text())
-    print(f"{ex.model} ({ex.method}): score {ex.score:.4f}, rank {ex.rank} among the user's unseen items")
+    where = "already interacted with" if ex.seen else f"rank {ex.rank} among the user's unseen items"
+    print(f"{ex.model} ({ex.method}): score {ex.score:.4f}, {where}")
+    if ex.reference is not None:
+        print(f"relative to {ex.reference_kind} ({ex.reference:.4f}): the parts below split the difference "
+              f"{ex.difference:+.4f}")
+    if ex.via:
+        print("through the user's interactions:")
+        for c in ex.via:
+            print(f"  {c.value:>+9.4f}  {c.label}")
+        print("by node:")
     for c in (*ex.contributions, *ex.remainder):
         print(f"  {c.value:>+9.4f}  {c.label}")
     if args.out is not None:

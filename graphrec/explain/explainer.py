@@ -20,7 +20,7 @@ from graphrec.data.vocab import Vocabulary
 from graphrec.errors import ConfigError, UnknownIdError
 from graphrec.eval.topk import mask_seen, unseen_scores
 from graphrec.explain.explanation import Contribution, ExplainEdge, ExplainNode, Explanation
-from graphrec.explain.lightgcn import WalkTerms, edge_flows, walk_terms
+from graphrec.explain.lightgcn import WalkTerms, edge_flows, first_hop, walk_terms
 from graphrec.explain.sage import graphsage_edge_attributions
 from graphrec.graph.builder import INTERACTS, node_labels, node_raw_ids
 from graphrec.graph.export import attribute_matrix, interaction_matrix
@@ -30,6 +30,8 @@ from graphrec.nn.registry import MODELS, spec_of
 from graphrec.nn.sage import GraphSAGE
 
 _GROUPS = ("user", "history", "neighbor", "item", "recommended", "attribute")
+#: what a LightGCN-style explanation is relative to (Explainer's ``reference``), and how the sentence names it
+REFERENCES = {"mean": "the mean of your candidates", "next": "the next item", "none": ""}
 _GROUP_NAMES = {"user": "the user's own embedding", "history": "history items", "neighbor": "co-interacting users",
                 "item": "items within reach", "recommended": "the item's own embedding",
                 "attribute": "attribute nodes"}
@@ -71,6 +73,10 @@ class Explainer:
             interaction edges).
         users, items: The prepared vocabularies, for raw-id lookups (default:
             the graph's ``node_raw_ids``).
+        reference: What a LightGCN-style explanation is relative to:
+            ``"mean"`` (default: the mean score of the user's candidate items,
+            those not in ``seen``), ``"next"`` (the item ranked just below), or
+            ``"none"`` (the score itself, parts shared by every item included).
 
     The Explainer keeps LightGCN's propagated embeddings between calls: make
     a new one after the model changes.
@@ -83,7 +89,11 @@ class Explainer:
     def __init__(self, model: ScoringModel, graph: HeteroData, max_history: int = 5, max_neighbors: int = 3,
                  max_attributes: int = 3, top: int = 10, steps: int = 16, seen: sp.csr_matrix | None = None,
                  fanouts: list[int] | None = None, train: sp.csr_matrix | None = None,
-                 users: Vocabulary | None = None, items: Vocabulary | None = None) -> None:
+                 users: Vocabulary | None = None, items: Vocabulary | None = None,
+                 reference: str = "mean") -> None:
+        if reference not in REFERENCES:
+            raise ConfigError(f"reference must be one of {', '.join(REFERENCES)}, got {reference!r}")
+        self.reference = reference
         spec = spec_of(model)
         if spec is None or spec.explanation is None:
             explainable = [name for name, s in MODELS.items() if s.explanation is not None]
@@ -147,14 +157,42 @@ class Explainer:
                 raise UnknownIdError(f"{name} index {value} out of range [0, {n})")
         if self.method == "exact":
             return self._lightgcn(cast(LightGCN, self.model), user, item)
-        return self._graphsage(cast(GraphSAGE, self.model), user, item)
+        ex = self._graphsage(cast(GraphSAGE, self.model), user, item)
+        if self.seen[user, item]:
+            from dataclasses import replace
+
+            return replace(ex, seen=True, rank=None)
+        return ex
 
     # --- LightGCN: exact ---
 
     @torch.no_grad()
+    def _reference(self, model: LightGCN, user: int, item: int) -> torch.Tensor | None:
+        """The reference vector ``r`` in the item space (see ``reference``), or None."""
+        users, items = self._embeddings(model)
+        seen = self.seen[user].indices
+        if self.reference == "none":
+            return None
+        if self.reference == "mean":
+            if "item_sum" not in self._cache:
+                self._cache["item_sum"] = items.sum(0)
+            count = model.num_items - len(seen)
+            if count <= 0:
+                return None
+            return (self._cache["item_sum"] - items[torch.from_numpy(seen).to(items.device)].sum(0)) / count
+        scores = (items @ users[user]).clone()  # "next": the candidate just below the item
+        scores[torch.from_numpy(seen).to(items.device)] = torch.inf
+        own = scores[item].item() if not self.seen[user, item] else float((items[item] * users[user]).sum())
+        below = torch.where(scores < own, scores, torch.full_like(scores, -torch.inf))
+        nxt = int(torch.argmax(below))
+        return None if not torch.isfinite(below[nxt]) else items[nxt]
+
+    @torch.no_grad()
     def _lightgcn(self, model: LightGCN, user: int, item: int) -> Explanation:
         self._embeddings(model)
-        terms = walk_terms(model, user, item, self._cache["e0"], (self._cache["users"], self._cache["items"]))
+        ref = self._reference(model, user, item)
+        terms = walk_terms(model, user, item, self._cache["e0"], (self._cache["users"], self._cache["items"]),
+                           reference=ref)
         nu = model.num_users
         values = terms.values.cpu().double().numpy()
         reached = np.flatnonzero(terms.weight.cpu().numpy())  # nodes within L hops of the user
@@ -168,27 +206,25 @@ class Explainer:
         totals = np.bincount(code[reached], weights=values[reached], minlength=len(_GROUPS))
         groups = {g: float(t) for g, t in zip(_GROUPS, totals, strict=True) if np.any(code[reached] == _GROUPS.index(g))}
 
-        # subgraph: the history items whose edges carry the most score (everything that flows through
-        # the user's interaction with them), then the co-users adjacent to them
-        dev = model.adj.device
-        if len(hist):
-            u_rep = torch.full((len(hist),), user, device=dev)
-            h_glob = torch.from_numpy(hist + nu).to(dev)
-            own_flows = (edge_flows(model, terms, u_rep, h_glob) + edge_flows(model, terms, h_glob, u_rep)).cpu().numpy()
-        else:
-            own_flows = np.zeros(0)
-        chosen_h = hist[np.argsort(-own_flows, kind="stable")[: self.max_history]].tolist()
+        # the difference by the user's first edge: what reaches them through each history item
+        first, parts, own_part = first_hop(model, terms, user)
+        first_np, parts_np = first.cpu().numpy(), parts.cpu().double().numpy()
+        via_of = dict(zip(first_np.tolist(), parts_np.tolist(), strict=True))
+        # subgraph: the history items that carry the most, then the co-users adjacent to them
+        hist_parts = np.array([via_of.get(nu + h, 0.0) for h in hist])
+        chosen_h = hist[np.argsort(-hist_parts, kind="stable")[: self.max_history]].tolist()
         near = np.setdiff1d(self.train[:, chosen_h].nonzero()[0], [user]) if chosen_h else np.zeros(0, np.int64)
+        near = near[np.asarray(self.train[near, item].todense()).ravel() > 0] if len(near) else near
         chosen_w = near[np.argsort(-values[near], kind="stable")[: self.max_neighbors]].tolist()
 
         nodes = [self._node("user", user, "user", float(values[user])),
                  self._node("item", item, "recommended", float(values[nu + item]))]
         nodes += [self._node("item", h, "history", float(values[nu + h])) for h in chosen_h]
         nodes += [self._node("user", w, "neighbor", float(values[w])) for w in chosen_w]
-        own = dict(zip(hist.tolist(), own_flows.tolist(), strict=True))
-        edges = [ExplainEdge(f"user:{user}", f"item:{h}", INTERACTS[1], own[h]) for h in chosen_h]
+        edges = [ExplainEdge(f"user:{user}", f"item:{h}", INTERACTS[1], via_of.get(nu + h, 0.0)) for h in chosen_h]
         pairs = [(w, h) for w in chosen_w for h in chosen_h if self.train[w, h]]
         pairs += [(w, item) for w in chosen_w if self.train[w, item]]
+        dev = model.adj.device
         if pairs:
             src = torch.tensor([p[0] for p in pairs])
             dst = torch.tensor([p[1] + nu for p in pairs])
@@ -213,9 +249,27 @@ class Explainer:
                          else _GROUP_NAMES[g], g, float(rest[c]))
             for c, g in enumerate(_GROUPS) if counts[c]
         )
+        seen = bool(self.seen[user, item])
         return Explanation(model=type(model).__name__, method="exact", score=terms.score, user=f"user:{user}",
                            item=f"item:{item}", nodes=tuple(nodes), edges=tuple(edges), contributions=contributions,
-                           remainder=remainder, groups=groups, rank=self.rank_of(user, item))
+                           remainder=remainder, groups=groups, rank=None if seen else self.rank_of(user, item),
+                           reference=terms.reference if ref is not None else None,
+                           reference_kind=REFERENCES[self.reference] if ref is not None else "", seen=seen,
+                           via=self._via(first_np, parts_np, own_part))
+
+    def _via(self, first: np.ndarray, parts: np.ndarray, own: float) -> tuple[Contribution, ...]:
+        """:attr:`Explanation.via`: the ``top`` largest first-edge parts, the user's own term, and the rest."""
+        order = np.argsort(-parts, kind="stable")
+        shown, rest = order[: self.top], order[self.top :]
+        out = []
+        for j in shown:
+            t, idx = self._row_node(int(first[j]))
+            out.append(Contribution(str(self._labels[t][idx]), "history" if t == "item" else "attribute",
+                                    float(parts[j]), (f"{t}:{idx}",)))
+        out.append(Contribution("your own embedding", "user", own))
+        if len(rest):
+            out.append(Contribution(f"{len(rest):,} other interactions", "remainder", float(parts[rest].sum())))
+        return tuple(sorted(out, key=lambda c: -c.value))
 
     @torch.no_grad()
     def _embeddings(self, model: LightGCN) -> tuple[torch.Tensor, torch.Tensor]:

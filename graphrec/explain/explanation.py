@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +23,11 @@ if TYPE_CHECKING:
 
 #: File formats :meth:`Explanation.save` writes, by extension.
 FORMATS = (".png", ".json", ".html", ".htm")
+
+#: the smallest share of the explained difference a history item needs to be named in the sentence
+LEAST_SHARE = 0.01
+#: the user's own embedding's share of the difference above which the sentence says it
+OWN_SHARE_SHOWN = 0.2
 
 #: Node roles, in drawing order.
 ROLES = ("user", "recommended", "history", "neighbor", "item", "attribute")
@@ -102,10 +106,15 @@ class Contribution:
 
 @dataclass(frozen=True)
 class Explanation:
-    """Why ``item`` was recommended to ``user``: a subgraph and the contributions that carried the score.
+    """Why ``item`` scores for ``user``: a subgraph and the contributions that carried the score.
 
-    Invariant: ``sum(c.value for c in contributions) + sum(r.value for r in
-    remainder) == score`` (up to float rounding).
+    Contrastive where the model allows it (LightGCN and its successors): the
+    contributions decompose :attr:`difference`, the item's score less a
+    reference (the mean score of the user's candidate items, or the next
+    item's), so the parts every candidate shares cancel. Invariant:
+    ``sum(c.value for c in contributions) + sum(r.value for r in remainder) ==
+    difference`` (== ``score`` without a reference), up to float rounding;
+    the same holds for :attr:`via`.
 
     Attributes:
         model: The explained model's name (``"LightGCN"``).
@@ -118,7 +127,13 @@ class Explanation:
         remainder: Named aggregates of everything not listed individually.
         groups: Totals per group over *all* parts (not only the listed ones).
         paths: Chains of node keys that carried the score, with their importance.
-        rank: The item's position in the user's list, when known (1 = top).
+        rank: The item's position in the user's list, when known (1 = top); None for a seen item.
+        reference: The reference score the contributions are relative to (None: they split the score).
+        reference_kind: What the reference is (``"mean of the candidates"``, ``"the next item"``).
+        seen: The user already interacted with the item (it is not ranked, only explained).
+        via: The difference split by the user's first edge: one part per history item (everything that
+            reaches the user through their interaction with it), the user's own embedding, and a
+            remainder; by decreasing value. What the sentence names, with their shares.
     """
 
     model: str
@@ -133,6 +148,10 @@ class Explanation:
     groups: dict[str, float] = field(default_factory=dict)
     paths: tuple[tuple[tuple[str, ...], float], ...] = ()
     rank: int | None = None
+    reference: float | None = None
+    reference_kind: str = ""
+    seen: bool = False
+    via: tuple[Contribution, ...] = ()
 
     def __post_init__(self) -> None:
         keys = {n.key for n in self.nodes}
@@ -173,8 +192,29 @@ class Explanation:
 
     @property
     def total(self) -> float:
-        """Listed contributions plus remainder (equals :attr:`score`)."""
+        """Listed contributions plus remainder (equals :attr:`difference`)."""
         return sum(c.value for c in self.contributions) + sum(r.value for r in self.remainder)
+
+    @property
+    def difference(self) -> float:
+        """What the contributions decompose: the score less the reference (the score without one)."""
+        return self.score - (self.reference or 0.0)
+
+    def named(self, max_items: int = 3, enough: float = 0.5, least: float | None = None) -> list[tuple[Contribution, float]]:
+        """The history items the sentence names, with their shares of :attr:`difference`: the largest
+        :attr:`via` parts of history items, until ``enough`` of it is named or a part is under ``least``."""
+        least = LEAST_SHARE if least is None else least
+        if self.difference <= 0:
+            return []
+        out: list[tuple[Contribution, float]] = []
+        for c in self.via:
+            if c.group != "history" or len(out) >= max_items:
+                continue
+            share = c.value / self.difference
+            if share < least or sum(x for _, x in out) >= enough:
+                break
+            out.append((c, share))
+        return out
 
     # --- serialisation ---
 
@@ -182,7 +222,7 @@ class Explanation:
         """Plain JSON-able data; :meth:`from_dict` restores an equal Explanation."""
         d = asdict(self)
         d["paths"] = [{"nodes": list(p), "importance": w} for p, w in self.paths]
-        for c in (*d["contributions"], *d["remainder"]):
+        for c in (*d["contributions"], *d["remainder"], *d["via"]):
             c["nodes"] = list(c["nodes"])
         d["nodes"] = [{**n, "key": f"{n['type']}:{n['index']}"} for n in d["nodes"]]
         return d
@@ -199,7 +239,9 @@ class Explanation:
                 remainder=tuple(Contribution(**{**c, "nodes": tuple(c["nodes"])}) for c in d.get("remainder", [])),
                 groups={k: float(v) for k, v in d.get("groups", {}).items()},
                 paths=tuple((tuple(p["nodes"]), float(p["importance"])) for p in d.get("paths", [])),
-                rank=d.get("rank"),
+                rank=d.get("rank"), reference=d.get("reference"), reference_kind=d.get("reference_kind", ""),
+                seen=bool(d.get("seen", False)),
+                via=tuple(Contribution(**{**c, "nodes": tuple(c["nodes"])}) for c in d.get("via", [])),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not an explanation dict: {exc}") from exc
@@ -239,29 +281,80 @@ class Explanation:
         return g
 
     def text(self, verb: str = "rated") -> str:
-        """One or two plain sentences: the history items that carried the score and the attributes they share."""
+        """The sentence, in plain text (titles in quotes): the item's rank, the history items that carried
+        the most of its score (with their shares), and what they share."""
+        return self._sentence(verb, lambda label: f"\u201c{label}\u201d")
+
+    def _sentence(self, verb: str, mark: Any) -> str:
+        """The sentence with each title passed through ``mark`` (quotes for text, ``<em>`` for HTML)."""
+        item = self.node(self.item)
+        title = mark(item.label)
+        if self.seen:
+            return f"You already {verb} {title}: it is not ranked among your recommendations."
+        if self.rank is None:
+            lead = f"{title} scores {self.score:.3g} for you"
+        elif self.rank == 1:
+            lead = f"{title} is your top recommendation"
+        else:
+            lead = f"{title} is ranked {ordinal(self.rank)} for you"
+        if self.via:
+            return lead + self._contrastive_reasons(verb, mark) + "."
+        out = lead + self._attribution_reasons(verb, mark) + "."
+        share = self.groups.get("neighbor", 0.0) / self.score if self.score > 0 else 0.0
+        if 0.2 < share <= 1.0:
+            out += f" Other users' interactions carry {share:.0%} of its score."
+        carriers = [a for a in self.by_role("attribute") if a.importance > 0]
+        attr_share = sum(a.importance for a in carriers) / self.score if self.score > 0 else 0.0
+        if carriers and 0.05 <= attr_share <= 1.0:
+            out += f" {_join([a.label for a in carriers])} {'carries' if len(carriers) == 1 else 'carry'} {attr_share:.0%} of it."
+        return out
+
+    def _contrastive_reasons(self, verb: str, mark: Any) -> str:
+        ref = self.reference_kind or "the reference"
+        if self.difference <= 0:
+            return f", though it scores below {ref}" if self.reference is not None else ""
+        what = f"its lead over {ref}" if self.reference is not None else "its score"
+        own = sum(c.value for c in self.via if c.group == "user") / self.difference
+        named = self.named()
+        items = _join([f"{mark(self.label_of(c))} ({x:.0%})" for c, x in named]) if named else ""
+        parts = []
+        if own >= OWN_SHARE_SHOWN:
+            parts.append(f"{own:.0%} of {what} comes from your learned taste profile")
+            if named:
+                parts.append(f"of what you {verb}, {items} {'carries' if len(named) == 1 else 'carry'} the most")
+        elif named:
+            share = sum(x for _, x in named)
+            parts.append(f"{'mostly' if share >= 0.5 else 'partly'} because you {verb} {items}")
+        else:
+            parts.append(f"from many of the items you {verb}, none above {LEAST_SHARE:.0%} of {what}")
+        keys = [c.nodes[0] for c, _ in named if c.nodes]
+        pairs = _edge_pairs(self)
+        liked_all = [n for n in self.by_role("neighbor")
+                     if (n.key, self.item) in pairs and all((n.key, k) in pairs for k in keys)]
+        if liked_all and keys:
+            parts.append(f"people who {verb} {('it', 'both', 'all three')[len(keys) - 1]} also {verb} this one")
+        return (": " if own >= OWN_SHARE_SHOWN else ", ") + "; ".join(parts)
+
+    def label_of(self, c: Contribution) -> str:
+        """The label of a contribution's node where the subgraph has it, else the contribution's own."""
+        if c.nodes:
+            try:
+                return self.node(c.nodes[0]).label
+            except KeyError:
+                pass
+        return c.label
+
+    def _attribution_reasons(self, verb: str, mark: Any) -> str:
         item = self.node(self.item)
         history = [n for n in self._history_by_edge() if n.importance > 0 or self._user_edge(n) > 0][:2]
         shared = _shared_attributes(self, [item, *history])
         if history:
-            titles = " and ".join(_quote(n.label) for n in history)
-            head = f"Recommended {_quote(item.label)} because you {verb} {titles}"
+            out = f", because you {verb} {' and '.join(mark(n.label) for n in history)}"
             if shared:
-                everyone = "both" if len(history) == 1 else "all three"
-                head += f"; {everyone} are {_join([a.label for a in shared])}"
-            head += "."
-        else:
-            head = f"Recommended {_quote(item.label)}"
-            attrs = [a for a in self.by_role("attribute") if (a.key, item.key) in _edge_pairs(self) and a.importance >= 0]
-            head += f", a {_join([a.label for a in attrs[:3]])} title." if attrs else "."
-        share = self.groups.get("neighbor", 0.0) / self.score if self.score > 0 else 0.0
-        if 0.2 < share <= 1.0:
-            head += f" Other users' interactions carry {share:.0%} of its score."
-        carriers = [a for a in self.by_role("attribute") if a.importance > 0]
-        attr_share = sum(a.importance for a in carriers) / self.score if self.score > 0 else 0.0
-        if carriers and 0.05 <= attr_share <= 1.0:
-            head += f" {_join([a.label for a in carriers])} {'carries' if len(carriers) == 1 else 'carry'} {attr_share:.0%} of it."
-        return head
+                out += f"; {'both' if len(history) == 1 else 'all three'} are {_join([a.label for a in shared])}"
+            return out
+        attrs = [a for a in self.by_role("attribute") if (a.key, item.key) in _edge_pairs(self) and a.importance >= 0]
+        return f", a {_join([a.label for a in attrs[:3]])} title" if attrs else ""
 
     def draw(self, path: str | Path, title: str | None = None, dpi: int = 120) -> Path:
         """Render the subgraph to a PNG: colours by role, widths by importance, the recommended item highlighted."""
@@ -300,7 +393,7 @@ class Explanation:
         item = self.node(self.item)
         ax.set_title(title or f"{self.model}: why {_short(item.label, 40)} (score {self.score:.3f})", fontsize=11)
         ax.legend(loc="lower left", fontsize=8, markerscale=0.5, frameon=False)
-        ax.text(0.5, -0.04, _wrap(self.text().replace("*", ""), 110), transform=ax.transAxes, ha="center", va="top", fontsize=9)
+        ax.text(0.5, -0.04, _wrap(self.text(), 110), transform=ax.transAxes, ha="center", va="top", fontsize=9)
         ax.axis("off")
         fig.tight_layout()
         path = Path(path)
@@ -309,28 +402,40 @@ class Explanation:
         plt.close(fig)
         return path
 
-    def to_html(self) -> str:
-        """A self-contained HTML page: the sentence, the contributions table, and the edges."""
+    def to_html(self, picture: bool = True) -> str:
+        """A self-contained HTML page: the sentence, the picture (embedded PNG), the parts it names and the
+        contributions table, and the edges."""
+        import base64
+        import tempfile
+
         e = html.escape
         item = self.node(self.item)
+        img = ""
+        if picture:
+            with tempfile.TemporaryDirectory() as tmp:
+                data = base64.b64encode(self.draw(Path(tmp) / "why.png").read_bytes()).decode()
+            img = f"<p><img alt='explanation subgraph' style='max-width:100%' src='data:image/png;base64,{data}'></p>"
+        ref = (f"score {self.score:.4f}, {e(self.reference_kind)} {self.reference:.4f}: the parts below split the "
+               f"difference {self.difference:+.4f}" if self.reference is not None else f"score {self.score:.4f}")
+        rank = "already interacted with" if self.seen else (f"rank {self.rank}" if self.rank else "")
+        via = "".join(f"<tr><td>{e(c.label)}</td><td>{c.value:+.4f}</td><td>{c.value / self.difference:.0%}</td></tr>"
+                      for c in self.via) if self.difference else ""
+        via_table = (f"<h2>Through which of your interactions</h2><table><tr><th>part</th><th>value</th>"
+                     f"<th>share</th></tr>{via}</table>" if via else "")
         rows = "".join(f"<tr><td>{e(c.group)}</td><td>{e(c.label)}</td><td>{c.value:+.4f}</td></tr>"
                        for c in (*self.contributions, *self.remainder))
         edges = "".join(f"<tr><td>{e(self.node(x.source).label)}</td><td>{e(x.type)}</td>"
                         f"<td>{e(self.node(x.target).label)}</td><td>{x.importance:+.4f}</td></tr>"
                         for x in sorted(self.edges, key=lambda x: -x.importance))
+        sentence = self._sentence("rated", lambda label: f"<em>{e(label)}</em>")
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(item.label)}</title>"
-                "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto}"
+                "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
                 "table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style></head>"
-                f"<body><h1>{e(item.label)}</h1><p>{_emphasis(e(self.text()))}</p>"
-                f"<p>{e(self.model)}, {e(self.method)}: score {self.score:.4f}</p>"
+                f"<body><h1>{e(item.label)}</h1><p>{sentence}</p>"
+                f"<p>{e(self.model)}, {e(self.method)}: {ref}{'; ' + rank if rank else ''}</p>{img}{via_table}"
                 f"<h2>Contributions</h2><table><tr><th>group</th><th>part</th><th>value</th></tr>{rows}</table>"
                 f"<h2>Edges</h2><table><tr><th>from</th><th>relation</th><th>to</th><th>importance</th></tr>{edges}"
                 "</table></body></html>\n")
-
-
-def _emphasis(escaped: str) -> str:
-    """The sentence's ``*title*`` marks as HTML emphasis (on text already escaped)."""
-    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", escaped)
 
 
 def _json_default(value: Any) -> Any:
@@ -349,8 +454,10 @@ def _shared_attributes(ex: Explanation, nodes: Sequence[ExplainNode]) -> list[Ex
     return [a for a in ex.by_role("attribute") if all((a.key, n.key) in pairs for n in nodes)][:3]
 
 
-def _quote(label: str) -> str:
-    return f"*{label}*"
+def ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``, ``12th``, ``13th``, ``21st``, ``112th``..."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _join(words: Sequence[str]) -> str:

@@ -222,10 +222,10 @@ def _common(c: SimGCLConfig, x: ModelInputs) -> dict[str, Any]:
 
 
 SIMGCL_SPEC = ModelSpec(SimGCLConfig, SimGCL, lambda c, x: SimGCL(x.num_users, x.num_items, **_common(c, x)),
-                        explanation=None,
+                        explanation="exact",
                         summary="LightGCN with noise-perturbed views and an InfoNCE loss (Yu et al., SIGIR 2022)")
 XSIMGCL_SPEC = ModelSpec(XSimGCLConfig, XSimGCL,
                          lambda c, x: XSimGCL(x.num_users, x.num_items, contrast_layer=c.contrast_layer,
                                               **_common(c, x)),
-                         explanation=None,
+                         explanation="exact",
                          summary="SimGCL with one noisy propagation and a cross-layer contrast (Yu et al., TKDE 2023)")

@@ -44,7 +44,7 @@ def test_lightgcn_exact_by_hand():
     # P_u0 = u0: 1/3 + 1/6 = 1/2, i0: 1/(3√2), u1: 1/(6√2).
     # e_i1 = (4 + (Â e0)_i1 + (Â² e0)_i1) / 3 with (Â e0)_i1 = 2/√2, (Â² e0)_i1 = (3/2 + 4/√2)/√2.
     e_i1 = (4 + 2 / S2 + (1.5 + 4 / S2) / S2) / 3
-    ex = Explainer(hand_model(), hand_graph()).explain("a", 11)
+    ex = Explainer(hand_model(), hand_graph(), reference="none").explain("a", 11)
     want = {"user:0": 0.5 * 1 * e_i1, "item:0": 3 * e_i1 / (3 * S2), "user:1": 2 * e_i1 / (6 * S2)}
     got = {c.nodes[0]: c.value for c in ex.contributions}
     assert got.keys() == want.keys()
@@ -60,14 +60,78 @@ def test_lightgcn_exact_by_hand():
     assert roles == {"user:0": "user", "item:1": "recommended", "item:0": "history", "user:1": "neighbor"}
     assert ex.node("item:1").raw_id == 11 and ex.node("item:0").label == "Alien"
     assert ex.rank == 1  # i1 is u0's only unseen item
-    # edges u0-i0, u1-i0, u1-i1 with flows: u0-i0 carries (1/3)(3e/√2 + e/2 + e/√2) + e/6 (walks out and back)
+    # edges u0-i0, u1-i0, u1-i1. The user's edge u0-i0 carries every walk that leaves u0 through it (its first
+    # hop): Â_u0i0 (w1 c_i0 + w2 (Â c)_i0) = (1/√2)(1/3)(3e + e/√2 + 2e/2) = (4e + e/√2) / (3√2)
     edges = {(e.source, e.target): e.importance for e in ex.edges}
     assert edges.keys() == {("user:0", "item:0"), ("user:1", "item:0"), ("user:1", "item:1")}
     c = {"u0": 1 * e_i1, "u1": 2 * e_i1, "i0": 3 * e_i1}
-    assert math.isclose(edges[("user:0", "item:0")], (3 * e_i1 / S2 + e_i1 / 2 + e_i1 / S2) / 3 + e_i1 / 6, rel_tol=1e-6)
+    via_i0 = (4 * e_i1 + e_i1 / S2) / (3 * S2)
+    assert math.isclose(edges[("user:0", "item:0")], via_i0, rel_tol=1e-6)
+    # the first hop splits the score exactly: through Alien, plus the user's own layer 0 (w0 c_u0 = e/3)
+    via = {c.label: c.value for c in ex.via}
+    assert via == pytest.approx({"Alien": via_i0, "your own embedding": e_i1 / 3})
+    assert math.isclose(sum(via.values()), ex.score, rel_tol=1e-6)
     # u1-i0 is crossed by one walk of length 2 (u0→i0→u1): α2 · 1/√2 · 1/2 · c_u1
     assert math.isclose(edges[("user:1", "item:0")], c["u1"] / (6 * S2), rel_tol=1e-6)
     assert edges[("user:1", "item:1")] == 0.0  # no walk of length <= 2 from u0 reaches i1 that way
+
+
+def test_contrastive_by_hand_against_the_mean_candidate():
+    # the hand graph again, nothing left out of u0's candidates: r = (e_i0 + e_i1) / 2, so every part of
+    # the score decomposition is multiplied by δ = (e_i1 - e_i0) / 2 instead of e_i1 (dim 1)
+    e_i1 = (4 + 2 / S2 + (1.5 + 4 / S2) / S2) / 3
+    e_i0 = (3 + 1 / S2 + 1 + 1.5 + 0.75 + 2 / S2) / 3  # (Â e0)_i0 = 1/√2 + 1, (Â² e0)_i0 = 3/2 + 3/4 + 2/√2
+    d = (e_i1 - e_i0) / 2
+    nothing = sp.csr_matrix((2, 2))
+    ex = Explainer(hand_model(), hand_graph(), seen=nothing).explain("a", 11)
+    e_u0 = 0.5 + 3 / (3 * S2) + 2 / (6 * S2)
+    assert math.isclose(ex.reference, e_u0 * (e_i0 + e_i1) / 2, rel_tol=1e-5)
+    assert math.isclose(ex.difference, e_u0 * d, rel_tol=1e-4)  # a difference of float32 scores
+    want = {"user:0": 0.5 * d, "item:0": 3 * d / (3 * S2), "user:1": 2 * d / (6 * S2)}
+    got = {c.nodes[0]: c.value for c in ex.contributions}
+    assert got == pytest.approx(want)
+    assert abs(ex.total - ex.difference) < 1e-5
+    via = {c.label: c.value for c in ex.via}
+    assert via == pytest.approx({"Alien": (4 * d + d / S2) / (3 * S2), "your own embedding": d / 3})
+    assert abs(sum(via.values()) - ex.difference) < 1e-5
+    assert ex.reference_kind == "the mean of your candidates" and ex.rank == 1 and not ex.seen
+
+
+@pytest.mark.parametrize("kind", ["lightgcn", "simgcl", "xsimgcl"])
+@pytest.mark.parametrize("reference", ["mean", "next", "none"])
+def test_contrastive_parts_sum_to_the_difference(kind, reference):
+    from graphrec.nn import SimGCL, XSimGCL
+
+    r = sp.random(30, 40, density=0.15, random_state=1, format="csr")
+    r.data[:] = 1
+    torch.manual_seed(0)
+    cls = {"lightgcn": LightGCN, "simgcl": SimGCL, "xsimgcl": XSimGCL}[kind]
+    m = cls(30, 40, normalized_adjacency(r), dim=16, num_layers=3).eval()
+    g = HeteroData()
+    g["user"].num_nodes, g["item"].num_nodes = 30, 40
+    coo = r.tocoo()
+    g["user", "interacts", "item"].edge_index = torch.tensor(np.stack([coo.row, coo.col]), dtype=torch.long)
+    ex = Explainer(m, g, top=5, reference=reference)
+    users, items = m.get_embedding()
+    for user in (0, 7, 29):
+        scores = (items @ users[user]).detach()
+        unseen = [i for i in range(40) if not r[user, i]]
+        best = max(unseen, key=lambda i: float(scores[i]))
+        e = ex.explain_index(user, best)
+        assert abs(e.total - e.difference) < 1e-5
+        assert abs(sum(c.value for c in e.via) - e.difference) < 1e-5
+        if reference == "mean":
+            assert math.isclose(e.reference, float(scores[unseen].mean()), rel_tol=1e-5)
+        elif reference == "next":
+            assert math.isclose(e.reference, sorted((float(scores[i]) for i in unseen), reverse=True)[1], rel_tol=1e-5)
+        else:
+            assert e.reference is None and abs(e.difference - e.score) < 1e-12
+
+
+def test_a_seen_item_is_reported_as_seen_not_ranked():
+    ex = Explainer(hand_model(), hand_graph()).explain("a", 10)  # u0 rated Alien
+    assert ex.seen and ex.rank is None
+    assert ex.text() == "You already rated \u201cAlien\u201d: it is not ranked among your recommendations."
 
 
 def test_lightgcn_sum_within_1e5_on_a_random_graph():
@@ -82,10 +146,10 @@ def test_lightgcn_sum_within_1e5_on_a_random_graph():
     ex = Explainer(m, g, top=5)
     for user, item in [(0, 3), (7, 39), (29, 0)]:
         e = ex.explain_index(user, item)
-        assert abs(e.total - e.score) < 1e-5
+        assert abs(e.total - e.difference) < 1e-5
         assert math.isclose(e.score, float(m(torch.tensor([user]), torch.tensor([item])).detach()), rel_tol=1e-6)
         assert len(e.contributions) == 5 and e.remainder
-        assert abs(sum(e.groups.values()) - e.score) < 1e-5
+        assert abs(sum(e.groups.values()) - e.difference) < 1e-5
 
 
 def built():
@@ -130,10 +194,11 @@ def test_text_names_history_and_shared_attributes():
         m.item_emb.weight.copy_(torch.tensor([[1.0], [3.0], [1.0], [1.0]]))
     # u0 rated Alien (degree 1) and Heat (degree 2); 1-hop weights 1/√2 and 1/2, times layer-0 values 1 and 3:
     # Heat carries more. Up shares Crime with Heat, nothing with Alien.
-    e = Explainer(m, g).explain(10, 300)
-    assert e.text().startswith("Recommended *Up (2009)* because you rated *Heat (1995)* and *Alien (1979)*")
-    e1 = Explainer(m, g, max_history=1).explain(10, 300)
-    assert e1.text().startswith("Recommended *Up (2009)* because you rated *Heat (1995)*; both are Crime.")
+    e = Explainer(m, g, reference="none").explain(10, 300)
+    assert e.named()[0][0].label == "Heat (1995)"
+    assert e.text().startswith("\u201cUp (2009)\u201d is ")
+    assert "of what you rated, \u201cHeat (1995)\u201d (48%) and \u201cAlien (1979)\u201d (29%) carry the most" in e.text()
+    assert "24% of its score comes from your learned taste profile" in e.text() and "*" not in e.text()
 
 
 def test_unknown_ids_and_unexplainable_models():
@@ -191,7 +256,7 @@ def test_lightgcn_with_attribute_nodes_explains_genres_exactly():
     assert m.node_layout == [("user", 3), ("item", 4), ("genre", 2)]
     ex = Explainer(m, g)
     e = ex.explain(10, 300)  # u0 (Alien, Heat) -> Up (Crime): walks u0 -> Heat -> Crime reach the genre node
-    assert abs(e.total - e.score) < 1e-5
+    assert abs(e.total - e.difference) < 1e-5
     assert math.isclose(e.score, float(m(torch.tensor([0]), torch.tensor([2])).detach()), rel_tol=1e-5, abs_tol=1e-8)
     crime = e.node("genre:0")
     assert crime.role == "attribute" and crime.importance != 0.0

@@ -58,10 +58,43 @@ def test_invalid_subgraph_is_refused():
 
 def test_text_example_from_the_issue():
     assert example().text() == (
-        "Recommended *Star Wars (1977)* because you rated *Return of the Jedi (1983)* and "
-        "*The Empire Strikes Back (1980)*; all three are Sci-Fi and Action. "
+        "\u201cStar Wars (1977)\u201d is your top recommendation, because you rated \u201cReturn of the Jedi "
+        "(1983)\u201d and \u201cThe Empire Strikes Back (1980)\u201d; all three are Sci-Fi and Action. "
         "Other users' interactions carry 31% of its score.")
-    assert example().text(verb="watched").startswith("Recommended *Star Wars (1977)* because you watched")
+    assert "because you watched" in example().text(verb="watched")
+
+
+@pytest.mark.parametrize(("rank", "lead"), [(1, "is your top recommendation"), (2, "is ranked 2nd for you"),
+                                            (3, "is ranked 3rd for you"), (12, "is ranked 12th for you"),
+                                            (21, "is ranked 21st for you"), (112, "is ranked 112th for you"),
+                                            (361, "is ranked 361st for you")])
+def test_the_wording_follows_the_rank(rank, lead):
+    from dataclasses import replace
+
+    assert replace(example(), rank=rank).text().startswith(f"\u201cStar Wars (1977)\u201d {lead}, because")
+    seen = replace(example(), rank=None, seen=True).text()
+    assert seen == "You already rated \u201cStar Wars (1977)\u201d: it is not ranked among your recommendations."
+
+
+def test_contrastive_sentence_names_shares_of_the_difference():
+    from dataclasses import replace
+
+    via = (Contribution("Return of the Jedi (1983)", "history", 0.62, ("item:180",)),
+           Contribution("The Empire Strikes Back (1980)", "history", 0.36, ("item:171",)),
+           Contribution("your own embedding", "user", 0.3),
+           Contribution("40 other interactions", "remainder", 0.72))
+    ex = replace(example(), reference=1.5, reference_kind="the mean of your candidates", via=via, rank=12)
+    assert ex.difference == 2.0 and [round(x, 2) for _, x in ex.named()] == [0.31, 0.18]
+    text = ex.text()
+    assert text.startswith("\u201cStar Wars (1977)\u201d is ranked 12th for you, partly because you rated "
+                           "\u201cReturn of the Jedi (1983)\u201d (31%) and \u201cThe Empire Strikes Back (1980)\u201d (18%)")
+    assert "*" not in text
+    # where the user's own embedding carries much of the lead, the sentence says so first
+    profile = replace(ex, via=(*via[:2], Contribution("your own embedding", "user", 1.0),
+                               Contribution("40 other interactions", "remainder", 0.02)))
+    assert profile.text().startswith("\u201cStar Wars (1977)\u201d is ranked 12th for you: 50% of its lead over the "
+                                     "mean of your candidates comes from your learned taste profile; of what you "
+                                     "rated, \u201cReturn of the Jedi (1983)\u201d (31%) and")
 
 
 def test_json_round_trip(tmp_path):

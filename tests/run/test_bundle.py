@@ -75,7 +75,7 @@ def test_cli_recommends_and_explains_from_the_bundle(tmp_path, capsys):
     assert main(["recommend", str(run_dir), "--user", "u3", "--k", "3", "--explain"]) == 0
     out = capsys.readouterr().out
     first = reference.recommend("u3", k=3)[0][0]
-    assert f"  1. item {first}" in out and "Product" in out and "Recommended *" in out
+    assert f"  1. item {first}" in out and "Product" in out and "is your top recommendation" in out
     assert main(["explain", str(run_dir), "--user", "u3", "--out", str(tmp_path / "why.json")]) == 0
     saved = json.loads((tmp_path / "why.json").read_text())
     assert saved["user"] == "user:23" and any(n.get("raw_id") == "u3" for n in saved["nodes"])

@@ -121,7 +121,7 @@ def test_cli_recommend_with_explanations(runs, capsys):
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 5
     for line in (out[2], out[4]):
-        assert line.strip().startswith("Recommended *") and "because you rated *" in line
+        assert line.strip().startswith("\u201c") and ("for you" in line or "top recommendation" in line)
 
 
 def test_cli_explain_writes_png_json_html(runs, tmp_path, capsys):
@@ -130,13 +130,14 @@ def test_cli_explain_writes_png_json_html(runs, tmp_path, capsys):
     run_dir, _ = runs["lightgcn"]
     assert main(["explain", str(run_dir), "--user", "196", "--out", str(tmp_path / "why.png")]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Recommended *") and "LightGCN (exact): score" in out and "rank 1 " in out
+    assert out.startswith("\u201c") and "top recommendation" in out and "LightGCN (exact): score" in out
+    assert "rank 1 " in out and "relative to the mean of your candidates" in out
     with Image.open(tmp_path / "why.png") as im:
         assert im.size[0] > 400
     assert main(["explain", str(run_dir), "--user", "196", "--item", "50", "--out", str(tmp_path / "why.json")]) == 0
     ex = Explanation.from_json((tmp_path / "why.json").read_text())
     assert ex.node(ex.item).raw_id == 50 and ex.node(ex.item).label == "Star Wars (1977)"
-    assert abs(ex.total - ex.score) < 1e-5
+    assert abs(ex.total - ex.difference) < 1e-5
     assert main(["explain", str(run_dir), "--user", "196", "--item", "50", "--out", str(tmp_path / "why.html")]) == 0
     assert "Star Wars (1977)" in (tmp_path / "why.html").read_text()
     capsys.readouterr()
@@ -164,7 +165,7 @@ def test_lightgcn_over_genre_nodes_run_and_explanation(tmp_path, data_dir, runs)
     from graphrec.explain import Explainer
 
     ex = Explainer(model, data.graph).explain(196, 50)
-    assert abs(ex.total - ex.score) < 1e-5
+    assert abs(ex.total - ex.difference) < 1e-5
     assert {n.label for n in ex.nodes if n.role == "attribute"} <= {"Action", "Adventure", "Romance", "Sci-Fi", "War"}
     assert any(n.role == "attribute" and n.importance != 0 for n in ex.nodes)
 
@@ -216,7 +217,7 @@ def test_fixed_split_without_valid_trains_every_epoch_and_serves(tmp_path, data_
     assert torch.load(run_dir / "best.pt", weights_only=True)["epoch"] == 3
     assert main(["recommend", str(run_dir), "--user", "1", "--k", "3"]) == 0
     assert main(["explain", str(run_dir), "--user", "1"]) == 0
-    assert "Recommended" in capsys.readouterr().out
+    assert "top recommendation" in capsys.readouterr().out
 
 
 def test_run_directory_rules(tmp_path, data_dir, capsys):
