@@ -436,7 +436,7 @@ def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, 
     nu = model.num_users
     for name, reference in (("contrastive", "mean"), ("score", "none"), ("previous rule", "none")):
         ex = explainer(reference)
-        shares, owns, jaccards = [], [], []
+        shares, owns, jaccards, themes = [], [], [], []
         for row, u in enumerate(users.tolist()):
             cited = []
             for j, i in enumerate(lists[row].tolist()):
@@ -455,10 +455,13 @@ def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, 
                 if j == 0:  # the user's top-1 (the pairs above, ties drawn with the same seed)
                     shares.append(sum(via.get(key, 0.0) for key in keys) / e.difference)
                     owns.append(sum(c.value for c in e.via if c.group == "user") / e.difference)
+                    theme = e.theme() if name != "previous rule" else None
+                    themes.append(theme[1] if theme is not None else 0.0)
             pairs = [len(x & y) / len(x | y) for a_, x in enumerate(cited) for y in cited[a_ + 1:] if x | y]
             jaccards.append(float(np.mean(pairs)) if pairs else 0.0)
         out[name] = {"named_share": round(float(np.mean(shares)), 4), "own_share": round(float(np.mean(owns)), 4),
-                     "cited_jaccard": round(float(np.mean(jaccards)), 4)}
+                     "cited_jaccard": round(float(np.mean(jaccards)), 4),
+                     "theme_share": round(float(np.mean(themes)), 4)}
     return out
 
 
@@ -646,13 +649,15 @@ def main() -> None:
         say()
         say(f"## what the sentences name: {len(users)} (user, top-1) pairs, and each user's top {a.sentence_k} "
             f"({time.perf_counter() - t:.0f} s)")
-        say("| explanation | share of the explained difference named | the user's own embedding's share | "
-            f"cited Jaccard over the top {a.sentence_k} |")
-        say("| --- | --- | --- | --- |")
+        say("| explanation | share of the explained difference carried by the named items | the user's own "
+            f"embedding's share | the named theme's share | cited Jaccard over the top {a.sentence_k} |")
+        say("| --- | --- | --- | --- | --- |")
         for name, m in named.items():
-            say(f"| {name} | {m['named_share']:.3f} | {m['own_share']:.3f} | {m['cited_jaccard']:.3f} |")
+            say(f"| {name} | {m['named_share']:.3f} | {m['own_share']:.3f} | {m['theme_share']:.3f} | "
+                f"{m['cited_jaccard']:.3f} |")
         result.update({"named_share": named["contrastive"]["named_share"],
                        "own_share": named["contrastive"]["own_share"],
+                       "theme_share": named["contrastive"]["theme_share"],
                        "cited_jaccard": named["contrastive"]["cited_jaccard"],
                        "cited_jaccard_previous": named["previous rule"]["cited_jaccard"],
                        "named_share_previous": named["previous rule"]["named_share"],

@@ -255,7 +255,24 @@ class Explainer:
                            remainder=remainder, groups=groups, rank=None if seen else self.rank_of(user, item),
                            reference=terms.reference if ref is not None else None,
                            reference_kind=REFERENCES[self.reference] if ref is not None else "", seen=seen,
-                           via=self._via(first_np, parts_np, own_part))
+                           via=self._via(first_np, parts_np, own_part),
+                           themes=self._themes(item, hist, np.array([via_of.get(nu + h, 0.0) for h in hist])))
+
+    def _themes(self, item: int, hist: np.ndarray, parts: np.ndarray) -> tuple[Contribution, ...]:
+        """:attr:`Explanation.themes`: for each attribute of the item (its genres...), the part of the difference
+        that reaches the user through the history items that have it (their :attr:`via` parts summed), largest
+        first."""
+        out = []
+        for t, m in self._attrs.items():
+            if not len(hist):
+                continue
+            has = m[hist].tocsc()
+            for a in m[item].indices.tolist():
+                rows = has[:, a].nonzero()[0]
+                if len(rows):
+                    out.append(Contribution(str(self._labels[t][a]), "theme", float(parts[rows].sum()),
+                                            (f"{t}:{a}", *(f"item:{h}" for h in hist[rows].tolist()))))
+        return tuple(sorted(out, key=lambda c: -c.value))
 
     def _via(self, first: np.ndarray, parts: np.ndarray, own: float) -> tuple[Contribution, ...]:
         """:attr:`Explanation.via`: the ``top`` largest first-edge parts, the user's own term, and the rest."""
@@ -266,7 +283,7 @@ class Explainer:
             t, idx = self._row_node(int(first[j]))
             out.append(Contribution(str(self._labels[t][idx]), "history" if t == "item" else "attribute",
                                     float(parts[j]), (f"{t}:{idx}",)))
-        out.append(Contribution("your own embedding", "user", own))
+        out.append(Contribution("your learned taste profile (your own embedding)", "user", own))
         if len(rest):
             out.append(Contribution(f"{len(rest):,} other interactions", "remainder", float(parts[rest].sum())))
         return tuple(sorted(out, key=lambda c: -c.value))

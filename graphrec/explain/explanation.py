@@ -31,6 +31,8 @@ OWN_SHARE_SHOWN = 0.2
 
 #: Node roles, in drawing order.
 ROLES = ("user", "recommended", "history", "neighbor", "item", "attribute")
+_ROLE_NAMES = {"user": "the user", "recommended": "the item explained", "history": "items the user rated",
+               "neighbor": "users who rated them and the item", "item": "other items", "attribute": "attributes"}
 _LAYERS = {"user": 0, "history": 1, "neighbor": 2, "item": 2, "attribute": 2, "recommended": 3}
 _ROLE_COLOURS = {"user": "#1f77b4", "recommended": "#d62728", "history": "#ff7f0e", "neighbor": "#9ecae1",
                  "item": "#fdd0a2", "attribute": "#2ca02c"}
@@ -134,6 +136,9 @@ class Explanation:
         via: The difference split by the user's first edge: one part per history item (everything that
             reaches the user through their interaction with it), the user's own embedding, and a
             remainder; by decreasing value. What the sentence names, with their shares.
+        themes: For each attribute of the item (a genre...), the sum of the :attr:`via` parts of the history
+            items that have it (``nodes``: the attribute, then those items); largest first. Themes overlap
+            (an item has several genres), so they do not add up.
     """
 
     model: str
@@ -152,6 +157,7 @@ class Explanation:
     reference_kind: str = ""
     seen: bool = False
     via: tuple[Contribution, ...] = ()
+    themes: tuple[Contribution, ...] = ()
 
     def __post_init__(self) -> None:
         keys = {n.key for n in self.nodes}
@@ -222,7 +228,7 @@ class Explanation:
         """Plain JSON-able data; :meth:`from_dict` restores an equal Explanation."""
         d = asdict(self)
         d["paths"] = [{"nodes": list(p), "importance": w} for p, w in self.paths]
-        for c in (*d["contributions"], *d["remainder"], *d["via"]):
+        for c in (*d["contributions"], *d["remainder"], *d["via"], *d["themes"]):
             c["nodes"] = list(c["nodes"])
         d["nodes"] = [{**n, "key": f"{n['type']}:{n['index']}"} for n in d["nodes"]]
         return d
@@ -242,6 +248,7 @@ class Explanation:
                 rank=d.get("rank"), reference=d.get("reference"), reference_kind=d.get("reference_kind", ""),
                 seen=bool(d.get("seen", False)),
                 via=tuple(Contribution(**{**c, "nodes": tuple(c["nodes"])}) for c in d.get("via", [])),
+                themes=tuple(Contribution(**{**c, "nodes": tuple(c["nodes"])}) for c in d.get("themes", [])),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not an explanation dict: {exc}") from exc
@@ -322,6 +329,8 @@ class Explanation:
             parts.append(f"{own:.0%} of {what} comes from your learned taste profile")
             if named:
                 parts.append(f"of what you {verb}, {items} {'carries' if len(named) == 1 else 'carry'} the most")
+            else:
+                parts.append(f"the rest is spread over the items you {verb}, none above {LEAST_SHARE:.0%}")
         elif named:
             share = sum(x for _, x in named)
             parts.append(f"{'mostly' if share >= 0.5 else 'partly'} because you {verb} {items}")
@@ -333,7 +342,21 @@ class Explanation:
                      if (n.key, self.item) in pairs and all((n.key, k) in pairs for k in keys)]
         if liked_all and keys:
             parts.append(f"people who {verb} {('it', 'both', 'all three')[len(keys) - 1]} also {verb} this one")
+        theme = self.theme()
+        if theme is not None:
+            c, x = theme
+            n = len(c.nodes) - 1
+            parts.append(f"your {n} {c.label} {'title carries' if n == 1 else 'titles carry'} {x:.0%} together")
         return (": " if own >= OWN_SHARE_SHOWN else ", ") + "; ".join(parts)
+
+    def theme(self, least: float = 0.1) -> tuple[Contribution, float] | None:
+        """The item's attribute whose history items carry the largest share of :attr:`difference` (at least
+        ``least``), with that share; None without one."""
+        if self.difference <= 0 or not self.themes:
+            return None
+        best = self.themes[0]
+        share = best.value / self.difference
+        return (best, share) if share >= least else None
 
     def label_of(self, c: Contribution) -> str:
         """The label of a contribution's node where the subgraph has it, else the contribution's own."""
@@ -356,51 +379,115 @@ class Explanation:
         attrs = [a for a in self.by_role("attribute") if (a.key, item.key) in _edge_pairs(self) and a.importance >= 0]
         return f", a {_join([a.label for a in attrs[:3]])} title" if attrs else ""
 
+    def on_paths(self) -> list[ExplainNode]:
+        """The nodes on some path from the user to the item in the subgraph (the ones a picture needs): the
+        user, the item, and every node that reaches the item without passing through the user and reaches
+        the user without passing through the item."""
+        g = self.to_networkx()
+        keep = []
+        for n in self.nodes:
+            if n.key in (self.user, self.item):
+                keep.append(n)
+                continue
+            to_item = g.subgraph([k for k in g.nodes if k != self.user])
+            to_user = g.subgraph([k for k in g.nodes if k != self.item])
+            import networkx as nx
+
+            if nx.has_path(to_item, n.key, self.item) and nx.has_path(to_user, n.key, self.user):
+                keep.append(n)
+        return keep
+
     def draw(self, path: str | Path, title: str | None = None, dpi: int = 120) -> Path:
-        """Render the subgraph to a PNG: colours by role, widths by importance, the recommended item highlighted."""
+        """Render the explanation to a PNG: the subgraph's paths from the user to the item (colours by role,
+        widths by the part of the difference flowing along each edge, dashed context edges), each name beside
+        its node, in full; the parts of the difference as a bar chart beside it; the sentence below."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         import networkx as nx
+        from matplotlib.lines import Line2D
 
-        g = self.to_networkx()
-        # left to right: the user, their history, the users and attributes that link it on, the item
+        shown = {n.key for n in self.on_paths()}
+        g = self.to_networkx().subgraph(shown).copy()
         for _, data in g.nodes(data=True):
             data["layer"] = _LAYERS[data["role"]]
         pos = nx.multipartite_layout(g, subset_key="layer", scale=1.0)
-        fig, ax = plt.subplots(figsize=(10, 7.5))
-        strongest = max((abs(e.importance) for e in self.edges), default=0.0) or 1.0
-        for e in self.edges:
+        parts = self._bars()
+        fig = plt.figure(figsize=(14, 8))
+        ax = fig.add_axes((0.01, 0.17, 0.64, 0.75))
+        bars = fig.add_axes((0.75, 0.17, 0.23, 0.75)) if parts else None
+        edges = [e for e in self.edges if e.source in shown and e.target in shown]
+        strongest = max((abs(e.importance) for e in edges), default=0.0) or 1.0
+        for e in edges:
             width = 0.8 + 6.0 * abs(e.importance) / strongest
             style = "dashed" if e.importance == 0 else "solid"
             colour = "#444444" if e.importance >= 0 else "#9467bd"
             nx.draw_networkx_edges(g, pos, edgelist=[(e.source, e.target)], width=width, style=style,
                                    edge_color=colour, alpha=0.75, ax=ax)
         for role in ROLES:
-            keys = [n.key for n in self.nodes if n.role == role]
+            keys = [n.key for n in self.nodes if n.role == role and n.key in shown]
             if keys:
-                size = 1400 if role in ("user", "recommended") else 700
+                size = 900 if role in ("user", "recommended") else 450
                 nx.draw_networkx_nodes(g, pos, nodelist=keys, node_color=_ROLE_COLOURS[role], node_size=size,
                                        edgecolors="black" if role == "recommended" else "white",
-                                       linewidths=3 if role == "recommended" else 1, label=role, ax=ax)
-        # each name just below its node, on a white box: not hidden by the node or crossed by edges
-        below = {n.key: (pos[n.key][0], pos[n.key][1] - (0.12 if n.role in ("user", "recommended") else 0.09))
-                 for n in self.nodes}
-        labels = {n.key: _short(n.label) for n in self.nodes}
-        nx.draw_networkx_labels(g, below, labels=labels, font_size=8, ax=ax,
-                                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.0})
-        item = self.node(self.item)
-        ax.set_title(title or f"{self.model}: why {_short(item.label, 40)} (score {self.score:.3f})", fontsize=11)
-        ax.legend(loc="lower left", fontsize=8, markerscale=0.5, frameon=False)
-        ax.text(0.5, -0.04, _wrap(self.text(), 110), transform=ax.transAxes, ha="center", va="top", fontsize=9)
+                                       linewidths=3 if role == "recommended" else 1, ax=ax)
+        # each name beside its node (left of the item, right of the others), whole, wrapped; never over a node
+        xs = [p[0] for p in pos.values()]
+        span = (max(xs) - min(xs)) or 1.0
+        for n in self.nodes:
+            if n.key not in shown:
+                continue
+            x, y = pos[n.key]
+            outside_left = n.key == self.user  # the two ends' names outside, away from their edges
+            gap = span * (0.035 if n.role in ("user", "recommended") else 0.025)
+            ax.text(x - gap if outside_left else x + gap, y, _wrap(n.label, 22), ha="right" if outside_left else "left",
+                    va="center", fontsize=8, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8,
+                                                   "pad": 0.8})
+        ax.set_xlim(min(xs) - span * 0.15, max(xs) + span * 0.2)
         ax.axis("off")
-        fig.tight_layout()
+        item = self.node(self.item)
+        what = (f"lead {self.difference:+.3f} over {self.reference_kind}" if self.reference is not None
+                else f"score {self.score:.3f}")
+        where = "already interacted with" if self.seen else (f"rank {self.rank}" if self.rank else "")
+        fig.suptitle(title or f"{self.model}: why {item.label} ({what}{', ' + where if where else ''})", fontsize=12)
+        handles = [Line2D([], [], marker="o", linestyle="", markersize=8, markerfacecolor=_ROLE_COLOURS[r],
+                          markeredgecolor="black" if r == "recommended" else "white", label=_ROLE_NAMES[r])
+                   for r in ROLES if any(n.role == r and n.key in shown for n in self.nodes)]
+        handles += [Line2D([], [], color="#444444", linewidth=5, label="wider: more of it flows along the edge"),
+                    Line2D([], [], color="#9467bd", linewidth=2, label="purple: flows against it"),
+                    Line2D([], [], color="#444444", linewidth=1, linestyle="dashed",
+                           label="dashed: context (a shared attribute the model does not propagate)")]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.01), ncol=3, fontsize=8, frameon=False)
+        if bars is not None:
+            labels = [_wrap(lab, 28) for lab, _ in parts]
+            values = [v for _, v in parts]
+            bars.barh(range(len(parts)), values, color=["#1f77b4" if v >= 0 else "#9467bd" for v in values])
+            bars.set_yticks(range(len(parts)), labels, fontsize=7)
+            bars.invert_yaxis()
+            bars.axvline(0, color="black", linewidth=0.5)
+            bars.tick_params(axis="x", labelsize=7)
+            bars.set_title("parts of the " + ("lead (share)" if self.reference is not None else "score (share)"),
+                           fontsize=9)
+            for k, v in enumerate(values):
+                bars.text(v, k, f" {v:.0%}" if v >= 0 else f"{v:.0%} ", va="center",
+                          ha="left" if v >= 0 else "right", fontsize=7)
+            bars.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        fig.text(0.5, 0.015, _wrap(self.text(), 150), ha="center", va="bottom", fontsize=9)
         path = Path(path)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=dpi, format="png")
         plt.close(fig)
         return path
+
+    def _bars(self, k: int = 8) -> list[tuple[str, float]]:
+        """The bar chart's rows: the largest parts of :attr:`via` (else of the contributions), as shares."""
+        total = self.difference if self.via else self.score
+        if not total:
+            return []
+        source = self.via or (*self.contributions, *self.remainder)
+        top = sorted(source, key=lambda c: -abs(c.value))[:k]
+        return [(self.label_of(c), c.value / total) for c in top]
 
     def to_html(self, picture: bool = True) -> str:
         """A self-contained HTML page: the sentence, the picture (embedded PNG), the parts it names and the

@@ -69,7 +69,7 @@ def test_lightgcn_exact_by_hand():
     assert math.isclose(edges[("user:0", "item:0")], via_i0, rel_tol=1e-6)
     # the first hop splits the score exactly: through Alien, plus the user's own layer 0 (w0 c_u0 = e/3)
     via = {c.label: c.value for c in ex.via}
-    assert via == pytest.approx({"Alien": via_i0, "your own embedding": e_i1 / 3})
+    assert via == pytest.approx({"Alien": via_i0, "your learned taste profile (your own embedding)": e_i1 / 3})
     assert math.isclose(sum(via.values()), ex.score, rel_tol=1e-6)
     # u1-i0 is crossed by one walk of length 2 (u0→i0→u1): α2 · 1/√2 · 1/2 · c_u1
     assert math.isclose(edges[("user:1", "item:0")], c["u1"] / (6 * S2), rel_tol=1e-6)
@@ -92,7 +92,7 @@ def test_contrastive_by_hand_against_the_mean_candidate():
     assert got == pytest.approx(want)
     assert abs(ex.total - ex.difference) < 1e-5
     via = {c.label: c.value for c in ex.via}
-    assert via == pytest.approx({"Alien": (4 * d + d / S2) / (3 * S2), "your own embedding": d / 3})
+    assert via == pytest.approx({"Alien": (4 * d + d / S2) / (3 * S2), "your learned taste profile (your own embedding)": d / 3})
     assert abs(sum(via.values()) - ex.difference) < 1e-5
     assert ex.reference_kind == "the mean of your candidates" and ex.rank == 1 and not ex.seen
 
@@ -282,3 +282,15 @@ def test_explainer_takes_the_prepared_vocabularies():
         Explainer(model, graph, users=users, items=items).explain("nobody", 11)
     with pytest.raises(ValueError, match="user vocabulary has 1 ids, the graph 2 user nodes"):
         Explainer(model, graph, users=Vocabulary(["a"], "user"))
+
+
+def test_themes_sum_the_parts_of_the_history_items_sharing_an_attribute():
+    _, g = built()
+    torch.manual_seed(0)
+    m = LightGCN(3, 4, normalized_adjacency(g), dim=4, num_layers=2).eval()
+    e = Explainer(m, g, seen=sp.csr_matrix((3, 4))).explain(10, 300)  # u0 (Alien, Heat) -> Up (Crime)
+    via = {c.nodes[0]: c.value for c in e.via if c.nodes}
+    (crime,) = e.themes  # Up's only genre; of u0's items, Heat is Crime
+    assert crime.label == "Crime" and crime.nodes[1:] == ("item:1",)
+    assert math.isclose(crime.value, via["item:1"], rel_tol=1e-9)
+    assert e.node("item:1").label == "Heat (1995)"
