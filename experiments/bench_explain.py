@@ -106,12 +106,14 @@ import json
 import os
 import sys
 import time
+from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the graphrec command: idle OpenMP threads sleep, not spin
 
+import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -419,6 +421,78 @@ def top_edges(ex: Explanation, k: int) -> list[Edge]:
     return [(e.source, e.target, e.type) for e in ex.top_edges(len(ex.edges)) if e.importance > 0][:k]
 
 
+@torch.enable_grad()
+def _edges_that_matter(model: GraphSAGE, sub: Any) -> dict[Any, torch.Tensor]:
+    """The subgraph's edge types whose messages reach the pair's score (Captum differentiates every mask it is
+    given and refuses one the score does not use, such as messages into attribute nodes at the last layer)."""
+    from torch_geometric.explain.algorithm.utils import clear_masks, set_hetero_masks
+
+    from graphrec.explain.sage import _plain_mask_slots
+
+    _plain_mask_slots(model.encoder)
+    edges = {et: e for et, e in sub.edges.items() if et in model.encoder.edge_types}
+    masks = {et: torch.ones(e.shape[1], requires_grad=True) for et, e in edges.items()}
+    set_hetero_masks(model.encoder, masks, edges, apply_sigmoid=False)
+    try:
+        h = model.encoder(sub.x, sub.node, edges)
+        grads = torch.autograd.grad((h["user"][0] * h["item"][0]).sum(), list(masks.values()), allow_unused=True)
+    finally:
+        clear_masks(model.encoder)
+    return {et: e for (et, e), g in zip(edges.items(), grads, strict=True) if g is not None}
+
+
+@torch.enable_grad()
+def pyg_top_edges(model: GraphSAGE, user: int, item: int, algorithm: str, k: int) -> tuple[list[Edge], float]:
+    """PyG's own explainers (``torch_geometric.explain``) on the same computation subgraph graphrec explains:
+    GNNExplainer (100 epochs, PyG's default) or Captum's integrated gradients through PyG's CaptumExplainer
+    (50 steps, Captum's default), both over edge masks ("object"), explaining the model's pair score
+    (regression, raw). Returns the ``k`` forward edges with the largest summed mask over both directions,
+    and the seconds the explanation took."""
+    from torch_geometric.explain import CaptumExplainer, GNNExplainer
+    from torch_geometric.explain import Explainer as PygExplainer
+
+    from graphrec.explain.sage import _plain_mask_slots, computation_subgraph
+
+    sub = computation_subgraph(model, user, item)
+    x = {t: v if v is not None else torch.zeros(len(sub.node[t]), 1) for t, v in sub.x.items()}
+
+    class PairScore(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = model.encoder
+
+        def forward(self, x: dict[str, torch.Tensor], edge_index: dict[Any, torch.Tensor]) -> torch.Tensor:
+            real = {t: (v if sub.x[t] is not None else None) for t, v in x.items()}
+            h = self.encoder(real, sub.node, edge_index)
+            return (h["user"][0] * h["item"][0]).sum().view(1, 1)
+
+    algo = GNNExplainer(epochs=100) if algorithm == "gnnexplainer" else CaptumExplainer("IntegratedGradients")
+    explainer = PygExplainer(PairScore().eval(), algo, explanation_type="model", node_mask_type=None,
+                             edge_mask_type="object",
+                             model_config={"mode": "regression", "task_level": "graph", "return_type": "raw"})
+    used = _edges_that_matter(model, sub)
+    t = time.perf_counter()
+    try:
+        expl = explainer(x, used)
+    finally:
+        _plain_mask_slots(model.encoder)  # PyG leaves its mask slots registered as parameters
+    seconds = time.perf_counter() - t
+    merged: dict[Edge, float] = defaultdict(float)
+    for et, e in used.items():
+        mask = expl[et].get("edge_mask")
+        if mask is None:
+            continue
+        src = sub.node[et[0]][e[0]].tolist()
+        dst = sub.node[et[2]][e[1]].tolist()
+        fwd = not et[1].startswith("rev_")
+        rel = et[1] if fwd else et[1][4:]
+        for a_, b_, v in zip(src, dst, mask.detach().tolist(), strict=True):
+            key = (f"{et[0]}:{a_}", f"{et[2]}:{b_}", rel) if fwd else (f"{et[2]}:{b_}", f"{et[0]}:{a_}", rel)
+            merged[key] += v
+    top = sorted(merged, key=lambda e: -merged[e])[:k]
+    return top, seconds
+
+
 def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, seed: int) -> dict[str, Any]:
     """What the sentences name, for LightGCN-style (exact) explanations: over the (user, top-1) pairs, the
     share of the explained difference carried by the history items a sentence names and by the user's own
@@ -492,6 +566,8 @@ def main() -> None:
     p.add_argument("--buckets", type=int, default=5, help="degree buckets (quantiles) of the degree-matched sets")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sentence-k", type=int, default=10, help="each user's top K whose named sets are compared")
+    p.add_argument("--pyg", action="store_true",
+                   help="GraphSAGE: also PyG's GNNExplainer and Captum integrated gradients on the same pairs")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu or cuda: where the model trains, explains and re-scores")
     p.add_argument("--lock", default=None, metavar="FILE",
@@ -556,6 +632,11 @@ def main() -> None:
     explainer.explain_index(int(users[0]), tops[0])  # warm-up: caches LightGCN's propagated embeddings
     attribute_relations = edges.attribute_relations()
     sets_used = [(n, label) for n, label in SETS if n != "pair_attributes" or attribute_relations]
+    if a.pyg and isinstance(model, GraphSAGE):
+        sets_used += [("pyg_gnnexplainer", "(f) PyG GNNExplainer's top 5"),
+                      ("pyg_captum_ig", "(g) PyG + Captum integrated gradients' top 5")]
+    pyg_seconds: dict[str, list[float]] = {"gnnexplainer": [], "captum_ig": []}
+    pyg_failures: dict[str, list[str]] = {"gnnexplainer": [], "captum_ig": []}
     names = [n for n, _ in sets_used]
     drops: dict[str, list[tuple[float, int]]] = {n: [] for n in names}
     fids: dict[str, dict[int, list[tuple[float, float]]]] = {n: {k: [] for k in ks} for n in names}
@@ -564,11 +645,13 @@ def main() -> None:
     relaxed: dict[str, int] = {}
     relaxed_anywhere: dict[str, int] = {}
     knn_sims, latency, base_ranks, base_scores = [], [], [], []
+    connected: list[bool] = []
     started = time.perf_counter()
     for n_done, (u, i) in enumerate(zip(users.tolist(), tops, strict=True), start=1):
         t = time.perf_counter()
         ex = explainer.explain_index(u, i)
         latency.append((time.perf_counter() - t) * 1e3)
+        connected.append(nx.has_path(ex.to_networkx(), ex.user, ex.item))
         rescorer.reset()
         base_score, base_rank = rescorer.score_and_rank(u, i)
         base_scores.append(base_score)
@@ -588,6 +671,16 @@ def main() -> None:
         if attribute_relations:
             pool = np.setdiff1d(edges.attribute_edges(u, i), explain)
             sets["pair_attributes"] = _draw(rng, pool, a.edges)
+        if a.pyg and isinstance(model, GraphSAGE):
+            for algorithm in ("gnnexplainer", "captum_ig"):
+                try:
+                    chosen_edges, secs = pyg_top_edges(model, u, i, algorithm, a.edges)
+                except Exception as exc:  # a peer's failure is reported, not fatal: its set stays empty
+                    pyg_failures[algorithm].append(f"{type(exc).__name__}: {str(exc)[:120]}")
+                    chosen_edges, secs = [], float("nan")
+                sets[f"pyg_{algorithm}"] = edges.ids(chosen_edges)
+                if secs == secs:
+                    pyg_seconds[algorithm].append(secs)
         for name, chosen in sets.items():
             keep = np.ones(edges.size, dtype=bool)
             keep[chosen] = False
@@ -641,6 +734,19 @@ def main() -> None:
                    "degree_anywhere_draws": relaxed_anywhere, "itemknn_mean_sim": round(float(np.mean(knn_sims)), 4),
                    "p50_ms": round(float(np.percentile(lat, 50)), 2), "p95_ms": round(float(np.percentile(lat, 95)), 2),
                    "max_ms": round(float(lat.max()), 2)})
+    say(f"explanations whose subgraph connects the user to the item: {sum(connected)}/{len(connected)}")
+    for algorithm, failed in pyg_failures.items():
+        if failed:
+            say(f"PyG {algorithm} failed on {len(failed)} of {len(users)} pairs (its set is empty there): {failed[0]}")
+            result[f"pyg_{algorithm}_failures"] = len(failed)
+    for algorithm, secs in pyg_seconds.items():
+        if secs:
+            say(f"PyG {algorithm}: p50 {1000 * np.median(secs):.0f} ms per explanation (graphrec: "
+                f"{np.percentile(lat, 50):.0f} ms)")
+            result[f"pyg_{algorithm}_p50_ms"] = round(float(1000 * np.median(secs)), 1)
+    result["connected"] = round(float(np.mean(connected)), 4)
+    if explainer.method != "exact":
+        result.update({"sage_connected": result["connected"], "sage_p50_ms": result["p50_ms"]})
     result["rank_drop"] = result["sets"]["explain"]["rank_drop"]
     result["knn_control_rank_drop"] = result["sets"]["itemknn_own"]["rank_drop"]
     if explainer.method == "exact":

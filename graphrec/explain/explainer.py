@@ -370,23 +370,15 @@ class Explainer:
                 return "history" if idx in history else "item"
             return "neighbor" if t == "user" else "attribute"
 
-        # the user's side too: the history items whose messages carried most, with their edges to the user
-        hist_keys = sorted((f"item:{h}" for h in history if sent.get(f"item:{h}", 0.0) > 0), key=lambda k: -sent[k])
-        for h in hist_keys[: self.max_history]:
-            k = (f"user:{user}", h)
-            if k in merged and k not in top:
-                top.append(k)
-        keys = [f"user:{user}", f"item:{item}"] + [x for k in top for x in k]
+        # paths from the user to the item through the graph, chosen by the attribution of their edges:
+        # user - history item - (a user who rated it and the item | an attribute they share) - item
+        paths, path_edges = self._sage_paths(user, item, merged, relation)
+        keys = [f"user:{user}", f"item:{item}"] + [k for p, _ in paths for k in p]
+        keys += [x for k in top for x in k]
         keys = list(dict.fromkeys(keys))
         nodes = [self._node(k.split(":")[0], int(k.split(":")[1]), role(k), sent.get(k, 0.0)) for k in keys]
-        edges = [ExplainEdge(k[0], k[1], relation[k], merged[k]) for k in top]
-        hist_shown = [int(n.key.split(":")[1]) for n in sorted(nodes, key=lambda n: -n.importance)
-                      if n.role == "history" and n.importance > 0][:2]
-        attr_nodes, attr_edges = self._attribute_context(item, hist_shown, merged)
-        have = {n.key for n in nodes}
-        nodes += [n for n in attr_nodes if n.key not in have]
-        shown = {(e.source, e.target) for e in edges}
-        edges += [e for e in attr_edges if (e.source, e.target) not in shown]
+        shown_edges = list(dict.fromkeys([*path_edges, *top]))
+        edges = [ExplainEdge(k[0], k[1], relation[k], merged.get(k, 0.0)) for k in shown_edges]
 
         contributions = tuple(Contribution(f"{self._label(k[0])} –{relation[k]}– {self._label(k[1])}", "edge",
                                            merged[k], k) for k in top)
@@ -401,11 +393,51 @@ class Explainer:
         for key, v in sent.items():
             groups[role(key)] += v
         groups["baseline"] = att.baseline
-        paths = _paths(merged, f"user:{user}", f"item:{item}")
         return Explanation(model=type(model).__name__, method="integrated-gradients", score=att.score,
                            user=f"user:{user}", item=f"item:{item}", nodes=tuple(nodes), edges=tuple(edges),
-                           contributions=contributions, remainder=remainder, groups=dict(groups), paths=paths,
+                           contributions=contributions, remainder=remainder, groups=dict(groups),
+                           paths=tuple(paths),
                            rank=self.rank_of(user, item))
+
+    def _sage_paths(self, user: int, item: int, merged: dict[tuple[str, str], float],
+                    relation: dict[tuple[str, str], str], k: int = 5, width: int = 20
+                    ) -> tuple[list[tuple[tuple[str, ...], float]], list[tuple[str, str]]]:
+        """The ``k`` paths ``user – history item – (co-user | shared attribute) – item`` whose edges carry the most
+        attribution (edges outside the computation subgraph count 0), among the ``width`` history items and
+        co-users with the largest attributions; and their edges in the graph's forward direction."""
+        u, i = f"user:{user}", f"item:{item}"
+        hist = self.train[user].indices
+        if not len(hist):
+            return [], []
+
+        def att(a: str, b: str) -> float:
+            return merged.get((a, b), 0.0)
+
+        hist = hist[np.argsort([-att(u, f"item:{h}") for h in hist], kind="stable")[:width]]
+        raters = self.train[:, item].nonzero()[0]
+        raters = raters[raters != user]
+        raters = raters[np.argsort([-att(f"user:{w}", i) for w in raters], kind="stable")[:width]]
+        found: list[tuple[tuple[str, ...], float, list[tuple[str, str]]]] = []
+        if len(raters):
+            both = self.train[raters][:, hist].tocoo()  # co-users who rated a history item and the item
+            for r, c in zip(both.row.tolist(), both.col.tolist(), strict=True):
+                w, h = f"user:{raters[r]}", f"item:{hist[c]}"
+                es = [(u, h), (w, h), (w, i)]
+                found.append(((u, h, w, i), sum(att(*e) for e in es), es))
+        for t, m in self._attrs.items():
+            rel = self._relation[t]
+            for a in m[item].indices.tolist():
+                key = f"{t}:{a}"
+                for h in hist[np.asarray(m[hist][:, a].todense()).ravel() > 0].tolist():
+                    es = [(u, f"item:{h}"), (f"item:{h}", key), (i, key)]
+                    found.append(((u, f"item:{h}", key, i), sum(att(*e) for e in es), es))
+                    for e in es[1:]:
+                        relation.setdefault(e, rel)
+        for e in (e for _, _, es in found for e in es):
+            relation.setdefault(e, INTERACTS[1])
+        found.sort(key=lambda p: -p[1])
+        chosen = found[:k]
+        return [(p, w) for p, w, _ in chosen], [e for _, _, es in chosen for e in es]
 
     # --- plumbing ---
 
@@ -456,20 +488,3 @@ class Explainer:
 
 def _key(raw: object) -> str:
     return str(raw.item() if hasattr(raw, "item") else raw)
-
-
-def _paths(merged: dict[tuple[str, str], float], user: str, item: str,
-           k: int = 5) -> tuple[tuple[tuple[str, ...], float], ...]:
-    """Two-edge chains ``a – b – seed`` ending at the user or the item, by summed attribution."""
-    adj: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    for (a, b), v in merged.items():
-        adj[a].append((b, v))
-        adj[b].append((a, v))
-    found: list[tuple[tuple[str, ...], float]] = []
-    for seed in (user, item):
-        for b, v1 in sorted(adj[seed], key=lambda x: -x[1])[:10]:
-            for a, v2 in sorted(adj[b], key=lambda x: -x[1])[:3]:
-                if a != seed:
-                    found.append(((a, b, seed), v1 + v2))
-    found.sort(key=lambda x: -x[1])
-    return tuple(found[:k])

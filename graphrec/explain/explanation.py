@@ -128,7 +128,8 @@ class Explanation:
         contributions: The largest parts of the score, by decreasing ``|value|``.
         remainder: Named aggregates of everything not listed individually.
         groups: Totals per group over *all* parts (not only the listed ones).
-        paths: Chains of node keys that carried the score, with their importance.
+        paths: Chains of node keys that carried the score, with their importance (GraphSAGE: paths from the
+            user to the item, ``user – history item – co-user or attribute – item``).
         rank: The item's position in the user's list, when known (1 = top); None for a seen item.
         reference: The reference score the contributions are relative to (None: they split the score).
         reference_kind: What the reference is (``"mean of the candidates"``, ``"the next item"``).
@@ -306,6 +307,8 @@ class Explanation:
             lead = f"{title} is ranked {ordinal(self.rank)} for you"
         if self.via:
             return lead + self._contrastive_reasons(verb, mark) + "."
+        if self._user_to_item_paths():
+            return lead + self._path_reasons(verb, mark) + "."
         out = lead + self._attribution_reasons(verb, mark) + "."
         share = self.groups.get("neighbor", 0.0) / self.score if self.score > 0 else 0.0
         if 0.2 < share <= 1.0:
@@ -360,12 +363,34 @@ class Explanation:
 
     def label_of(self, c: Contribution) -> str:
         """The label of a contribution's node where the subgraph has it, else the contribution's own."""
-        if c.nodes:
+        if len(c.nodes) == 1:
             try:
                 return self.node(c.nodes[0]).label
             except KeyError:
                 pass
         return c.label
+
+    def _path_reasons(self, verb: str, mark: Any) -> str:
+        """GraphSAGE: the history items that start the paths with the most attribution, and how each reaches
+        the item (through people who rated both, or an attribute they share)."""
+        picked: list[tuple[str, str]] = []  # (history item, how it reaches the item)
+        for p, _ in self.paths:
+            h, via = p[1], p[2]
+            if h in (x for x, _ in picked):
+                continue
+            how = (f"people who {verb} it {verb} this one too" if via.startswith("user:")
+                   else f"also {self.node(via).label}")
+            picked.append((h, how))
+            if len(picked) == 2:
+                break
+        titles = [mark(self.node(h).label) for h, _ in picked]
+        if len(picked) == 2 and picked[0][1] == picked[1][1]:  # the same way: say it once
+            how = picked[0][1].replace(" it ", " them ")
+            return f", because you {verb} {titles[0]} and {titles[1]} ({how})"
+        return f", because you {verb} " + " and ".join(f"{t} ({how})" for t, (_, how) in zip(titles, picked, strict=True))
+
+    def _user_to_item_paths(self) -> bool:
+        return bool(self.paths) and all(p[0] == self.user and p[-1] == self.item for p, _ in self.paths)
 
     def _attribution_reasons(self, verb: str, mark: Any) -> str:
         item = self.node(self.item)

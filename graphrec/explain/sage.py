@@ -53,6 +53,75 @@ class EdgeAttributions:
         return self.score - self.baseline - sum(float(v.sum()) for v in self.values.values())
 
 
+@dataclass(frozen=True)
+class Subgraph:
+    """The computation subgraph of one (user, item) pair, as the encoder reads it.
+
+    Attributes:
+        x: Per node type, the features of its nodes in the subgraph (None for learned ids).
+        node: Per node type, ``[n_t]`` global indices of the subgraph's nodes; the user and the item first.
+        edges: Per edge type, ``[2, E]`` local (subgraph) indices of each message's sender and receiver.
+    """
+
+    x: dict[str, Tensor | None]
+    node: dict[str, Tensor]
+    edges: dict[EdgeType, Tensor]
+
+
+def computation_subgraph(model: GraphSAGE, user: int, item: int, fanouts: Sequence[int] | None = None,
+                         seed: int = 0) -> Subgraph:
+    """Every node and message the pair's score depends on (``fanouts`` neighbours per hop; default all)."""
+    from graphrec.sampling import NeighborSampler
+
+    g, _ = model._graph()
+    sampler = NeighborSampler(g, list(fanouts) if fanouts is not None else [-1] * model.num_layers, seed=seed)
+    dev = model.device
+    out = sampler.sample({"user": torch.tensor([user], device=dev), "item": torch.tensor([item], device=dev)})
+    x = {t: (g[t].x[out.node[t]] if "x" in g[t] else None) for t in g.node_types}
+    edges = {et: torch.stack([out.row[et], out.col[et]]) for et in g.edge_types if out.row[et].numel()}
+    return Subgraph(x, dict(out.node), edges)
+
+
+def _plain_mask_slots(module: torch.nn.Module) -> None:
+    """Undo a PyG explainer's registration of ``_edge_mask`` as a parameter of each message-passing layer.
+
+    PyG's GNNExplainer assigns an ``nn.Parameter`` mask, which registers the slot
+    in ``_parameters``; ``clear_masks`` sets it to None but leaves the slot, and
+    from then on ``set_masks`` wraps every mask it is given in a new Parameter,
+    so gradients never reach the tensor the caller holds (they come back None).
+    """
+    from torch_geometric.nn import MessagePassing
+
+    for m in module.modules():
+        if isinstance(m, MessagePassing) and m._parameters.get("_edge_mask", 0) is None:
+            del m._parameters["_edge_mask"]
+
+
+def _batched_gradients(model: GraphSAGE, x: dict[str, Tensor | None], node: dict[str, Tensor],
+                       edges: dict[EdgeType, Tensor], steps: int) -> dict[EdgeType, Tensor]:
+    """``Σ_s ∂f(α_s 1)/∂m`` at the midpoints ``α_s = (s + ½)/steps``, in one forward and one backward pass: the
+    subgraph repeated ``steps`` times as disjoint copies, copy ``s`` with every mask at ``α_s``. Returns the
+    summed gradient per edge."""
+    dev = model.device
+    _plain_mask_slots(model.encoder)
+    sizes = {t: len(ids) for t, ids in node.items()}
+    xs = {t: (v.repeat(steps, 1) if v is not None else None) for t, v in x.items()}
+    ids = {t: v.repeat(steps) for t, v in node.items()}
+    copies = torch.arange(steps, device=dev)
+    big = {}
+    for (src_t, rel, dst_t), e in edges.items():
+        shift = torch.stack([copies * sizes[src_t], copies * sizes[dst_t]]).repeat_interleave(e.shape[1], dim=1)
+        big[(src_t, rel, dst_t)] = e.repeat(1, steps) + shift
+    alphas = (copies.to(torch.float32) + 0.5) / steps
+    masks = {et: alphas.repeat_interleave(e.shape[1]).requires_grad_(True) for et, e in edges.items()}
+    set_hetero_masks(model.encoder, masks, big, apply_sigmoid=False)
+    h = model.encoder(xs, ids, big)
+    f = (h["user"][copies * sizes["user"]] * h["item"][copies * sizes["item"]]).sum()  # the seeds come first
+    grads = torch.autograd.grad(f, list(masks.values()), allow_unused=True)
+    return {et: (g.view(steps, -1).sum(0) if g is not None else torch.zeros(e.shape[1], device=dev))
+            for (et, e), g in zip(edges.items(), grads, strict=True)}
+
+
 def graphsage_edge_attributions(model: GraphSAGE, user: int, item: int, steps: int = 16,
                                 fanouts: Sequence[int] | None = None, seed: int = 0) -> EdgeAttributions:
     """Integrated gradients of ``model``'s (user, item) score over the messages of its computation subgraph.
@@ -60,46 +129,35 @@ def graphsage_edge_attributions(model: GraphSAGE, user: int, item: int, steps: i
     Args:
         model: A trained :class:`~graphrec.nn.GraphSAGE`.
         user, item: Node indices.
-        steps: Midpoint Riemann steps of the integral (each one forward and
-            one backward pass on the subgraph).
+        steps: Midpoint Riemann steps of the integral, computed together in
+            one forward and one backward pass over ``steps`` copies of the
+            subgraph.
         fanouts: Neighbours per hop; default every neighbour (the subgraph
             the full-graph score is computed on).
         seed: Seed of the sampler when fan-outs are limited.
     """
-    from graphrec.sampling import NeighborSampler
-
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    g, _ = model._graph()
-    sampler = NeighborSampler(g, list(fanouts) if fanouts is not None else [-1] * model.num_layers, seed=seed)
-    dev = model.device
-    out = sampler.sample({"user": torch.tensor([user], device=dev), "item": torch.tensor([item], device=dev)})
-    x = {t: (g[t].x[out.node[t]] if "x" in g[t] else None) for t in g.node_types}
-    edges = {et: torch.stack([out.row[et], out.col[et]]) for et in g.edge_types if out.row[et].numel()}
+    sub = computation_subgraph(model, user, item, fanouts, seed)
+    x, node, edges, dev = sub.x, sub.node, sub.edges, model.device
     was = model.training
     model.eval()
 
-    def score(alpha: float) -> tuple[Tensor, dict[EdgeType, Tensor]]:
-        masks = {et: torch.full((e.shape[1],), alpha, device=dev, requires_grad=True) for et, e in edges.items()}
+    def score(alpha: float) -> Tensor:
+        masks = {et: torch.full((e.shape[1],), alpha, device=dev) for et, e in edges.items()}
         set_hetero_masks(model.encoder, masks, edges, apply_sigmoid=False)
-        h = model.encoder(x, out.node, edges)
-        return (h["user"][0] * h["item"][0]).sum(), masks
+        h = model.encoder(x, node, edges)
+        return (h["user"][0] * h["item"][0]).sum()
 
     try:
-        total = {et: torch.zeros(e.shape[1], device=dev) for et, e in edges.items()}
-        for s in range(steps):
-            f, masks = score((s + 0.5) / steps)
-            grads = torch.autograd.grad(f, list(masks.values()), allow_unused=True)
-            for et, grad in zip(masks, grads, strict=True):
-                if grad is not None:
-                    total[et] += grad
+        total = _batched_gradients(model, x, node, edges, steps)
         with torch.no_grad():
-            full, _ = score(1.0)
-            empty, _ = score(0.0)
+            full = score(1.0)
+            empty = score(0.0)
     finally:
         clear_masks(model.encoder)
         model.train(was)
-    src = {et: out.node[et[0]][e[0]].cpu() for et, e in edges.items()}
-    dst = {et: out.node[et[2]][e[1]].cpu() for et, e in edges.items()}
+    src = {et: node[et[0]][e[0]].cpu() for et, e in edges.items()}
+    dst = {et: node[et[2]][e[1]].cpu() for et, e in edges.items()}
     values = {et: (v / steps).detach().cpu() for et, v in total.items()}
     return EdgeAttributions(float(full), float(empty), src, dst, values, steps)

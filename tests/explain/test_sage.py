@@ -40,3 +40,21 @@ def test_masks_are_cleared_afterwards():
     graphsage_edge_attributions(m, 0, 0, steps=2)
     torch.testing.assert_close(m.get_embedding()[0].detach(), before)
     assert all(getattr(mod, "explain", None) in (None, False) for mod in m.modules())
+
+
+def test_attributions_survive_a_pyg_explainer_run_before():
+    """PyG's GNNExplainer registers its mask as a parameter of each layer and clear_masks leaves the slot, after
+    which set_masks wraps every mask in a new Parameter: the gradients would never reach the caller's masks."""
+    from torch_geometric.explain.algorithm.utils import clear_masks, set_hetero_masks
+
+    torch.manual_seed(0)
+    model = GraphSAGE(graph(), hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    before = graphsage_edge_attributions(model, 2, 5, steps=32)
+    g = model.graph
+    params = {et: torch.nn.Parameter(torch.ones(g[et].edge_index.shape[1])) for et in g.edge_types}
+    set_hetero_masks(model.encoder, params, g.edge_index_dict)  # what GNNExplainer does
+    clear_masks(model.encoder)
+    after = graphsage_edge_attributions(model, 2, 5, steps=32)
+    for et, v in before.values.items():
+        torch.testing.assert_close(after.values[et], v)
+    assert abs(after.completeness_error) < 1e-3 * abs(after.score - after.baseline)
