@@ -479,10 +479,12 @@ class Explanation:
         handles = [Line2D([], [], marker="o", linestyle="", markersize=8, markerfacecolor=_ROLE_COLOURS[r],
                           markeredgecolor="black" if r == "recommended" else "white", label=_ROLE_NAMES[r])
                    for r in ROLES if any(n.role == r and n.key in shown for n in self.nodes)]
-        handles += [Line2D([], [], color="#444444", linewidth=5, label="wider: more of it flows along the edge"),
-                    Line2D([], [], color="#9467bd", linewidth=2, label="purple: flows against it"),
-                    Line2D([], [], color="#444444", linewidth=1, linestyle="dashed",
-                           label="dashed: context (a shared attribute the model does not propagate)")]
+        handles.append(Line2D([], [], color="#444444", linewidth=5, label="wider: more of it flows along the edge"))
+        if any(e.importance < 0 for e in edges):
+            handles.append(Line2D([], [], color="#9467bd", linewidth=2, label="purple: flows against it"))
+        if any(e.importance == 0 for e in edges):
+            handles.append(Line2D([], [], color="#444444", linewidth=1, linestyle="dashed",
+                                  label="dashed: context (a shared attribute the model does not propagate)"))
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.01), ncol=3, fontsize=8, frameon=False)
         if bars is not None:
             labels = [_wrap(lab, 28) for lab, _ in parts]

@@ -246,13 +246,15 @@ def test_graphsage_integrated_gradients():
         if n.role == "history":
             assert n.index in history
     # paths from the user to the item: user - history item - co-user or shared attribute - item, each edge real
+    from itertools import pairwise
+
     import networkx as nx
 
     assert e.paths and all(p[0] == e.user and p[-1] == e.item and len(p) == 4 for p, _ in e.paths)
     assert [w for _, w in e.paths] == sorted((w for _, w in e.paths), reverse=True)
     g = e.to_networkx()
     for p, _ in e.paths:
-        assert int(p[1].split(":")[1]) in history and all(g.has_edge(a, b) for a, b in zip(p, p[1:]))
+        assert int(p[1].split(":")[1]) in history and all(g.has_edge(a, b) for a, b in pairwise(p))
     assert nx.has_path(g, e.user, e.item) and e.node(e.user) in e.on_paths()
     assert "because you rated" in e.text()
 
