@@ -553,6 +553,20 @@ def _relative(path: str) -> str:
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name
 
 
+def combine(outputs: list[str]) -> dict[str, Any]:
+    """The explanations issue's one JSON line, from the last line of saved outputs of this script."""
+    out: dict[str, Any] = {}
+    for path in outputs:
+        last = json.loads(Path(path).read_text().strip().splitlines()[-1])
+        keys = ("pairs", "named_share", "own_share", "theme_share", "cited_jaccard", "cited_jaccard_previous",
+                "rank_drop", "knn_control_rank_drop", "lightgcn_p50_ms") if "lightgcn_p50_ms" in last else \
+            ("sage_p50_ms", "sage_connected", "pyg_gnnexplainer_p50_ms", "pyg_captum_ig_p50_ms")
+        out.update({k: last[k] for k in keys if k in last})
+        if "sage_p50_ms" in last:
+            out["sage_pairs"] = last["pairs"]
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", default=None, help="a finished run directory (default: train --config)")
@@ -574,7 +588,13 @@ def main() -> None:
                    help="take an exclusive flock(2) on FILE after training, for the measured part")
     p.add_argument("--out", default=None, help="where to save the printed output "
                                                 "(default experiments/results/bench_explain_<name>.txt)")
+    p.add_argument("--combine", nargs="+", default=None, metavar="OUTPUT",
+                   help="print the issue's one-line summary from saved outputs (a LightGCN-style run's and a "
+                        "GraphSAGE run's) instead of running")
     a = p.parse_args()
+    if a.combine:
+        print(json.dumps(combine(a.combine)))
+        return
     torch.set_num_threads(a.threads)
     ks = [int(k) for k in a.ks.split(",")]
     lines: list[str] = []
