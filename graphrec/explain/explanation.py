@@ -469,7 +469,7 @@ class Explanation:
             ax.text(x - gap if outside_left else x + gap, y, _wrap(n.label, 22), ha="right" if outside_left else "left",
                     va="center", fontsize=8, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8,
                                                    "pad": 0.8})
-        ax.set_xlim(min(xs) - span * 0.15, max(xs) + span * 0.2)
+        ax.set_xlim(min(xs) - span * 0.15, max(xs) + span * 0.3)
         ax.axis("off")
         item = self.node(self.item)
         what = (f"lead {self.difference:+.3f} over {self.reference_kind}" if self.reference is not None
