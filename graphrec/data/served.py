@@ -49,10 +49,14 @@ def with_served_log(ds: Dataset, path: str | Path) -> Dataset:
     except KeyError as exc:
         raise DataFormatError(path, f"an event names an item neither the dataset nor the log has ({exc})") from None
     user_idx = users.encode([e["user"] for e in events])
+    stamps = [float(e.get("timestamp") or 0) for e in events]  # type: ignore[arg-type]
+    bad = [t for t in stamps if not 0 <= t < 1e11]
+    if bad:
+        raise DataFormatError(path, f"an event's timestamp {bad[0]!r} is not seconds since the epoch")
     inter = ds.interactions
     top = float(inter.rating.max()) if len(inter) else 1.0
     ts = None if inter.timestamp is None else np.concatenate(
-        [inter.timestamp, np.asarray([int(float(e.get("timestamp") or 0)) for e in events], dtype=np.int64)])  # type: ignore[arg-type]
+        [inter.timestamp, np.asarray([int(t) for t in stamps], dtype=np.int64)])
     merged = Interactions(np.concatenate([inter.user, user_idx]), np.concatenate([inter.item, item_idx]),
                           np.concatenate([inter.rating, np.full(len(events), top, dtype=np.float32)]), ts)
     item_info = ds.item_info

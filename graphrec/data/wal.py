@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 def encode_record(record: dict[str, Any]) -> bytes:
     """One log line: ``crc32 JSON\\n`` (compact JSON, UTF-8)."""
-    body = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+    body = json.dumps(record, separators=(",", ":")).encode()  # ASCII: escapes every non-ASCII character
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
@@ -137,7 +137,17 @@ class EventLog:
         return out
 
     def append(self, record: dict[str, Any]) -> None:
-        """Append one record and fsync it. Call inside :meth:`locked`, after :meth:`read_new`."""
+        """Append one record and fsync it. Call inside :meth:`locked`, after :meth:`read_new`.
+
+        Bytes past what :meth:`read_new` could read are an incomplete record of a writer that died holding the
+        lock (a live one would still hold it): they are cut off first, so the new record starts on a line of
+        its own and never merges with them.
+        """
+        size = os.fstat(self._fd).st_size
+        if size != self.offset:
+            log.warning("%s: dropped an incomplete record of %d bytes left by a writer that died; it was never "
+                        "acknowledged", self.path, size - self.offset)
+            os.ftruncate(self._fd, self.offset)
         line = encode_record(record)
         written = os.write(self._fd, line)
         if written != len(line):  # a full disk: cut the partial record off so the log stays readable

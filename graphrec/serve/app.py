@@ -76,7 +76,8 @@ class Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
     user: Id
     item: Id
-    timestamp: float | None = Field(None, description="seconds since the epoch (default: when received)")
+    timestamp: float | None = Field(None, ge=0, lt=1e11, allow_inf_nan=False,
+                                    description="seconds since the epoch (default: when received)")
 
 
 class NewItem(BaseModel):

@@ -51,6 +51,8 @@ NEW_ITEM_NEIGHBOURS = 5
 MMR_POOL = 5
 #: default weight of a user's standardised personal score in ``search`` (text cosine + weight · z-score)
 SEARCH_PERSONAL_WEIGHT = 0.05
+#: event timestamps are seconds since the epoch below this (the year 5138)
+MAX_TIMESTAMP = 1e11
 
 
 class TextUnavailable(GraphrecError):
@@ -113,6 +115,9 @@ class LiveModel:
         self._user_pos = {raw: i for i, raw in enumerate(self._user_ids)}  # one dict lookup per request
         self._item_pos = {raw: i for i, raw in enumerate(self._item_ids)}
         self._new_users: dict[object, int] = {}  # raw id -> index >= num_users
+        self._new_user_ids: list[object] = []  # index - num_users -> raw id
+        self._user_version: dict[int, int] = {}  # user index -> events applied (a folded-in vector's freshness)
+        self._ann_lock = threading.Lock()  # faiss's HNSW is not safe for a search during an add
         self._new_items: list[_NewItem] = []
         self._new_item_index: dict[object, int] = {}  # raw id -> index >= num_items
         self._added: dict[int, list[int]] = {}  # user index -> items added since training (indices)
@@ -157,12 +162,15 @@ class LiveModel:
             if isinstance(value, bool) or not isinstance(value, int | str | np.integer):
                 raise UnknownIdError(f"unknown {kind} {value!r}")
             try:
-                return int(value)
+                out = int(value)
             except ValueError:
                 raise UnknownIdError(f"unknown {kind} {value!r} ({kind} ids of this run are integers)") from None
+            if not -(2**63) <= out < 2**63:
+                raise UnknownIdError(f"unknown {kind} {value!r} (outside the 64-bit integers ids are)")
+            return out
         if not isinstance(value, str | int) or isinstance(value, bool):
             raise UnknownIdError(f"unknown {kind} {value!r}")
-        return str(value)
+        return _utf8(str(value), f"{kind} id")
 
     def user_index(self, user: object) -> int:
         """The index of a raw user id (trained or added); UnknownIdError naming it otherwise."""
@@ -191,7 +199,7 @@ class LiveModel:
 
     def user_id(self, index: int) -> object:
         if index >= self.num_users:
-            return next(k for k, v in self._new_users.items() if v == index)
+            return self._new_user_ids[index - self.num_users]
         return self._user_ids[index]
 
     def is_new_user(self, index: int) -> bool:
@@ -247,7 +255,10 @@ class LiveModel:
             return self._user_vec[user]
         vec = self._live_vec.get(user)
         if vec is None:
-            vec = self._live_vec[user] = self._fold_in(self.history(user), user if user < self.num_users else None)
+            version = self._user_version.get(user, 0)
+            vec = self._fold_in(self.history(user), user if user < self.num_users else None)
+            if self._user_version.get(user, 0) == version:  # no event applied meanwhile: still current
+                self._live_vec[user] = vec
         return vec
 
     def scores(self, user: int) -> Tensor:
@@ -275,8 +286,9 @@ class LiveModel:
             if len(seen):
                 scores[torch.from_numpy(seen.astype(np.int64))] = -torch.inf
             extra = [*self._added.get(user, ()), *extra]
+        extra = [i for i in extra if i < scores.shape[0]]  # an item added after the scores were computed
         if extra:
-            scores[torch.tensor(list(extra), dtype=torch.long)] = -torch.inf
+            scores[torch.tensor(extra, dtype=torch.long)] = -torch.inf
         return scores
 
     @torch.inference_mode()
@@ -331,8 +343,9 @@ class LiveModel:
         """Top-k by the approximate index: the ``k + len(excluded)`` nearest by inner product, less the excluded."""
         assert self._ann is not None
         want = min(self.items_count, k + len(excluded))
-        self._ann.hnsw.efSearch = max(self.ann_ef_search, want)
-        scores, idx = self._ann.search(vec.cpu().numpy().astype(np.float32)[None], want)
+        with self._ann_lock:
+            self._ann.hnsw.efSearch = max(self.ann_ef_search, want)
+            scores, idx = self._ann.search(vec.cpu().numpy().astype(np.float32)[None], want)
         drop = set(excluded)
         out = [(int(i), float(sc)) for i, sc in zip(idx[0], scores[0], strict=True) if i >= 0 and int(i) not in drop]
         return [Recommendation(self.item_id(i), sc, self.title(i)) for i, sc in out[:k]]
@@ -408,7 +421,10 @@ class LiveModel:
             user = self._raw(e["user"], self._int_users, "user")
             item = self._raw(e["item"], self._int_items, "item")
             ts = e.get("timestamp")
-            clean.append({"user": user, "item": item, "timestamp": float(ts) if ts is not None else time.time()})
+            stamp = float(ts) if ts is not None else time.time()
+            if not 0 <= stamp < MAX_TIMESTAMP:
+                raise ConfigError(f"event {n}: timestamp {ts!r} is not seconds since the epoch")
+            clean.append({"user": user, "item": item, "timestamp": stamp})
         with self._lock:
             self._catch_up()
             for e in clean:
@@ -421,28 +437,38 @@ class LiveModel:
         if self.item_text is None or self._encode is None:
             raise TextUnavailable(f"new items need the run's text encoder and item texts: {self._text_error or 'none'}")
         ids = [self._raw(x["item"], self._int_items, "item") for x in items]
+        for x in items:
+            _utf8(str(x["text"]), "text")
+            _utf8(str(x.get("title") or ""), "title")
         if len(set(ids)) != len(ids):
             raise ConfigError("the same item id is given twice in one request")
         with self._encode_lock:
             vectors = torch.nn.functional.normalize(self._encode([str(x["text"]) for x in items]).float().cpu(), dim=1)
-        with self._lock:
-            self._catch_up()
+        def free() -> None:  # checked again under the log's lock: another worker may have just added one
             taken = [i for i in ids if i in self._new_item_index or self._known_catalogue(i)]
             if taken:
                 raise ItemExists(f"item {taken[0]!r} already exists")
+
+        with self._lock:
+            self._catch_up()
+            free()
             self._write({"op": "items", "items": [
                 {"item": i, "text": str(x["text"]), "title": str(x.get("title") or x["text"])[:200],
                  "vector": base64.b64encode(v.numpy().astype(np.float32).tobytes()).decode()}
-                for i, x, v in zip(ids, items, vectors, strict=True)]})
+                for i, x, v in zip(ids, items, vectors, strict=True)]}, check=free)
         return ids
 
     def _known_catalogue(self, raw: object) -> bool:
         return raw in self._item_pos
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def _write(self, record: dict[str, Any], check: Callable[[], None] | None = None) -> None:
+        """Append ``record`` to the log (after the records other workers appended, and ``check`` on the state
+        they leave, both under the log's lock) and apply it."""
         if self.log is not None:
             with self.log.locked():
                 self._catch_up()
+                if check is not None:
+                    check()
                 self.log.append(record)
         self._apply(record)
 
@@ -464,11 +490,13 @@ class LiveModel:
                 raw = e["user"]
                 u = self._user_pos.get(raw, self._new_users.get(raw))
                 if u is None:
-                    u = self._new_users[raw] = self.num_users + len(self._new_users)
+                    self._new_user_ids.append(raw)
+                    u = self._new_users[raw] = self.num_users + len(self._new_user_ids) - 1
                 i = self.item_index(e["item"])
                 added = self._added.setdefault(u, [])
                 if i not in added:
                     added.append(i)
+                self._user_version[u] = self._user_version.get(u, 0) + 1
                 self._live_vec.pop(u, None)
                 self.events += 1
         elif op == "items":
@@ -494,7 +522,8 @@ class LiveModel:
             vec = (self._item_vec[item.neighbours.to(dev)] * item.weights.to(dev).unsqueeze(1)).sum(0, keepdim=True)
             self._item_vec = torch.cat([self._item_vec, vec])
             if self._ann is not None:
-                self._ann.add(vec.cpu().numpy().astype(np.float32))
+                with self._ann_lock:
+                    self._ann.add(vec.cpu().numpy().astype(np.float32))
 
     def stats(self) -> dict[str, Any]:
         return {"model": self.deployed.name, "version": self.version, "users": self.users_count,
@@ -505,6 +534,15 @@ class LiveModel:
     def version(self) -> str:
         """The bundle's weights digest (first 12 hex digits): which trained model answers."""
         return str(self.deployed.meta.get("files", {}).get("weights.safetensors", ""))[:12]
+
+
+def _utf8(text: str, what: str) -> str:
+    """``text`` if it is valid Unicode (no lone surrogate, which JSON allows and UTF-8 does not); ConfigError."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{what} {text!r} is not valid Unicode (a lone surrogate)") from None
+    return text
 
 
 def _top_k(scores: Tensor, k: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:

@@ -24,11 +24,12 @@ from typing import Any
 from graphrec.errors import GraphrecError
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, share: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if share:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
@@ -40,8 +41,8 @@ def _worker(host: str, port: int, log_level: str, uvicorn_options: dict[str, Any
 
     from graphrec.serve.app import app_from_env
 
+    app = app_from_env()  # the model first: a worker takes connections only once it can answer them
     sock = _listen(host, port)
-    app = app_from_env()
     config = uvicorn.Config(app, log_level=log_level, **uvicorn_options)
     uvicorn.Server(config).run(sockets=[sock])
 
@@ -59,7 +60,8 @@ def serve_workers(run_dir: str | Path, host: str, port: int, workers: int, threa
     os.environ["GRAPHREC_SERVE_THREADS"] = str(threads)
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="graphrec-metrics-"))
     try:
-        _listen(host, port).close()  # the port is free: a clear error here, not N tracebacks in the workers
+        # the port is free (not shared: another server's SO_REUSEPORT socket would take half the connections)
+        _listen(host, port, share=False).close()
     except OSError as exc:
         raise GraphrecError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     ctx = mp.get_context("spawn")

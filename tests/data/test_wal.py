@@ -65,3 +65,27 @@ def test_two_processes_share_one_log(tmp_path):
         with open(path, "ab") as f:
             f.write(encode_record({"from": "c"})[7:])
         assert b.read_new() == [{"from": "c"}]
+
+
+def test_an_incomplete_record_of_a_dead_writer_never_swallows_the_next_one(tmp_path, caplog):
+    path = tmp_path / "events.log"
+    with EventLog(path) as a:
+        a.replay()
+        with a.locked():
+            a.append({"n": 1})
+        with open(path, "ab") as f:  # another worker died half-way through its record (it was never acknowledged)
+            f.write(encode_record({"n": 2})[:6])
+        with caplog.at_level(logging.WARNING), a.locked():
+            assert a.read_new() == []
+            a.append({"n": 3})
+        assert "incomplete record" in caplog.text
+    with EventLog(path) as again:
+        assert again.replay() == [{"n": 1}, {"n": 3}]  # every acknowledged record, nothing dropped as torn
+
+
+def test_records_are_ascii_so_any_string_round_trips(tmp_path):
+    with EventLog(tmp_path / "events.log") as log, log.locked():
+        log.append({"title": "Amélie \u2013 \U0001f3ac"})
+    assert (tmp_path / "events.log").read_bytes().isascii()
+    with EventLog(tmp_path / "events.log") as again:
+        assert again.replay() == [{"title": "Amélie \u2013 \U0001f3ac"}]

@@ -114,6 +114,10 @@ BAD = [
     ("post", "/events", {"json": [{"user": "u0", "item": "sku1"}] * (MAX_BATCH + 1)}, 422, "at most"),
     ("post", "/events", {"content": b"\xff\xfe garbage", "headers": {"content-type": "application/json"}}, 422, "JSON"),
     ("post", "/items", {"json": [{"item": "x", "text": ""}]}, 422, "text"),
+    ("post", "/events", {"json": [{"user": "u0", "item": "sku1", "timestamp": 1e300}]}, 422, "timestamp"),
+    ("post", "/events", {"json": [{"user": "u0", "item": "sku1", "timestamp": -5}]}, 422, "timestamp"),
+    ("post", "/events", {"content": b'[{"user": "\\ud800", "item": "sku1"}]',
+                         "headers": {"content-type": "application/json"}}, 422, "not valid Unicode"),
     ("get", "/nowhere", {}, 404, "Not Found"),
 ]
 

@@ -186,3 +186,24 @@ def test_a_log_with_new_items_needs_the_text_encoder(text_run, tmp_path):
     live.log.close()
     with pytest.raises(graphrec.GraphrecError, match="serve this run with its text encoder"):
         open_live(run, text=False)
+
+
+def test_two_workers_cannot_add_the_same_item(text_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(text_run, run, ignore=shutil.ignore_patterns("serving"))
+    one, two = open_live(run), open_live(run)  # two server processes sharing the log
+    one.add_items([{"item": "sku900", "text": "a red thing"}])
+    with pytest.raises(graphrec.GraphrecError, match="sku900.*already exists"):
+        two.add_items([{"item": "sku900", "text": "a blue thing"}])  # checked again under the log's lock
+    assert two.items_count == 25 and ids(two.search("a red thing", k=25)).count("sku900") == 1
+    one.log.close()
+    two.log.close()
+
+
+def test_integer_ids_outside_64_bits_are_unknown(ml100k_run):
+    live = open_live(ml100k_run, text=False)
+    with pytest.raises(UnknownIdError, match="64-bit"):
+        live.add_events([{"user": 2**64, "item": 1}])
+    live.log.close()
