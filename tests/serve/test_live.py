@@ -195,7 +195,7 @@ def test_two_workers_cannot_add_the_same_item(text_run, tmp_path):
     shutil.copytree(text_run, run, ignore=shutil.ignore_patterns("serving"))
     one, two = open_live(run), open_live(run)  # two server processes sharing the log
     one.add_items([{"item": "sku900", "text": "a red thing"}])
-    with pytest.raises(graphrec.GraphrecError, match="sku900.*already exists"):
+    with pytest.raises(graphrec.GraphrecError, match=r"sku900.*already exists"):
         two.add_items([{"item": "sku900", "text": "a blue thing"}])  # checked again under the log's lock
     assert two.items_count == 25 and ids(two.search("a red thing", k=25)).count("sku900") == 1
     one.log.close()
