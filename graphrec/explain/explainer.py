@@ -197,6 +197,7 @@ class Explainer:
         values = terms.values.cpu().double().numpy()
         reached = np.flatnonzero(terms.weight.cpu().numpy())  # nodes within L hops of the user
         hist = self.train[user].indices
+        hist = hist[hist != item]  # a seen item is the one explained, not one of its reasons
         code = np.full(len(values), _GROUPS.index("item"))
         code[:nu] = _GROUPS.index("neighbor")
         code[user] = _GROUPS.index("user")
@@ -407,6 +408,7 @@ class Explainer:
         co-users with the largest attributions; and their edges in the graph's forward direction."""
         u, i = f"user:{user}", f"item:{item}"
         hist = self.train[user].indices
+        hist = hist[hist != item]  # a seen item is the one explained, not one of its reasons
         if not len(hist):
             return [], []
 

@@ -207,17 +207,25 @@ class Explanation:
         """What the contributions decompose: the score less the reference (the score without one)."""
         return self.score - (self.reference or 0.0)
 
+    @property
+    def lift(self) -> float:
+        """The sum of the positive parts of :attr:`via` (else of the contributions): what the shares in the
+        sentence and the picture are of. Parts of mixed signs can add up to a small difference, which would
+        make shares of it run past 100%; of the lift they stay within it."""
+        parts = self.via or (*self.contributions, *self.remainder)
+        return sum(c.value for c in parts if c.value > 0)
+
     def named(self, max_items: int = 3, enough: float = 0.5, least: float | None = None) -> list[tuple[Contribution, float]]:
         """The history items the sentence names, with their shares of :attr:`difference`: the largest
         :attr:`via` parts of history items, until ``enough`` of it is named or a part is under ``least``."""
         least = LEAST_SHARE if least is None else least
-        if self.difference <= 0:
+        if self.difference <= 0 or self.lift <= 0:
             return []
         out: list[tuple[Contribution, float]] = []
         for c in self.via:
             if c.group != "history" or len(out) >= max_items:
                 continue
-            share = c.value / self.difference
+            share = c.value / self.lift
             if share < least or sum(x for _, x in out) >= enough:
                 break
             out.append((c, share))
@@ -321,10 +329,13 @@ class Explanation:
 
     def _contrastive_reasons(self, verb: str, mark: Any) -> str:
         ref = self.reference_kind or "the reference"
-        if self.difference <= 0:
+        if self.difference < 0:
             return f", though it scores below {ref}" if self.reference is not None else ""
-        what = f"its lead over {ref}" if self.reference is not None else "its score"
-        own = sum(c.value for c in self.via if c.group == "user") / self.difference
+        if self.difference == 0 or self.lift <= 0:
+            return f", scoring the same as {ref}" if self.reference is not None else ""
+        what = f"what lifts it above {ref}" if self.reference is not None else "its score"
+        own = sum(c.value for c in self.via if c.group == "user") / self.lift
+        rated = any(c.group in ("history", "remainder") for c in self.via)
         named = self.named()
         items = _join([f"{mark(self.label_of(c))} ({x:.0%})" for c, x in named]) if named else ""
         parts = []
@@ -332,7 +343,7 @@ class Explanation:
             parts.append(f"{own:.0%} of {what} comes from your learned taste profile")
             if named:
                 parts.append(f"of what you {verb}, {items} {'carries' if len(named) == 1 else 'carry'} the most")
-            else:
+            elif rated:
                 parts.append(f"the rest is spread over the items you {verb}, none above {LEAST_SHARE:.0%}")
         elif named:
             share = sum(x for _, x in named)
@@ -355,10 +366,10 @@ class Explanation:
     def theme(self, least: float = 0.1) -> tuple[Contribution, float] | None:
         """The item's attribute whose history items carry the largest share of :attr:`difference` (at least
         ``least``), with that share; None without one."""
-        if self.difference <= 0 or not self.themes:
+        if self.difference <= 0 or not self.themes or self.lift <= 0:
             return None
         best = self.themes[0]
-        share = best.value / self.difference
+        share = best.value / self.lift
         return (best, share) if share >= least else None
 
     def label_of(self, c: Contribution) -> str:
@@ -494,8 +505,7 @@ class Explanation:
             bars.invert_yaxis()
             bars.axvline(0, color="black", linewidth=0.5)
             bars.tick_params(axis="x", labelsize=7)
-            bars.set_title("parts of the " + ("lead (share)" if self.reference is not None else "score (share)"),
-                           fontsize=9)
+            bars.set_title("parts, as shares of the sum of the positive ones", fontsize=9)
             for k, v in enumerate(values):
                 bars.text(v, k, f" {v:.0%}" if v >= 0 else f"{v:.0%} ", va="center",
                           ha="left" if v >= 0 else "right", fontsize=7)
@@ -509,8 +519,8 @@ class Explanation:
 
     def _bars(self, k: int = 8) -> list[tuple[str, float]]:
         """The bar chart's rows: the largest parts of :attr:`via` (else of the contributions), as shares."""
-        total = self.difference if self.via else self.score
-        if not total:
+        total = self.lift
+        if total <= 0:
             return []
         source = self.via or (*self.contributions, *self.remainder)
         top = sorted(source, key=lambda c: -abs(c.value))[:k]
@@ -532,8 +542,8 @@ class Explanation:
         ref = (f"score {self.score:.4f}, {e(self.reference_kind)} {self.reference:.4f}: the parts below split the "
                f"difference {self.difference:+.4f}" if self.reference is not None else f"score {self.score:.4f}")
         rank = "already interacted with" if self.seen else (f"rank {self.rank}" if self.rank else "")
-        via = "".join(f"<tr><td>{e(c.label)}</td><td>{c.value:+.4f}</td><td>{c.value / self.difference:.0%}</td></tr>"
-                      for c in self.via) if self.difference else ""
+        via = "".join(f"<tr><td>{e(c.label)}</td><td>{c.value:+.4f}</td><td>{c.value / self.lift:.0%}</td></tr>"
+                      for c in self.via) if self.lift > 0 else ""
         via_table = (f"<h2>Through which of your interactions</h2><table><tr><th>part</th><th>value</th>"
                      f"<th>share</th></tr>{via}</table>" if via else "")
         rows = "".join(f"<tr><td>{e(c.group)}</td><td>{e(c.label)}</td><td>{c.value:+.4f}</td></tr>"

@@ -295,14 +295,21 @@ class LightGCN(ScoringModel):
                       user0=self.layer0()[0], num_users=self.num_users, context=self._user_context())
 
     def _user_context(self) -> list[Tensor]:
-        """Each user's neighbours in ``adj`` that are not items (user attribute nodes); empty lists without them."""
-        if not any(t for t, _ in self.node_layout[2:]):
+        """Each user's neighbours in ``adj`` that are not items (user attribute nodes); [] where no user has any
+        (item attribute nodes link to items only)."""
+        if not self.node_layout[2:]:
             return []
         adj = self.adj.to_sparse_csr() if self.adj.layout != torch.sparse_csr else self.adj
         crow, col = adj.crow_indices(), adj.col_indices()
-        items_end = self.num_users + self.num_items
-        return [c[(c < self.num_users) | (c >= items_end)] for c in
-                (col[crow[u]:crow[u + 1]] for u in range(self.num_users))]
+        end = int(crow[self.num_users])
+        users_cols = col[:end]
+        other = (users_cols < self.num_users) | (users_cols >= self.num_users + self.num_items)
+        if not bool(other.any()):
+            return []
+        rows = torch.repeat_interleave(torch.arange(self.num_users, device=col.device), crow[1:self.num_users + 1].diff(
+            prepend=crow[:1]))
+        counts = torch.bincount(rows[other], minlength=self.num_users).tolist()
+        return list(users_cols[other].split(counts))
 
     def fold_in(self, items: Tensor, user: int | None = None, state: Any = None) -> Tensor:
         """The user's row of the propagation, re-computed with ``items`` as their neighbours.

@@ -305,3 +305,12 @@ def test_themes_sum_the_parts_of_the_history_items_sharing_an_attribute():
     assert crime.label == "Crime" and crime.nodes[1:] == ("item:1",)
     assert math.isclose(crime.value, via["item:1"], rel_tol=1e-9)
     assert e.node("item:1").label == "Heat (1995)"
+
+
+def test_a_seen_item_is_never_its_own_reason():
+    _, g = built()
+    torch.manual_seed(0)
+    m = LightGCN(3, 4, normalized_adjacency(g), dim=4, num_layers=2).eval()
+    e = Explainer(m, g).explain(10, 100)  # u0 rated Alien (item 100)
+    assert e.seen and [n.role for n in e.nodes if n.key == "item:0"] == ["recommended"]
+    assert len({n.key for n in e.nodes}) == len(e.nodes)

@@ -92,9 +92,19 @@ def test_contrastive_sentence_names_shares_of_the_difference():
     # where the user's own embedding carries much of the lead, the sentence says so first
     profile = replace(ex, via=(*via[:2], Contribution("your own embedding", "user", 1.0),
                                Contribution("40 other interactions", "remainder", 0.02)))
-    assert profile.text().startswith("\u201cStar Wars (1977)\u201d is ranked 12th for you: 50% of its lead over the "
-                                     "mean of your candidates comes from your learned taste profile; of what you "
-                                     "rated, \u201cReturn of the Jedi (1983)\u201d (31%) and")
+    assert profile.text().startswith("\u201cStar Wars (1977)\u201d is ranked 12th for you: 50% of what lifts it above "
+                                     "the mean of your candidates comes from your learned taste profile; of what "
+                                     "you rated, \u201cReturn of the Jedi (1983)\u201d (31%) and")
+    # mixed signs: shares are of the positive parts (the lift), so they stay within 100% however small the lead
+    mixed = replace(ex, via=(Contribution("Return of the Jedi (1983)", "history", 3.0, ("item:180",)),
+                             Contribution("your own embedding", "user", 1.0),
+                             Contribution("40 other interactions", "remainder", -3.9)))
+    assert mixed.lift == 4.0
+    assert "(75%)" in mixed.text() and all(0 < x <= 1 for _, x in mixed.named())
+    below = replace(ex, reference=3.6)
+    assert below.text().endswith("though it scores below the mean of your candidates.")
+    same = replace(ex, reference=3.5)
+    assert same.text().endswith("scoring the same as the mean of your candidates.")
 
 
 def test_json_round_trip(tmp_path):
