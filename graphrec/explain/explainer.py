@@ -144,7 +144,16 @@ class Explainer:
     @torch.no_grad()
     def rank_of(self, user: int, item: int) -> int:
         """The item's 1-based position in the user's list of unseen items (ties counted in its favour)."""
-        embedding = self._embeddings(cast(LightGCN, self.model)) if self.method == "exact" else None
+        if self.method == "exact":
+            embedding = self._embeddings(cast(LightGCN, self.model))
+        else:  # GraphSAGE: one full-graph inference per Explainer, not one per explanation
+            if "sage_users" not in self._cache:
+                was = self.model.training
+                self.model.eval()
+                with torch.no_grad():
+                    self._cache["sage_users"], self._cache["sage_items"] = cast(GraphSAGE, self.model).get_embedding()
+                self.model.train(was)
+            embedding = (self._cache["sage_users"], self._cache["sage_items"])
         scores = unseen_scores(self.model, np.array([user]), None, embedding)  # [1, I]
         s = scores[0, item].item()
         mask_seen(scores, np.array([user]), self.seen)
