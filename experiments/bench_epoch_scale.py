@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 from report import Report  # experiments/report.py: scripts run from this folder
+from report import peer_venv as find_peer_venv  # its own peer_venv is an argument's name
 
 import graphrec
 from graphrec.data.sources import synthetic_dataset
@@ -94,11 +95,7 @@ KEEP_FREED_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD
 
 
 def recbole_epoch(train: Any, threads: int, seed: int, peer_venv: str | None, keep_freed: bool = False) -> dict[str, Any]:
-    out = subprocess.run(["bash", str(PEERS / "setup_recbole.sh")] + ([peer_venv] if peer_venv else []),
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"setup_recbole.sh failed:\n{out.stderr[-3000:]}")
-    venv = out.stdout.strip().splitlines()[-1]
+    venv = find_peer_venv("setup_recbole.sh", peer_venv)
     coo = train.tocoo()
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}

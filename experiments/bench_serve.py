@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from report import Report  # experiments/report.py: scripts run from this folder
+from report import Report, peer_venv  # experiments/report.py: scripts run from this folder
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
@@ -229,10 +229,7 @@ def trained_run(a: argparse.Namespace, say: Report) -> Path:
 def cornac_server(run: Path, tmp: Path, port: int, a: argparse.Namespace, say: Report) -> subprocess.Popen[bytes]:
     import graphrec
 
-    out = subprocess.run(["bash", str(PEERS / "setup_cornac.sh")], capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"setup_cornac.sh failed:\n{out.stderr[-3000:]}")
-    venv = Path(out.stdout.strip().splitlines()[-1])
+    venv = Path(peer_venv("setup_cornac.sh"))
     deployed = graphrec.load(run)
     seen = deployed.seen.tocoo()
     pairs = tmp / "pairs.tsv"

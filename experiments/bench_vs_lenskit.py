@@ -90,7 +90,7 @@ from bench_vs_recbole import (  # experiments/: scripts run from this folder
     run_summary,
     time_ratio,
 )
-from report import Report
+from report import Report, peer_venv
 
 import graphrec
 from graphrec.data import load_movielens
@@ -106,15 +106,6 @@ VARIANTS = {
                       ["--undirected", "--zero-grad", "--graphrec-reg"]),
 }
 GRAPHREC = "graphrec LightGCN (own L2, squared / 2B)"
-
-
-def peer_venv(a: argparse.Namespace) -> str:
-    """LensKit's venv: built (or found) by setup_lenskit.sh, which prints its path last."""
-    cmd = ["bash", str(PEERS / "setup_lenskit.sh")] + ([a.peer_venv] if a.peer_venv else [])
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
-    return out.stdout.strip().splitlines()[-1]
 
 
 def run_lenskit(venv: str, paths: dict[str, Path], seed: int, a: argparse.Namespace,
@@ -167,7 +158,7 @@ def main() -> None:
     variants = [v for v in VARIANTS if v in a.variants]
 
     say = Report()
-    venv = peer_venv(a)
+    venv = peer_venv("setup_lenskit.sh", a.peer_venv)
     torch.set_num_threads(a.threads)
     data = load_movielens("ml-100k", a.data_dir, download=False)
     today = datetime.date.today().isoformat()

@@ -141,7 +141,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 import yaml
-from report import Report  # experiments/report.py: scripts run from this folder
+from report import Report, peer_venv  # experiments/report.py: scripts run from this folder
 from torch import Tensor
 
 import graphrec
@@ -230,15 +230,6 @@ def exported_split(data: Dataset, seed: int, say: Callable[..., Any]) -> Iterato
         say()
         say(f"## seed {seed}: rows {sizes}")
         yield paths, dataset_from_tsv(paths)
-
-
-def peer_venv(a: argparse.Namespace) -> str:
-    """RecBole's venv: built (or found) by setup_recbole.sh, which prints its path last."""
-    cmd = ["bash", str(PEERS / "setup_recbole.sh")] + ([a.peer_venv] if a.peer_venv else [])
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
-    return out.stdout.strip().splitlines()[-1]
 
 
 class PeerFailed(Exception):
@@ -479,7 +470,7 @@ def main() -> None:
         p.error("--ease-reg must be > 0")
 
     say = Report()
-    venv = peer_venv(a)
+    venv = peer_venv("setup_recbole.sh", a.peer_venv)
     torch.set_num_threads(a.threads)
     data = load_movielens("ml-100k", a.data_dir, download=False)
     today = datetime.date.today().isoformat()
