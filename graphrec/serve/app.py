@@ -51,6 +51,11 @@ Id = int | str
 K = Annotated[int, Query(ge=1, le=MAX_K, description="list length")]
 
 
+#: the HTTP status of each error a request can cause (the message is the error's)
+ERROR_STATUS: dict[type[Exception], int] = {UnknownIdError: 404, ConfigError: 422, NotExplainable: 409, ItemExists: 409,
+                                            TextUnavailable: 503}
+
+
 class ItemOut(BaseModel):
     item: Id
     score: float
@@ -150,22 +155,14 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"detail": message}, status_code=status)
 
-    @app.exception_handler(UnknownIdError)
-    async def unknown(_: Request, exc: UnknownIdError) -> JSONResponse:
-        return error(404, str(exc))
+    def answer_with(status: int) -> Any:
+        async def handler(_: Request, exc: Exception) -> JSONResponse:
+            return error(status, str(exc))
 
-    @app.exception_handler(ConfigError)
-    async def bad_value(_: Request, exc: ConfigError) -> JSONResponse:
-        return error(422, str(exc))
+        return handler
 
-    @app.exception_handler(NotExplainable)
-    @app.exception_handler(ItemExists)
-    async def conflict(_: Request, exc: GraphrecError) -> JSONResponse:
-        return error(409, str(exc))
-
-    @app.exception_handler(TextUnavailable)
-    async def no_text(_: Request, exc: TextUnavailable) -> JSONResponse:
-        return error(503, str(exc))
+    for exc_type, status in ERROR_STATUS.items():
+        app.add_exception_handler(exc_type, answer_with(status))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

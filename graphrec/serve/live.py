@@ -174,21 +174,20 @@ class LiveModel:
 
     def user_index(self, user: object) -> int:
         """The index of a raw user id (trained or added); UnknownIdError naming it otherwise."""
-        raw = self._raw(user, self._int_users, "user")
-        pos = self._user_pos.get(raw)
-        if pos is None:
-            pos = self._new_users.get(raw)
-        if pos is None:
-            raise UnknownIdError(f"unknown user {raw!r}")
-        return pos
+        return self._index(user, "user", self._int_users, self._user_pos, self._new_users)
 
     def item_index(self, item: object) -> int:
-        raw = self._raw(item, self._int_items, "item")
-        pos = self._item_pos.get(raw)
+        """The index of a raw item id (catalogue or added); UnknownIdError naming it otherwise."""
+        return self._index(item, "item", self._int_items, self._item_pos, self._new_item_index)
+
+    def _index(self, value: object, kind: str, integer: bool, trained: dict[object, int],
+               added: dict[object, int]) -> int:
+        raw = self._raw(value, integer, kind)
+        pos = trained.get(raw)
         if pos is None:
-            pos = self._new_item_index.get(raw)
+            pos = added.get(raw)
         if pos is None:
-            raise UnknownIdError(f"unknown item {raw!r}")
+            raise UnknownIdError(f"unknown {kind} {raw!r}")
         return pos
 
     def item_id(self, index: int) -> object:
