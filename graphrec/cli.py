@@ -118,12 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--resume", default=None, metavar="RUN_DIR",
                     help="continue the interrupted run in RUN_DIR with its own configuration (--set train.epochs=N may raise its epochs)")
     rn.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
-    rn.add_argument("--threads", default=None, help="torch CPU threads: auto (default: the idle cores) or a number")
-    rn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a configuration value, e.g. --set train.epochs=5 (YAML syntax)")
+    _add_config_options(rn, "override a configuration value, e.g. --set train.epochs=5 (YAML syntax)")
     rn.add_argument("--quiet", action="store_true", help="no progress bars")
-    rn.add_argument("--data-dir", default=None,
-                    help="folder holding the dataset's files (sets dataset.data_dir; default $GRAPHREC_DATA_DIR)")
 
     tn = sub.add_parser("tune", help="search a model's hyperparameters on the validation part (Optuna TPE, pruned)",
                         formatter_class=_Help,
@@ -138,12 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "default: the model's declared space (graphrec tune --show-space CONFIG)")
     tn.add_argument("--show-space", action="store_true", help="print the search space and exit")
     tn.add_argument("--out", default=None, help="tune directory (default <output>/tune/<name>)")
-    tn.add_argument("--threads", default=None, help="torch CPU threads: auto (default: the idle cores) or a number")
-    tn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a configuration value before tuning (YAML syntax)")
+    _add_config_options(tn, "override a configuration value before tuning (YAML syntax)")
     tn.add_argument("--verbose", action="store_true", help="print every trial's per-epoch lines")
-    tn.add_argument("--data-dir", default=None,
-                    help="folder holding the dataset's files (sets dataset.data_dir; default $GRAPHREC_DATA_DIR)")
 
     rc = sub.add_parser("recommend", help="top-K items for a user from a finished run", formatter_class=_Help)
     rc.add_argument("run_dir", help="a run directory written by 'graphrec run'")
@@ -187,18 +179,22 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("run_dir", help="a served run directory (with serving/events.log)")
     rt.add_argument("--out", default=None, help="the new run directory (default <output>/<name>-retrained-<time>)")
     rt.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    rt.add_argument("--threads", default=None, help="torch CPU threads: auto (default: the idle cores) or a number")
-    rt.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a configuration value (YAML syntax)")
-    rt.add_argument("--quiet", action="store_true", help="no progress bar")
-    rt.add_argument("--data-dir", default=None,
-                    help="folder holding the dataset's files (sets dataset.data_dir; default $GRAPHREC_DATA_DIR)")
+    _add_config_options(rt, "override a configuration value (YAML syntax)")
+    rt.add_argument("--quiet", action="store_true", help="no progress bars")
 
     em = sub.add_parser("embed", help="encode a dataset's item texts (cached) and print throughput", formatter_class=_Help)
     em.add_argument("name", help=_NAME_HELP)
     _add_data_dir(em)
     _add_text_options(em)
     return parser
+
+
+def _add_config_options(p: argparse.ArgumentParser, set_help: str) -> None:
+    """--threads, --set and --data-dir: what the commands that run an experiment file (run, tune, retrain) share."""
+    p.add_argument("--threads", default=None, help="torch CPU threads: auto (default: the idle cores) or a number")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding the dataset's files (sets dataset.data_dir; default $GRAPHREC_DATA_DIR)")
 
 
 def _add_text_options(p: argparse.ArgumentParser) -> None:
