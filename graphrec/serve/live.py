@@ -201,9 +201,6 @@ class LiveModel:
             return self._new_user_ids[index - self.num_users]
         return self._user_ids[index]
 
-    def is_new_user(self, index: int) -> bool:
-        return index >= self.num_users
-
     def added_items(self, user: int) -> list[int]:
         return list(self._added.get(user, ()))
 
@@ -304,16 +301,12 @@ class LiveModel:
             pool_scores, pool_idx = topk(scores.unsqueeze(0), pool, self._gen.manual_seed(0))
             finite = torch.isfinite(pool_scores[0])
             cand, cand_scores = pool_idx[0][finite], pool_scores[0][finite]
-            order = mmr(cand_scores, self._text_rows(cand), k, diversity) if len(cand) else torch.zeros(0, dtype=torch.long)
+            order = mmr(cand_scores, self._all_text()[cand], k, diversity) if len(cand) else torch.zeros(0, dtype=torch.long)
             top_idx, top_scores = cand[order], cand_scores[order]
         else:
             top_scores, top_idx = _top_k(scores, k, self._gen)
         return [Recommendation(self.item_id(i), float(s), self.title(i))
                 for i, s in zip(top_idx.tolist(), top_scores.tolist(), strict=True) if s != -float("inf")]
-
-    def _text_rows(self, idx: Tensor) -> Tensor:
-        assert self.item_text is not None
-        return self._all_text()[idx]
 
     def _all_text(self) -> Tensor:
         assert self.item_text is not None
@@ -444,7 +437,7 @@ class LiveModel:
         with self._encode_lock:
             vectors = torch.nn.functional.normalize(self._encode([str(x["text"]) for x in items]).float().cpu(), dim=1)
         def free() -> None:  # checked again under the log's lock: another worker may have just added one
-            taken = [i for i in ids if i in self._new_item_index or self._known_catalogue(i)]
+            taken = [i for i in ids if i in self._new_item_index or i in self._item_pos]
             if taken:
                 raise ItemExists(f"item {taken[0]!r} already exists")
 
@@ -456,9 +449,6 @@ class LiveModel:
                  "vector": base64.b64encode(v.numpy().astype(np.float32).tobytes()).decode()}
                 for i, x, v in zip(ids, items, vectors, strict=True)]}, check=free)
         return ids
-
-    def _known_catalogue(self, raw: object) -> bool:
-        return raw in self._item_pos
 
     def _write(self, record: dict[str, Any], check: Callable[[], None] | None = None) -> None:
         """Append ``record`` to the log (after the records other workers appended, and ``check`` on the state
