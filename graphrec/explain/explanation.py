@@ -419,19 +419,12 @@ class Explanation:
         """The nodes on some path from the user to the item in the subgraph (the ones a picture needs): the
         user, the item, and every node that reaches the item without passing through the user and reaches
         the user without passing through the item."""
-        g = self.to_networkx()
-        keep = []
-        for n in self.nodes:
-            if n.key in (self.user, self.item):
-                keep.append(n)
-                continue
-            to_item = g.subgraph([k for k in g.nodes if k != self.user])
-            to_user = g.subgraph([k for k in g.nodes if k != self.item])
-            import networkx as nx
+        import networkx as nx
 
-            if nx.has_path(to_item, n.key, self.item) and nx.has_path(to_user, n.key, self.user):
-                keep.append(n)
-        return keep
+        g = self.to_networkx()
+        reach_item = nx.node_connected_component(g.subgraph([k for k in g.nodes if k != self.user]), self.item)
+        reach_user = nx.node_connected_component(g.subgraph([k for k in g.nodes if k != self.item]), self.user)
+        return [n for n in self.nodes if n.key in (self.user, self.item) or (n.key in reach_item and n.key in reach_user)]
 
     def draw(self, path: str | Path, title: str | None = None, dpi: int = 120) -> Path:
         """Render the explanation to a PNG: the subgraph's paths from the user to the item (colours by role,
