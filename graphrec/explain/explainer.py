@@ -223,9 +223,7 @@ class Explainer:
         # subgraph: the history items that carry the most, then the co-users adjacent to them
         hist_parts = np.array([via_of.get(nu + h, 0.0) for h in hist])
         chosen_h = hist[np.argsort(-hist_parts, kind="stable")[: self.max_history]].tolist()
-        near = np.setdiff1d(self.train[:, chosen_h].nonzero()[0], [user]) if chosen_h else np.zeros(0, np.int64)
-        near = near[np.asarray(self.train[near, item].todense()).ravel() > 0] if len(near) else near
-        chosen_w = near[np.argsort(-values[near], kind="stable")[: self.max_neighbors]].tolist()
+        chosen_w = self._linking_users(user, item, chosen_h, values)
 
         nodes = [self._node("user", user, "user", float(values[user])),
                  self._node("item", item, "recommended", float(values[nu + item]))]
@@ -242,10 +240,14 @@ class Explainer:
                      + edge_flows(model, terms, dst.to(dev), src.to(dev))).cpu()
             edges += [ExplainEdge(f"user:{a}", f"item:{b}", INTERACTS[1], float(fl))
                       for (a, b), fl in zip(pairs, flows.tolist(), strict=True)]
+        themes = self._themes(item, hist, np.array([via_of.get(nu + h, 0.0) for h in hist]))
         if model.extra_emb is not None:
             attr_nodes, attr_edges = self._propagated_attributes(model, terms, values, item, chosen_h)
-        else:
-            attr_nodes, attr_edges = self._attribute_context(item, chosen_h[:2] or chosen_h)
+        else:  # the genre the sentence names first (its largest theme), linked to every shown item that has it
+            top = themes[0].nodes[0].split(":") if themes and themes[0].value > 0 else None
+            attr_nodes, attr_edges = self._attribute_context(item, chosen_h[:2] or chosen_h,
+                                                             first=(top[0], int(top[1])) if top else None,
+                                                             first_history=chosen_h)
         nodes += attr_nodes
         edges += attr_edges
 
@@ -266,7 +268,7 @@ class Explainer:
                            reference=terms.reference if ref is not None else None,
                            reference_kind=REFERENCES[self.reference] if ref is not None else "", seen=seen,
                            via=self._via(first_np, parts_np, own_part),
-                           themes=self._themes(item, hist, np.array([via_of.get(nu + h, 0.0) for h in hist])))
+                           themes=themes)
 
     def _themes(self, item: int, hist: np.ndarray, parts: np.ndarray) -> tuple[Contribution, ...]:
         """:attr:`Explanation.themes`: for each attribute of the item (its genres...), the part of the difference
@@ -283,6 +285,24 @@ class Explainer:
                     out.append(Contribution(str(self._labels[t][a]), "theme", float(parts[rows].sum()),
                                             (f"{t}:{a}", *(f"item:{h}" for h in hist[rows].tolist()))))
         return tuple(sorted(out, key=lambda c: -c.value))
+
+    def _linking_users(self, user: int, item: int, history: list[int], values: np.ndarray) -> list[int]:
+        """Up to ``max_neighbors`` users who rated one of ``history`` and the item: the one with the largest
+        contribution for each history item in turn (so the items carrying the most get a path to the item),
+        then the largest left."""
+        raters = self.train[:, item].nonzero()[0]
+        raters = raters[raters != user]
+        if not len(raters) or not history:
+            return []
+        links = self.train[raters][:, history].tocsc()  # raters × history items
+        chosen: list[int] = []
+        for c in range(len(history)):
+            cands = [int(w) for w in raters[links[:, c].nonzero()[0]] if int(w) not in chosen]
+            if cands and len(chosen) < self.max_neighbors:
+                chosen.append(max(cands, key=lambda w: (values[w], -w)))
+        rest = [int(w) for w in raters[np.asarray(links.sum(1)).ravel() > 0] if int(w) not in chosen]
+        rest.sort(key=lambda w: (-values[w], w))
+        return chosen + rest[: self.max_neighbors - len(chosen)]
 
     def _via(self, first: np.ndarray, parts: np.ndarray, own: float) -> tuple[Contribution, ...]:
         """:attr:`Explanation.via`: the ``top`` largest first-edge parts, the user's own term, and the rest."""
@@ -473,8 +493,11 @@ class Explainer:
         return str(self._labels[t][int(j)])
 
     def _attribute_context(self, item: int, history: Iterable[int],
-                           importance: dict[tuple[str, str], float] | None = None) -> tuple[list[ExplainNode], list[ExplainEdge]]:
-        """Attribute nodes the item shares with the given history items (most shared first), and their edges."""
+                           importance: dict[tuple[str, str], float] | None = None,
+                           first: tuple[str, int] | None = None,
+                           first_history: Iterable[int] = ()) -> tuple[list[ExplainNode], list[ExplainEdge]]:
+        """Attribute nodes the item shares with the given history items (most shared first), and their edges;
+        ``first``, an attribute of the item, leads the list, linked to the items of ``first_history`` too."""
         history = list(history)
         found: list[tuple[int, str, int]] = []
         for attr_t, m in self._attrs.items():
@@ -484,13 +507,16 @@ class Explainer:
                 if shared:
                     found.append((shared, attr_t, a))
         found.sort(key=lambda x: (-x[0], x[1], x[2]))
+        if first is not None:
+            found = [(0, *first)] + [f for f in found if (f[1], f[2]) != first]
         imp = importance or {}
         nodes: list[ExplainNode] = []
         edges: list[ExplainEdge] = []
         for _, attr_t, a in found[: self.max_attributes]:
             key = f"{attr_t}:{a}"
             nodes.append(self._node(attr_t, a, "attribute", 0.0))
-            for j in [item, *history]:
+            linked = dict.fromkeys([item, *history, *(first_history if (attr_t, a) == first else ())])
+            for j in linked:
                 if self._attrs[attr_t][j, a]:
                     src = f"item:{j}"
                     edges.append(ExplainEdge(src, key, self._relation[attr_t], imp.get((src, key), 0.0)))
