@@ -500,8 +500,8 @@ class Explanation:
             bars.tick_params(axis="x", labelsize=7)
             bars.set_title("parts, as shares of the sum of the positive ones", fontsize=9)
             for k, v in enumerate(values):
-                bars.text(v, k, f" {v:.0%}" if v >= 0 else f"{v:.0%} ", va="center",
-                          ha="left" if v >= 0 else "right", fontsize=7)
+                # at the bar's end; a negative one's right of zero, clear of the names on the left
+                bars.text(max(v, 0.0), k, f" {v:.0%}", va="center", ha="left", fontsize=7)
             bars.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         fig.text(0.5, 0.015, _wrap(self.text(), 150), ha="center", va="bottom", fontsize=9)
         path = Path(path)
