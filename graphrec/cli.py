@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--overwrite", action="store_true", help="replace the run already in --out")
     _add_config_options(rn, "override a configuration value, e.g. --set train.epochs=5 (YAML syntax)")
     rn.add_argument("--quiet", action="store_true", help="no progress bars")
+    rn.add_argument("--nproc", type=int, default=1, metavar="N",
+                    help="data-parallel over N processes on this machine (gloo on CPU, NCCL with one GPU each); "
+                         "several machines: torchrun --nnodes M --nproc-per-node N -m graphrec run CONFIG")
 
     tn = sub.add_parser("tune", help="search a model's hyperparameters on the validation part (Optuna TPE, pruned)",
                         formatter_class=_Help,
@@ -422,10 +425,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     # every configuration error surfaces here, before any work; a run's own config.yaml may predate the key checks
     config = _with_data_dir(load_config(source, overrides, strict=args.config is not None), args.data_dir)
     run_dir = args.resume or args.out
+    if args.nproc != 1:
+        return _launch_run(args, config, run_dir)
+    from graphrec import distributed
+
     out, metrics = run_experiment(config, run_dir, resume=args.resume is not None, overwrite=args.overwrite)
-    print(format_metrics(metrics))
-    print(f"run directory: {out}")
+    if distributed.current_world().is_main:
+        print(format_metrics(metrics))
+        print(f"run directory: {out}")
+    distributed.destroy()
     return 0
+
+
+def _launch_run(args: argparse.Namespace, config: Any, run_dir: str | None) -> int:
+    """``graphrec run --nproc N``: the same command as N ranks (:func:`graphrec.distributed.launch`)."""
+    import os
+    from datetime import datetime, timezone
+
+    from graphrec.distributed import launch
+
+    if args.nproc < 1:
+        raise GraphrecError(f"--nproc must be >= 1, got {args.nproc}")
+    if "WORLD_SIZE" in os.environ:
+        raise GraphrecError("--nproc starts its own ranks: under torchrun (WORLD_SIZE is set), leave it out")
+    argv, skip = [], False
+    for token in args.argv:
+        if skip:
+            skip = False
+        elif token == "--nproc":
+            skip = True
+        elif not token.startswith("--nproc="):
+            argv.append(token)
+    if run_dir is None:  # the ranks must agree on the directory: chosen here
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        run_dir = str(Path(config.output) / f"{config.name}-{stamp}")
+        argv += ["--out", run_dir]
+    code = launch([sys.executable, "-m", "graphrec", *argv], args.nproc)
+    if code != 0 and (Path(run_dir) / "last.pt").is_file():
+        print(f"the run can continue from its last checkpoint: graphrec run --resume {run_dir} --nproc {args.nproc}",
+              file=sys.stderr)
+    return code
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -607,13 +646,32 @@ COMMANDS = {"datasets": cmd_datasets, "split": cmd_split, "graph": cmd_graph, "e
             "retrain": cmd_retrain}
 
 
+def _rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0") or 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         return COMMANDS[args.command](args)
     except GraphrecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if _rank() == 0:  # every rank of a multi-process run raises the same error: one says it
+            print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        import torch.distributed as dist
+
+        lost = dist.is_available() and dist.is_initialized() and (
+            isinstance(exc, dist.DistError) or any(w in str(exc) for w in ("gloo", "NCCL", "Connection", "peer")))
+        if not lost:
+            raise
+        # a collective failed: another rank died or stopped answering
+        print(f"error: rank {_rank()} lost contact with the other ranks ({str(exc).splitlines()[0]}); "
+              "a run resumes from its last checkpoint with graphrec run --resume RUN_DIR", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -28,15 +28,22 @@ def novelty(top_items: np.ndarray, popularity: np.ndarray, num_users: int) -> fl
     return float((-np.log2(p)).mean()) if top_items.size else float("nan")
 
 
-def intra_list_diversity(top_items: np.ndarray, features: torch.Tensor) -> float:
-    """Mean pairwise cosine distance ``1 - cos(x_i, x_j)`` within each list, averaged over lists."""
+def intra_list_diversity(top_items: np.ndarray, features: torch.Tensor, batch_size: int = 1024) -> float:
+    """Mean pairwise cosine distance ``1 - cos(x_i, x_j)`` within each list, averaged over lists.
+
+    ``batch_size`` lists at a time: memory ``O(batch_size · K · F)``, whatever the number of lists.
+    """
     if top_items.shape[1] < 2 or not top_items.size:
         return float("nan")
-    x = torch.nn.functional.normalize(features.float(), dim=1)[torch.from_numpy(top_items)]  # [U, K, F]
-    sim = x @ x.transpose(1, 2)  # [U, K, K]
+    x_all = torch.nn.functional.normalize(features.float(), dim=1)
     k = top_items.shape[1]
-    off_diag = (sim.sum((1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(1)) / (k * (k - 1))
-    return float((1.0 - off_diag).mean())
+    total = 0.0
+    for start in range(0, len(top_items), batch_size):
+        x = x_all[torch.from_numpy(top_items[start : start + batch_size])]  # [B, K, F]
+        sim = x @ x.transpose(1, 2)  # [B, K, K]
+        off_diag = (sim.sum((1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(1)) / (k * (k - 1))
+        total += float((1.0 - off_diag).double().sum())
+    return total / len(top_items)
 
 
 def beyond_accuracy(result: RankingResult, ev: Evaluator, k: int | None = None) -> dict[str, float]:
@@ -51,7 +58,7 @@ def beyond_accuracy(result: RankingResult, ev: Evaluator, k: int | None = None) 
         out[f"popularity@{k}"] = mean_popularity(top, ev.item_popularity)
         out[f"novelty@{k}"] = novelty(top, ev.item_popularity, num_users)
     if ev.item_features is not None:
-        out[f"diversity@{k}"] = intra_list_diversity(top, ev.item_features)
+        out[f"diversity@{k}"] = intra_list_diversity(top, ev.item_features, ev.batch_size)
     if ev.user_activity is not None and len(result.users):
         activity = ev.user_activity[result.users]
         edges = np.quantile(activity, [1 / 3, 2 / 3])

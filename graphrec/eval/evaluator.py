@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from graphrec import distributed
 from graphrec.errors import ConfigError
 from graphrec.eval.metrics import METRICS
 from graphrec.eval.topk import topk, unseen_scores
@@ -35,7 +36,12 @@ class Evaluator:
     ordered at random (:func:`graphrec.eval.topk.topk`), from a generator
     reseeded with ``seed`` at every evaluation, so a model that ties items is
     credited as chance would be, and evaluating twice gives the same figures.
-    Runs in user batches on the model's device.
+    Runs in user batches on the model's device; each batch's tie-breaking
+    generator is seeded by ``(seed, batch index)``, so the figures do not
+    depend on which process ranks which batch. In a multi-process run
+    (:mod:`graphrec.distributed`) the batches are dealt out to the ranks
+    (batch ``b`` to rank ``b mod N``) and the top-K lists gathered: every
+    rank gets the single-process result exactly.
 
     Args:
         truth: ``num_users × num_items`` CSR of relevant (held-out) items.
@@ -98,19 +104,25 @@ class Evaluator:
         device = model.device
         k_max = max(self.ks)
         emb = model.get_embedding()  # propagate once for all batches
-        generator = torch.Generator(device=device).manual_seed(self.seed)
+        world = distributed.active_world()
+        batches = range(0, len(self.users), self.batch_size)
         tops, hits = [], []
-        for start in range(0, len(self.users), self.batch_size):
-            users = self.users[start : start + self.batch_size]
+        for b in range(world.rank, len(batches), world.size):
+            users = self.users[batches[b] : batches[b] + self.batch_size]
             scores = unseen_scores(model, users, self.exclude, emb)  # [B, I]
             if self.candidates is not None:
                 scores[:, ~self.candidates.to(device)] = -torch.inf
+            generator = torch.Generator(device=device).manual_seed(batch_seed(self.seed, b))
             top = topk(scores, k_max, generator)[1]  # [B, K]
             tr = self.truth[users].tocoo()
             relevant = torch.zeros_like(scores, dtype=torch.bool)
             relevant[torch.from_numpy(tr.row).to(device), torch.from_numpy(tr.col).to(device)] = True
             hits.append(relevant.gather(1, top).cpu())
             tops.append(top.cpu())
+        if world.distributed:  # rank r holds batches r, r + N, ...: interleave them back into batch order
+            parts = distributed.all_gather((tops, hits), world)
+            tops = [parts[b % world.size][0][b // world.size] for b in range(len(batches))]
+            hits = [parts[b % world.size][1][b // world.size] for b in range(len(batches))]
         model.train(was_training)
         n_rel = np.diff(self.truth.indptr)[self.users]
         result = RankingResult(self.users, torch.cat(tops).numpy() if tops else np.zeros((0, k_max), np.int64),
@@ -132,6 +144,11 @@ class Evaluator:
 
             out.update(beyond_accuracy(result, self))
         return out
+
+
+def batch_seed(seed: int, batch: int) -> int:
+    """The tie-breaking seed of user batch ``batch`` of an evaluator seeded ``seed``."""
+    return int(np.random.SeedSequence([seed, batch]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def per_user(result: RankingResult, ks: Sequence[int], metrics: Sequence[str]) -> dict[str, np.ndarray]:

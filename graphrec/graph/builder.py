@@ -19,6 +19,7 @@ import itertools
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from torch_geometric.data import HeteroData
 
@@ -259,9 +260,11 @@ def _user_onehots(dataset: Dataset, cfg: GraphConfig) -> torch.Tensor:
 
 
 def _mean_of_items(inter: Interactions, num_users: int, item_x: torch.Tensor) -> torch.Tensor:
-    """``[num_users, d]``: mean of the item features of each user's interactions (zeros without any)."""
-    user = torch.from_numpy(inter.user)
-    out = torch.zeros(num_users, item_x.shape[1])
-    out.index_add_(0, user, item_x[torch.from_numpy(inter.item)])
-    count = torch.bincount(user, minlength=num_users).clamp(min=1).unsqueeze(1)
-    return out / count
+    """``[num_users, d]``: mean of the item features of each user's interactions (zeros without any).
+
+    One sparse × dense product: memory ``O(num_users · d + interactions)``, never ``interactions × d``.
+    """
+    count = np.bincount(inter.user, minlength=num_users)
+    weight = (1.0 / np.maximum(count, 1))[inter.user].astype(np.float32)
+    mean = sp.csr_matrix((weight, (inter.user, inter.item)), shape=(num_users, item_x.shape[0]))
+    return torch.from_numpy(np.asarray(mean @ item_x.numpy(), dtype=np.float32))

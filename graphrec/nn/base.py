@@ -35,6 +35,9 @@ class ScoringModel(nn.Module):
 
     #: whether :meth:`loss` is defined (trained by the BPR trainer)
     trainable: bool = False
+    #: whether a training step may leave some parameters without a gradient (a sampled subgraph that misses
+    #: some node or edge types): data-parallel training must then look for them at every step
+    partial_gradients: bool = False
 
     def __init__(self, num_users: int, num_items: int) -> None:
         super().__init__()

@@ -115,6 +115,7 @@ class GraphSAGE(ScoringModel):
     """
 
     trainable = True
+    partial_gradients = True
 
     def __init__(self, data: HeteroData, hidden: int = 64, num_layers: int = 2, fanouts: Sequence[int] = (10, 10),
                  dropout: float = 0.0, reg: float = 1e-4, objective: str = "bpr", seed: int = 0,

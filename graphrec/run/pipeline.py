@@ -15,6 +15,7 @@ import scipy.sparse as sp
 import torch
 from torch_geometric.data import HeteroData
 
+from graphrec import distributed
 from graphrec.data import Dataset, Split, make_split
 from graphrec.errors import ConfigError, GraphrecError
 from graphrec.eval import Evaluator
@@ -26,7 +27,7 @@ from graphrec.nn import ScoringModel
 from graphrec.nn.spec import ModelInputs
 from graphrec.run.bundle import write_bundle
 from graphrec.run.config import ExperimentConfig, dump_config
-from graphrec.runtime import set_threads
+from graphrec.runtime import available_cpus, set_threads
 from graphrec.text import TextEncoder, item_texts
 from graphrec.train import Trainer, load_checkpoint, save_checkpoint, seed_everything
 
@@ -186,6 +187,11 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     full ``train.epochs`` and keeps the last epoch; ``metrics["valid"]`` is
     None.
 
+    In a multi-process run (every rank calls this; see
+    :mod:`graphrec.distributed`), each rank prepares the same data, training
+    and evaluation are sharded, and rank 0 alone writes the run directory
+    (whose default name it chooses for all).
+
     Returns:
         ``(run_dir, metrics)`` where metrics has ``valid`` and ``test`` sections.
 
@@ -194,9 +200,15 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
             ``overwrite``, or a resume of a missing or different run.
     """
     started = time.perf_counter()
+    from graphrec.train.trainer import check_device
+
+    world = distributed.init(check_device(config.train.device, "train.device"))
+    if not world.is_main:
+        log = _silent
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    out = Path(run_dir) if run_dir is not None else Path(config.output) / f"{config.name}-{stamp}"
-    prepare_run_dir(out, resume, overwrite)
+    out = Path(distributed.broadcast(str(run_dir) if run_dir is not None else
+                                     str(Path(config.output) / f"{config.name}-{stamp}"), world))
+    distributed.on_main(lambda: prepare_run_dir(out, resume, overwrite), world)
     resumed_from = None
     if resume:
         from graphrec.run.config import load_config
@@ -204,10 +216,11 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
         saved = load_config(out / "config.yaml", strict=False)
         check_resumable(saved, config, out)
         resumed_from = saved.train.epochs
-    else:
+    elif world.is_main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", dump_config(config))
-    threads = set_threads(config.train.threads)
+    threads = set_threads(config.train.threads if world.local_size == 1 or config.train.threads != "auto"
+                          else max(1, available_cpus() // world.local_size))
     data = prepare(config)
     st = data.split.stats()
     log(f"{config.name}: {data.dataset.name} {data.split.method}: train {st.sizes['train']:,}, "
@@ -219,7 +232,8 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     if model.trainable:
         trainer = Trainer(model, data.train, valid_ev if has_valid else None, config.train, out, log=log,
                           on_eval=on_eval)
-        log(f"training {model!r} on {trainer.device} ({threads} threads)")
+        log(f"training {model!r} on {trainer.device} ({threads} threads"
+            + (f", rank 0 of {world.size} ranks" if world.distributed else "") + ")")
         if not has_valid:
             log(f"no validation part in split {data.split.method!r}: training all {config.train.epochs} epochs, "
                 "keeping the last")
@@ -228,8 +242,9 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
         model = trainer.model
     else:
         model.fit(data.train)
-        save_checkpoint(out / "best.pt", {"model": model.state_dict(), "model_class": type(model).__name__,
-                                          "hparams": model.hparams(), "epoch": 0})
+        if world.is_main:
+            save_checkpoint(out / "best.pt", {"model": model.state_dict(), "model_class": type(model).__name__,
+                                              "hparams": model.hparams(), "epoch": 0})
     metric = f"valid_{config.train.metric}"
     best = max(range(len(history)), key=lambda i: history[i].get(metric, -math.inf)) + 1 if has_valid and history \
         else len(history)
@@ -241,10 +256,14 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
         "seconds": round(time.perf_counter() - started, 1),
         "model": repr(model),
         "threads": threads,
+        "world_size": world.size,
         "data_source": str(data.dataset.source) if data.dataset.source is not None else None,
     }
     if resumed_from is not None and resumed_from != config.train.epochs:
         metrics["resumed_with"] = {"train.epochs": config.train.epochs, "config.yaml": resumed_from}
+    if not world.is_main:
+        distributed.barrier(world)  # returns once rank 0 has written the run directory
+        return out, metrics
     save_per_user(out / PER_USER_FILE, test_ev)
     bundle_run(out, config, data, model)
     atomic_write_json(out / "metrics.json", metrics)
@@ -252,7 +271,12 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
         from graphrec.run.plot import plot_history
 
         plot_history(history, out / "curve.png", metric=metric, title=config.name)
+    distributed.barrier(world)
     return out, metrics
+
+
+def _silent(*_: Any) -> None:
+    """The log of the ranks other than 0."""
 
 
 def save_per_user(path: Path, evaluator: Evaluator) -> None:

@@ -17,12 +17,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from graphrec import distributed
 from graphrec.errors import ConfigError, GraphrecError
 from graphrec.eval.evaluator import Evaluator
 from graphrec.eval.metrics import METRICS
 from graphrec.fs import atomic_write_json, atomic_write_text
 from graphrec.nn.base import ScoringModel
-from graphrec.runtime import keep_freed_memory, resolve_device, resolve_threads, set_threads
+from graphrec.runtime import available_cpus, keep_freed_memory, resolve_device, resolve_threads, set_threads
 from graphrec.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from graphrec.train.negatives import NegativeSampler, hardest
 
@@ -161,6 +162,14 @@ class Trainer:
     official ML-100K ``u1``-``u5``), nothing can choose an epoch: the trainer
     runs all ``epochs`` and ``best.pt`` is the last epoch.
 
+    In a multi-process run (``graphrec run --nproc N``, or torchrun; see
+    :mod:`graphrec.distributed`), every rank draws the same global batches
+    and trains on its shard of each, the gradients averaged by
+    DistributedDataParallel with each shard weighted by its share of the
+    batch: a step is the one-process step on the whole batch, up to float
+    summation order. Validation is sharded too, so every rank takes the same
+    early-stopping decision; rank 0 alone writes the run directory.
+
     Args:
         model: A :class:`~graphrec.nn.ScoringModel` with ``trainable = True``.
         train: ``num_users × num_items`` CSR of train interactions.
@@ -185,18 +194,27 @@ class Trainer:
         if not model.trainable:
             raise ConfigError(f"{type(model).__name__} has no loss to train; call its fit() instead")
         self.config = config
-        self.device = resolve_device(config.device)
-        self.threads = set_threads(config.threads)
+        self.world = distributed.init(resolve_device(config.device))
+        self.device = distributed.rank_device(resolve_device(config.device), self.world)
+        threads: int | str = config.threads
+        if threads == "auto" and self.world.local_size > 1:  # the node's cores shared among its ranks
+            threads = max(1, available_cpus() // self.world.local_size)
+        self.threads = set_threads(threads)
         if self.device.type == "cpu":
             keep_freed_memory()
         self.model = model.to(self.device)
+        # one process: the model's own loss; several: the same loss through DistributedDataParallel
+        self._step = distributed.wrap(_WeightedLoss(self.model), self.device, self.world,
+                                      find_unused=model.partial_gradients)
         coo = sp.csr_matrix(train).tocoo()
         self.train_users = torch.from_numpy(coo.row.astype(np.int64))
         self.train_items = torch.from_numpy(coo.col.astype(np.int64))
         if len(self.train_users) == 0:
             raise GraphrecError("the train part has no interactions")
         self.valid = valid
+        # rank 0 alone writes the run directory
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        self._writes = self.run_dir is not None and self.world.is_main
         self.generator = torch.Generator()
         self.sampler = NegativeSampler(train, self.generator, negative_items)
         self.optimizer = self._make_optimizer()
@@ -205,7 +223,7 @@ class Trainer:
         self.best_epoch = -1
         self.bad_evals = 0
         self.epoch = 0
-        self.log = log
+        self.log = log if self.world.is_main else None
         self.on_eval = on_eval
         self._tensorboard: Any = None
 
@@ -236,17 +254,27 @@ class Trainer:
             from tqdm.auto import tqdm
 
             starts = tqdm(starts, desc=f"epoch {self.epoch + 1}", leave=False, unit="batch")
+        world = self.world
         for start in starts:
-            u = users[start : start + bs].to(self.device, non_blocking=True)
-            p = pos[start : start + bs].to(self.device, non_blocking=True)
-            n = neg[start : start + bs].to(self.device, non_blocking=True)
+            lo, hi, weight = start, min(start + bs, len(users)), 1.0
+            if world.distributed:  # this rank's shard, its loss weighted by its share of the global batch
+                a, b = distributed.shard_bounds(hi - lo, world.rank, world.size)
+                weight = (b - a) * world.size / (hi - lo)
+                if a == b:  # fewer examples than ranks: one example at weight 0, so every rank still takes the step
+                    a, b = 0, 1
+                lo, hi = lo + a, lo + b
+            u = users[lo:hi].to(self.device, non_blocking=True)
+            p = pos[lo:hi].to(self.device, non_blocking=True)
+            n = neg[lo:hi].to(self.device, non_blocking=True)
             n = n.view(-1) if m == 1 else hardest(self.model, u, n)
-            loss = self.model.loss(u, p, n)
+            loss = self._step(u, p, n, weight)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             total += float(loss.detach())
             steps += 1
+        if world.distributed:  # the mean over ranks of the weighted shard losses: each step's global batch loss
+            total = distributed.all_sum([total], world)[0] / world.size
         return total / max(steps, 1)
 
     def fit(self, resume: bool = False) -> list[dict[str, float]]:
@@ -292,6 +320,7 @@ class Trainer:
         if self._tensorboard is not None:
             self._tensorboard.close()
             self._tensorboard = None
+        distributed.barrier(self.world)  # rank 0's files are written before any rank reads best.pt
         return self.history
 
     def _report(self, row: dict[str, float]) -> None:
@@ -306,7 +335,7 @@ class Trainer:
                          + (f", {self.bad_evals}/{c.patience} without improvement" if c.patience and self.bad_evals else "")
                          + ")")
             self.log(f"{text}  {seconds}")
-        if c.log == "tensorboard" and self.run_dir is not None:
+        if c.log == "tensorboard" and self._writes:
             if self._tensorboard is None:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -355,7 +384,7 @@ class Trainer:
         self.bad_evals = int(state["bad_evals"])
 
     def _write(self, improved: bool) -> None:
-        if self.run_dir is None:
+        if not self._writes or self.run_dir is None:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         state = self.state()
@@ -369,6 +398,18 @@ class Trainer:
         """Load the best checkpoint's weights (if any) into the model."""
         if self.run_dir is not None and (self.run_dir / "best.pt").is_file():
             self.model.load_state_dict(load_checkpoint(self.run_dir / "best.pt", map_location=self.device)["model"])
+
+
+class _WeightedLoss(torch.nn.Module):
+    """``model.loss(users, pos, neg) · weight`` as a module's forward: what DistributedDataParallel wraps."""
+
+    def __init__(self, model: ScoringModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+        loss = self.model.loss(users, pos, neg)
+        return loss if weight == 1.0 else loss * weight
 
 
 def history_csv(history: list[dict[str, float]]) -> str:

@@ -46,3 +46,19 @@ def test_xsimgcl_loss_is_rank_plus_cross_layer_contrast():
     m2 = XSimGCL(6, 5, normalized_adjacency(R), dim=4, num_layers=2, cl_weight=0.5, seed=3)
     m2.load_state_dict(m.state_dict())
     assert float(m2.loss(users, pos, neg).detach()) > float(no_cl.detach())  # InfoNCE > 0, same noise draws
+
+
+def test_cl_nodes_bounds_the_contrasted_nodes():
+    m = XSimGCL(6, 5, normalized_adjacency(R), dim=4, num_layers=2, seed=3, cl_nodes=2)
+    nodes = torch.tensor([0, 2, 3, 5])
+    picked = m._cl_sample(nodes)
+    assert len(picked) == 2 and len(set(picked.tolist())) == 2 and set(picked.tolist()) <= {0, 2, 3, 5}
+    assert m._cl_sample(torch.tensor([1, 4])).tolist() == [1, 4]  # no more than the bound: all of them
+    # a bound above the batch's distinct nodes changes nothing: the same loss as without one
+    users, pos, neg = torch.tensor([0, 1]), torch.tensor([1, 2]), torch.tensor([3, 4])
+    unbounded = XSimGCL(6, 5, normalized_adjacency(R), dim=4, num_layers=2, seed=3)
+    bounded = XSimGCL(6, 5, normalized_adjacency(R), dim=4, num_layers=2, seed=3, cl_nodes=10)
+    bounded.load_state_dict(unbounded.state_dict())
+    assert float(bounded.loss(users, pos, neg)) == float(unbounded.loss(users, pos, neg))
+    with pytest.raises(ValueError, match="cl_nodes must be >= 2"):
+        XSimGCL(6, 5, normalized_adjacency(R), cl_nodes=1)

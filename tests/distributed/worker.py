@@ -1,0 +1,62 @@
+"""One rank of the multi-process tests (started by graphrec.distributed.launch, which sets RANK and WORLD_SIZE).
+
+Run as: python worker.py eval OUT.npz
+        python worker.py train MODEL BATCH OUT.npz   (MODEL: lightgcn, mf-bpr, graphsage)
+Rank 0 writes OUT: the evaluation's top-K lists and hits; for train, every rank r writes OUT with ``.rank<r>``
+before its suffix: the trained weights and the history.
+"""
+
+import json
+import sys
+
+import numpy as np
+import torch
+
+from graphrec import distributed
+from graphrec.eval import Evaluator
+from graphrec.nn import LightGCN, MostPopular
+from graphrec.train import TrainConfig, Trainer
+from tests.train.resume_script import build, data
+
+torch.set_num_threads(1)
+
+
+def evaluate(out: str) -> None:
+    distributed.init(torch.device("cpu"))
+    train, valid = data()
+    torch.manual_seed(0)
+    # MostPopular ties many items (equal counts): the tie-breaking must not depend on the rank
+    models = {"mostpop": MostPopular(60, 80).fit(train), "lightgcn": LightGCN(60, 80, _adj(train), dim=8)}
+    arrays = {}
+    for name, model in models.items():
+        # 7 users per batch: 8 batches of the 54 evaluated users, dealt out unevenly to the ranks
+        result = Evaluator(valid, train, ks=(5, 10), batch_size=7).rank(model)
+        arrays[f"{name}_top"], arrays[f"{name}_hits"], arrays[f"{name}_users"] = result.top_items, result.hits, result.users
+    if distributed.active_world().is_main:
+        np.savez(out, **arrays)
+
+
+def _adj(train):
+    from graphrec.graph import normalized_adjacency
+
+    return normalized_adjacency(train)
+
+
+def fit(name: str, batch: int, out: str) -> None:
+    train, valid = data()
+    torch.manual_seed(0)
+    model = build(name, train)
+    cfg = TrainConfig(epochs=3, batch_size=batch, lr=0.01, seed=3, patience=0, progress=False, device="cpu",
+                      metric="ndcg@5", threads=1)
+    trainer = Trainer(model, train, Evaluator(valid, train, ks=(5,)), cfg)
+    history = trainer.fit()
+    weights = {k: v.detach().numpy() for k, v in model.state_dict().items() if v.layout == torch.strided}
+    np.savez(out.replace(".npz", f".rank{trainer.world.rank}.npz"), history=json.dumps(history), **weights)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "eval":
+        evaluate(sys.argv[2])
+    else:
+        fit(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    distributed.destroy()
