@@ -190,9 +190,22 @@ def timed_epoch(model: Any, train: Any, batch: int, steps: int, budget: float, d
                 break
     sync()
     per_step = (time.perf_counter() - step_start) / done
-    return {"seconds": setup + per_step * total, "step_seconds": per_step, "steps_timed": done,
-            "steps_per_epoch": total, "setup_seconds": setup, "extrapolated": done < total, "batch": batch,
-            "mean_loss": float(np.mean(losses))}
+    out = {"seconds": setup + per_step * total, "step_seconds": per_step, "steps_timed": done,
+           "steps_per_epoch": total, "setup_seconds": setup, "extrapolated": done < total, "batch": batch,
+           "mean_loss": float(np.mean(losses))}
+    if hasattr(model, "fanouts"):  # GraphSAGE: how large a step's sampled subgraph is (a sampler of its own)
+        from graphrec.sampling import NeighborSampler
+
+        graph = model._graph()[0]
+        seeds = {"user": torch.unique(users[:batch]), "item": torch.unique(torch.cat([pos[:batch], neg[:batch]]))}
+        sample = NeighborSampler(graph, model.fanouts, seed=0).sample(seeds)
+        out["sampled_nodes"] = int(sum(len(v) for v in sample.node.values()))
+        reach, width = 1, 1
+        for f in model.fanouts:
+            width *= f
+            reach += width
+        out["sampled_bound"] = int(sum(len(v) for v in seeds.values())) * reach
+    return out
 
 
 def run_size(log_path: Path, interactions: int, a: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
@@ -262,6 +275,7 @@ def run_size(log_path: Path, interactions: int, a: argparse.Namespace, run_dir: 
     lightgcn.eval()
     with st.stage("evaluate") as row:
         test_ev = evaluators(config, data)[1]
+        assert test_ev.world is None  # one process
         metrics = test_ev.evaluate(lightgcn, beyond=True)
         row["users"] = len(test_ev.users)
         row["recall@20"] = metrics["recall@20"]
@@ -284,6 +298,10 @@ def exponent(sizes: list[int], values: list[float]) -> float | None:
         return None
     x, y = np.array(pts).T
     return float(np.polyfit(x, y, 1)[0])
+
+
+def _fmt(e: float | None) -> str:
+    return "–" if e is None else f"{e:.2f}"
 
 
 def quadratic_by_design(stage: str) -> bool:
@@ -360,8 +378,7 @@ def main() -> None:
         cells = " | ".join(f"{'~' if row.get('extrapolated') else ''}{row['seconds']:,.1f} | {row['peak_rss_mb']:,.0f}"
                            for row in rows)
         note = " (quadratic by design)" if quadratic_by_design(name) else ""
-        fmt = (lambda e: "–" if e is None else f"{e:.2f}")
-        out(f"| {name}{note} | {cells} | {fmt(t_exp)} | {fmt(m_exp)} |"
+        out(f"| {name}{note} | {cells} | {_fmt(t_exp)} | {_fmt(m_exp)} |"
             + (f" {rows[-1].get('gpu_peak_mb', 0):,.0f} |" if gpu else ""))
         stages[name] = {"seconds": secs, "peak_rss_mb": [row["peak_rss_mb"] for row in rows],
                         "memory_mb": [row["memory_mb"] for row in rows], "time_exponent": t_exp,
@@ -377,7 +394,16 @@ def main() -> None:
             s = stages[name]
             out(f"{name}: a step grows with exponent {s['step_time_exponent']:.2f} (one propagation of the whole "
                 f"graph); {s['seconds'][-1] / 60:,.0f} min per epoch at batch {BATCH} and {sizes[-1]:,}")
-    ev = stages["evaluate"]
+    if "epoch graphsage" in names:
+        rows = [r["stages"]["epoch graphsage"] for r in results]
+        nodes = [row["sampled_nodes"] for row in rows]
+        per_node = [row["step_seconds"] / n for row, n in zip(rows, nodes, strict=True)]
+        out("epoch graphsage: distinct nodes in a step's sampled subgraph (first batch) "
+            + ", ".join(f"{n:,}" for n in nodes) + ", bounded at any size by "
+            + ", ".join(f"{row['sampled_bound']:,}" for row in rows) + " (seeds × (1 + f₁ + f₁f₂)); step time per "
+            "sampled node " + ", ".join(f"{1e6 * x:.2f} µs" for x in per_node)
+            + f" (exponent {_fmt(exponent(sizes, per_node))})")
+        stages["epoch graphsage"]["sampled_nodes"] = nodes
     out(f"evaluate: {results[-1]['stages']['evaluate']['users']:,} users at {sizes[-1]:,}, batches of {a.eval_batch} "
         f"users; its own memory (peak minus the RSS it started with) "
         + ", ".join(f"{r['stages']['evaluate']['peak_rss_mb'] - r['stages']['evaluate']['start_rss_mb']:,.0f} MB"

@@ -448,6 +448,9 @@ def _launch_run(args: argparse.Namespace, config: Any, run_dir: str | None) -> i
         raise GraphrecError(f"--nproc must be >= 1, got {args.nproc}")
     if "WORLD_SIZE" in os.environ:
         raise GraphrecError("--nproc starts its own ranks: under torchrun (WORLD_SIZE is set), leave it out")
+    if not config.spec.model.trainable:
+        raise GraphrecError(f"--nproc {args.nproc}: model {config.model.name!r} is fitted in closed form, once; "
+                            "a multi-process run trains the BPR models: leave --nproc out")
     argv, skip = [], False
     for token in args.argv:
         if skip:
@@ -460,7 +463,9 @@ def _launch_run(args: argparse.Namespace, config: Any, run_dir: str | None) -> i
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         run_dir = str(Path(config.output) / f"{config.name}-{stamp}")
         argv += ["--out", run_dir]
-    code = launch([sys.executable, "-m", "graphrec", *argv], args.nproc)
+    # each rank runs the same command as one process of the world (--nproc 1 last: argparse keeps the last value,
+    # whatever abbreviation of --nproc the user typed)
+    code = launch([sys.executable, "-m", "graphrec", *argv, "--nproc", "1"], args.nproc)
     if code != 0 and (Path(run_dir) / "last.pt").is_file():
         print(f"the run can continue from its last checkpoint: graphrec run --resume {run_dir} --nproc {args.nproc}",
               file=sys.stderr)
@@ -468,7 +473,12 @@ def _launch_run(args: argparse.Namespace, config: Any, run_dir: str | None) -> i
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    import os
+
     from graphrec.run import load_config
+
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise GraphrecError("graphrec tune runs its trials in one process: start it without torchrun")
     from graphrec.run.tuning import check_space, default_space, read_space, tune
 
     config = _with_data_dir(load_config(args.config, _overrides(args, quiet=True)), args.data_dir)
@@ -658,8 +668,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except GraphrecError as exc:
-        if _rank() == 0:  # every rank of a multi-process run raises the same error: one says it
+        rank = _rank()
+        if rank == 0:
             print(f"error: {exc}", file=sys.stderr)
+        elif not getattr(exc, "collective", False):  # rank 0's own errors are said by rank 0
+            print(f"[rank {rank}] error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:
         import torch.distributed as dist

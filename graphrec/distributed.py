@@ -12,11 +12,13 @@ evaluation deals its user batches out to the ranks and gathers the top-K
 lists (:mod:`graphrec.eval.evaluator`); rank 0 alone writes the run
 directory.
 
-Backend: gloo on the CPU, NCCL on CUDA (one GPU per local rank). A rank that
-dies makes the others' next collective fail (gloo and NCCL see the closed
-connection); a rank that stops answering makes it fail after
-``GRAPHREC_DIST_TIMEOUT`` seconds (default 1800). :func:`launch` (``graphrec
-run --nproc N``) also stops the other ranks as soon as one fails.
+Backend: gloo on the CPU, NCCL on CUDA (one GPU per local rank). The run
+directory must be on a filesystem every rank sees (checkpoints are written by
+rank 0 and read back by rank 0, which broadcasts them). When a rank dies,
+:func:`launch` (``graphrec run --nproc N``) and torchrun stop the others at
+once; without a launcher, gloo fails the survivors' next collective (the
+connection closes), and NCCL or a rank that stops answering fails it after
+``GRAPHREC_DIST_TIMEOUT`` seconds (default 1800).
 """
 
 from __future__ import annotations
@@ -89,19 +91,6 @@ def current_world() -> World:
     return World(rank, size, local_rank, local_size)
 
 
-def active_world() -> World:
-    """The world of the process group this process has joined; one rank when it has joined none."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return World(dist.get_rank(), dist.get_world_size(), *_local(dist.get_rank(), dist.get_world_size()))
-    return World()
-
-
-def _local(rank: int, size: int) -> tuple[int, int]:
-    return _env_int("LOCAL_RANK", rank), _env_int("LOCAL_WORLD_SIZE", size)
-
-
 def init(device: torch.device) -> World:
     """Join the process group of a multi-process run (once; nothing for one process).
 
@@ -118,7 +107,7 @@ def init(device: torch.device) -> World:
                               "graphrec run --nproc N, or torchrun")
     backend = "nccl" if device.type == "cuda" else "gloo"
     if backend == "nccl":
-        torch.cuda.set_device(world.local_rank)
+        torch.cuda.set_device(rank_device(device, world))
     timeout = timedelta(seconds=_env_int("GRAPHREC_DIST_TIMEOUT", 1800))
     dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=timeout)
     return world
@@ -173,7 +162,9 @@ def all_sum(values: Sequence[float], world: World) -> list[float]:
         return list(values)
     import torch.distributed as dist
 
-    t = torch.tensor(list(values), dtype=torch.float64)
+    # NCCL reduces device tensors only
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    t = torch.tensor(list(values), dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
 
@@ -185,24 +176,43 @@ def barrier(world: World) -> None:
         dist.barrier()
 
 
-def on_main(fn: Callable[[], T], world: World) -> T | None:
-    """Run ``fn`` on rank 0 only; a GraphrecError it raises is raised on every rank (with rank 0's message).
+class RankError(GraphrecError):
+    """An error rank 0 raised in work only it does (:func:`on_main`), raised again on the other ranks."""
 
-    Returns ``fn()``'s result on rank 0 and None elsewhere.
+    collective = True
+
+
+def on_main(fn: Callable[[], T], world: World) -> T | None:
+    """Run ``fn`` on rank 0 only; whatever it raises is raised on every rank, so none waits for rank 0 forever.
+
+    Returns ``fn()``'s result on rank 0 and None elsewhere. The other ranks
+    raise :class:`RankError` with rank 0's message.
     """
     result, error = None, None
     if world.is_main:
         try:
             result = fn()
-        except GraphrecError as exc:
+        except BaseException as exc:  # re-raised below, after the others are told
             error = exc
-    message = broadcast(None if error is None else (type(error), str(error)), world)
+    if world.distributed:
+        message = broadcast(None if error is None else f"{type(error).__name__}: {error}"
+                            if not isinstance(error, GraphrecError) else str(error), world)
+        if error is None and message is not None:
+            raise RankError(message)
     if error is not None:
+        if isinstance(error, GraphrecError):
+            error.collective = True  # type: ignore[attr-defined]
         raise error
-    if message is not None:
-        kind, text = message
-        raise kind(text)
     return result
+
+
+def broadcast_state(load: Callable[[], T], world: World) -> T:
+    """``load()`` run on rank 0 and its result (a checkpoint's state) sent to every rank: the ranks agree on it
+    even where a filesystem shows them different files (a node without the file, a stale network cache)."""
+    if not world.distributed:
+        return load()
+    value = on_main(load, world)
+    return broadcast(value, world)  # type: ignore[return-value]
 
 
 def wrap(model: torch.nn.Module, device: torch.device, world: World, find_unused: bool = False) -> torch.nn.Module:
@@ -233,8 +243,9 @@ def destroy() -> None:
 
 
 def free_port() -> int:
+    """A TCP port free on every interface now (the rendezvous binds them all)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("", 0))
         return int(s.getsockname()[1])
 
 
@@ -247,47 +258,95 @@ def _describe(code: int) -> str:
     return f"exited with status {code}"
 
 
-def launch(command: Sequence[str], nproc: int, env: dict[str, str] | None = None, grace: float = 10.0,
-           on_failure: str = "") -> int:
+#: the status of a rank that only lost contact with a failed one (graphrec.cli): never the first cause
+LOST_CONTACT = 3
+#: seconds the launcher waits, after a rank lost contact, for the rank that failed to end
+LOST_CONTACT_WAIT = 5.0
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the rank gets SIGTERM when the launcher dies, so no rank outlives it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class _Stop(Exception):
+    pass
+
+
+def launch(command: Sequence[str], nproc: int, env: dict[str, str] | None = None, grace: float = 10.0) -> int:
     """Run ``command`` as ``nproc`` ranks on this machine (what ``torchrun --nproc-per-node N`` does).
 
     Each rank gets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``,
-    ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``. When a rank
+    ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT`` and, unless set,
+    ``OMP_NUM_THREADS`` (the cores divided among the ranks). When a rank
     fails, the others are stopped (SIGTERM, then SIGKILL after ``grace``
-    seconds), a line names the rank and how it ended (plus ``on_failure``),
-    and its status is returned; 0 when every rank succeeds.
+    seconds) and a line names the rank that failed first and how it ended; a
+    rank that merely lost contact with it is never named as the cause. So
+    are the ranks when the launcher gets SIGTERM, SIGHUP or Ctrl-C (and, on
+    Linux, when it dies). Returns 0 when every rank succeeds, else the failed
+    rank's status (128 + N for a signal N).
     """
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {nproc}")
+    from graphrec.runtime import available_cpus
+
     base = {**os.environ, **(env or {}), "WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc),
             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-    procs = [subprocess.Popen(list(command), env={**base, "RANK": str(r), "LOCAL_RANK": str(r)})
-             for r in range(nproc)]
-    failed: tuple[int, int] | None = None
+    base.setdefault("OMP_NUM_THREADS", str(max(1, available_cpus() // nproc)))
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise _Stop(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    procs: list[subprocess.Popen[bytes]] = []
+    failures: list[tuple[int, int]] = []
+    first_failure: float | None = None
+    interrupted: int | None = None
     try:
+        for r in range(nproc):
+            procs.append(subprocess.Popen(list(command), env={**base, "RANK": str(r), "LOCAL_RANK": str(r)},
+                                          preexec_fn=_die_with_parent if sys.platform == "linux" else None))
         while True:
-            codes = [p.poll() for p in procs]
-            bad = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
-            if bad:
-                failed = bad[0]
-                break
-            if all(c == 0 for c in codes):
+            for r, p in enumerate(procs):
+                code = p.poll()
+                if code not in (None, 0) and all(r != f for f, _ in failures):
+                    failures.append((r, code))
+            if failures:
+                first_failure = first_failure or time.monotonic()
+                # a rank that only lost contact: give the rank that failed time to end and be named
+                if (any(code != LOST_CONTACT for _, code in failures)
+                        or time.monotonic() - first_failure > LOST_CONTACT_WAIT):
+                    break
+            if all(p.poll() == 0 for p in procs):
                 return 0
             time.sleep(0.1)
     except KeyboardInterrupt:
-        failed = (-1, 130)
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    deadline = time.monotonic() + grace
-    for p in procs:
-        try:
-            p.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    rank, code = failed
-    if rank >= 0:
-        print(f"error: rank {rank} (pid {procs[rank].pid}) {_describe(code)}; the other ranks were stopped"
-              + (f". {on_failure}" if on_failure else ""), file=sys.stderr)
-    return code if code > 0 else 128 - code if code < 0 else 1
+        interrupted = int(signal.SIGINT)
+    except _Stop as exc:
+        interrupted = int(exc.args[0])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.monotonic() + grace
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    if interrupted is not None:
+        print(f"error: stopped by {signal.Signals(interrupted).name}; the ranks were stopped", file=sys.stderr)
+        return 128 + interrupted
+    # the first cause: a rank that did not merely lose contact, among those seen failing first
+    rank, code = next((f for f in failures if f[1] != LOST_CONTACT), failures[0])
+    print(f"error: rank {rank} (pid {procs[rank].pid}) {_describe(code)}; the other ranks were stopped",
+          file=sys.stderr)
+    return code if code > 0 else 128 - code

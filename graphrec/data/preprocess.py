@@ -43,6 +43,11 @@ def drop_duplicates(dataset: Dataset, policy: DuplicatePolicy = "last") -> Datas
     keys = inter.pair_keys(dataset.num_items)
     order_pos = np.arange(n)
     ts = inter.timestamp if inter.timestamp is not None else np.zeros(n, dtype=np.int64)
+    if policy not in ("last", "first", "max", "error"):
+        raise ValueError(f"duplicate policy must be 'last', 'first', 'max' or 'error', got {policy!r}")
+    sorted_keys = np.sort(keys)
+    if not np.any(sorted_keys[1:] == sorted_keys[:-1]):  # the usual case, one sort instead of a 3-key lexsort
+        return dataset
     if policy == "error":
         dup = duplicate_mask(dataset)
         if dup.any():
@@ -57,11 +62,9 @@ def drop_duplicates(dataset: Dataset, policy: DuplicatePolicy = "last") -> Datas
     elif policy == "first":
         order = np.lexsort((order_pos, ts, keys))
         pick = np.r_[True, keys[order][1:] != keys[order][:-1]]
-    elif policy == "max":
+    else:  # "max"
         order = np.lexsort((order_pos, ts, inter.rating, keys))
         pick = np.r_[keys[order][1:] != keys[order][:-1], True]
-    else:
-        raise ValueError(f"duplicate policy must be 'last', 'first', 'max' or 'error', got {policy!r}")
     kept = np.sort(order[pick])
     if len(kept) == n:
         return dataset

