@@ -392,7 +392,7 @@ def main() -> None:
     for name in names:
         if quadratic_by_design(name):
             s = stages[name]
-            out(f"{name}: a step grows with exponent {s['step_time_exponent']:.2f} (one propagation of the whole "
+            out(f"{name}: a step grows with exponent {_fmt(s['step_time_exponent'])} (one propagation of the whole "
                 f"graph); {s['seconds'][-1] / 60:,.0f} min per epoch at batch {BATCH} and {sizes[-1]:,}")
     if "epoch graphsage" in names:
         rows = [r["stages"]["epoch graphsage"] for r in results]

@@ -16,6 +16,18 @@ def to_csr(users: np.ndarray, items: np.ndarray, num_users: int, num_items: int)
     return m
 
 
+def in_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """``np.isin(values, sorted_keys)`` for keys sorted already: one binary search per value.
+
+    (numpy 2.4's ``isin`` and ``unique`` hash: on 20M keys ``unique`` took 20 s against 0.15 s for a sort, and
+    a 5M-interaction split went from 11.3 s to 1.2 s; a split sorts its keys once and searches them.)
+    """
+    if len(sorted_keys) == 0:
+        return np.zeros(np.shape(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[pos] == values
+
+
 def multihot(labels: pd.Series) -> torch.Tensor:
     """``[len(labels), num_labels]`` 0/1 matrix of each row's label list (genres...), labels in sorted order."""
     exploded = labels.explode().dropna()

@@ -14,6 +14,7 @@ from graphrec import distributed
 from graphrec.errors import ConfigError
 from graphrec.eval.metrics import METRICS
 from graphrec.eval.topk import topk, unseen_scores
+from graphrec.matrices import in_sorted
 from graphrec.nn.base import ScoringModel
 
 
@@ -109,28 +110,34 @@ class Evaluator:
         k_max = max(self.ks)
         emb = model.get_embedding()  # propagate once for all batches
         world = self.world or distributed.World()
-        batches = range(0, len(self.users), self.batch_size)
-        tops, hits = [], []
-        for b in range(world.rank, len(batches), world.size):
-            users = self.users[batches[b] : batches[b] + self.batch_size]
+        n, bs, num_items = len(self.users), self.batch_size, self.truth.shape[1]
+        mine = range(world.rank, -(-n // bs), world.size)  # this rank's batches: b, b + N, ...
+        # the results written into arrays allocated once: per-batch small tensors kept between the batches'
+        # large temporaries fragmented the heap (graphrec keeps freed memory) and grew RSS with the users
+        count = sum(min(bs, n - b * bs) for b in mine)
+        tops, hits = np.empty((count, k_max), dtype=np.int64), np.empty((count, k_max), dtype=bool)
+        at = 0
+        for b in mine:
+            users = self.users[b * bs : (b + 1) * bs]
             scores = unseen_scores(model, users, self.exclude, emb)  # [B, I]
             if self.candidates is not None:
                 scores[:, ~self.candidates.to(device)] = -torch.inf
             generator = torch.Generator(device=device).manual_seed(batch_seed(self.seed, b))
-            top = topk(scores, k_max, generator)[1]  # [B, K]
-            tr = self.truth[users].tocoo()
-            relevant = torch.zeros_like(scores, dtype=torch.bool)
-            relevant[torch.from_numpy(tr.row).to(device), torch.from_numpy(tr.col).to(device)] = True
-            hits.append(relevant.gather(1, top).cpu())
-            tops.append(top.cpu())
+            top = topk(scores, k_max, generator)[1].cpu().numpy()  # [B, K]
+            del scores
+            tr = self.truth[users].tocoo()  # relevant pairs, rows local to the batch
+            truth_keys = np.sort(tr.row.astype(np.int64) * num_items + tr.col)
+            tops[at : at + len(users)] = top
+            hits[at : at + len(users)] = in_sorted(np.arange(len(users))[:, None] * num_items + top, truth_keys)
+            at += len(users)
         if world.distributed:  # rank r holds batches r, r + N, ...: interleave them back into batch order
             parts = distributed.all_gather((tops, hits), world)
-            tops = [parts[b % world.size][0][b // world.size] for b in range(len(batches))]
-            hits = [parts[b % world.size][1][b // world.size] for b in range(len(batches))]
+            order = [(parts[b % world.size], (b // world.size) * bs, min(bs, n - b * bs)) for b in range(-(-n // bs))]
+            tops = np.concatenate([p[0][o : o + c] for p, o, c in order]) if order else tops
+            hits = np.concatenate([p[1][o : o + c] for p, o, c in order]) if order else hits
         model.train(was_training)
         n_rel = np.diff(self.truth.indptr)[self.users]
-        result = RankingResult(self.users, torch.cat(tops).numpy() if tops else np.zeros((0, k_max), np.int64),
-                               torch.cat(hits).numpy() if hits else np.zeros((0, k_max), bool), n_rel)
+        result = RankingResult(self.users, tops, hits, n_rel)
         self.last_result = result
         return result
 
