@@ -24,8 +24,14 @@ def in_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     """
     if len(sorted_keys) == 0:
         return np.zeros(np.shape(values), dtype=bool)
-    pos = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
-    return sorted_keys[pos] == values
+    flat = np.ravel(values)
+    # searched in sorted order: random probes into a large key array miss the cache (2.5M probes into 20M keys:
+    # 3.4 s unsorted, 0.29 s sorted first)
+    order = np.argsort(flat)
+    pos = np.empty(len(flat), dtype=np.int64)
+    pos[order] = np.searchsorted(sorted_keys, flat[order])
+    found = sorted_keys[np.minimum(pos, len(sorted_keys) - 1)] == flat
+    return found.reshape(np.shape(values))
 
 
 def multihot(labels: pd.Series) -> torch.Tensor:
