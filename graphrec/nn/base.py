@@ -38,6 +38,10 @@ class ScoringModel(nn.Module):
     #: whether a training step may leave some parameters without a gradient (a sampled subgraph that misses
     #: some node or edge types): data-parallel training must then look for them at every step
     partial_gradients: bool = False
+    #: in a data-parallel step, the whole global batch's ``(users, positive items)`` while :meth:`loss` sees this
+    #: rank's shard (the trainer sets it): a loss term over the batch as a whole (InfoNCE's in-batch negatives)
+    #: reads it, so that every rank computes the one-process term; None in one process
+    global_batch: tuple[Tensor, Tensor] | None = None
 
     def __init__(self, num_users: int, num_items: int) -> None:
         super().__init__()

@@ -118,6 +118,8 @@ class SimGCL(LightGCN):
         return torch.tensor([0.0] + [1.0 / self.num_layers] * self.num_layers, device=self.alphas.device)
 
     def _contrast(self, users: Tensor, items: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        if self.global_batch is not None:  # a data-parallel shard: contrast the whole batch's nodes, as one process
+            users, items = self.global_batch
         u, i = self._cl_sample(torch.unique(users)), self._cl_sample(torch.unique(items)) + self.num_users
         return info_nce(a[u], b[u], self.temperature) + info_nce(a[i], b[i], self.temperature)
 
@@ -199,8 +201,8 @@ class SimGCLConfig(ModelConfig):
             nodes it contrasts, so a large batch (one grown with the data,
             ``experiments/bench_scale.py``) needs this bound: at 25M
             interactions and a batch of 51,200, the full contrast peaked at
-            20 GB RSS and 43 s per step. In a multi-process run each rank
-            contrasts its own shard's nodes (at most ``cl_nodes`` each).
+            20 GB RSS and 43 s per step. In a multi-process run every rank
+            contrasts the whole global batch's nodes (``global_batch``).
     """
 
     name: Literal["simgcl"] = "simgcl"

@@ -263,6 +263,9 @@ class Trainer:
         for start in starts:
             lo, hi, weight = start, min(start + bs, len(users)), 1.0
             if world.distributed:  # this rank's shard, its loss weighted by its share of the global batch
+                # (terms over the whole batch, such as InfoNCE, are computed alike on every rank; the weights sum to
+                # the number of ranks, so DDP's average keeps them as they are)
+                self.model.global_batch = (users[lo:hi].to(self.device), pos[lo:hi].to(self.device))
                 a, b = distributed.shard_bounds(hi - lo, world.rank, world.size)
                 weight = (b - a) * world.size / (hi - lo)
                 if a == b:  # fewer examples than ranks: one example at weight 0, so every rank still takes the step
@@ -279,6 +282,7 @@ class Trainer:
             total += float(loss.detach())
             steps += 1
         if world.distributed:  # the mean over ranks of the weighted shard losses: each step's global batch loss
+            self.model.global_batch = None
             total = distributed.all_sum([total], world)[0] / world.size
         return total / max(steps, 1)
 
