@@ -260,6 +260,9 @@ def _describe(code: int) -> str:
 
 #: the status of a rank that only lost contact with a failed one (graphrec.cli): never the first cause
 LOST_CONTACT = 3
+#: how a rank can end because another failed: its lost-contact status, or an abort inside the collective
+#: library (gloo may abort a process whose peer vanished mid-collective)
+SECONDARY = (LOST_CONTACT, -int(signal.SIGABRT))
 #: seconds the launcher waits, after a rank lost contact, for the rank that failed to end
 LOST_CONTACT_WAIT = 5.0
 
@@ -286,7 +289,8 @@ def launch(command: Sequence[str], nproc: int, env: dict[str, str] | None = None
     ``OMP_NUM_THREADS`` (the cores divided among the ranks). When a rank
     fails, the others are stopped (SIGTERM, then SIGKILL after ``grace``
     seconds) and a line names the rank that failed first and how it ended; a
-    rank that merely lost contact with it is never named as the cause. So
+    rank that merely lost contact with it (status 3, or an abort in the
+    collective library) is named only when no other rank failed. So
     are the ranks when the launcher gets SIGTERM, SIGHUP or Ctrl-C (and, on
     Linux, when it dies). Returns 0 when every rank succeeds, else the failed
     rank's status (128 + N for a signal N).
@@ -319,7 +323,7 @@ def launch(command: Sequence[str], nproc: int, env: dict[str, str] | None = None
             if failures:
                 first_failure = first_failure or time.monotonic()
                 # a rank that only lost contact: give the rank that failed time to end and be named
-                if (any(code != LOST_CONTACT for _, code in failures)
+                if (any(code not in SECONDARY for _, code in failures)
                         or time.monotonic() - first_failure > LOST_CONTACT_WAIT):
                     break
             if all(p.poll() == 0 for p in procs):
@@ -346,7 +350,7 @@ def launch(command: Sequence[str], nproc: int, env: dict[str, str] | None = None
         print(f"error: stopped by {signal.Signals(interrupted).name}; the ranks were stopped", file=sys.stderr)
         return 128 + interrupted
     # the first cause: a rank that did not merely lose contact, among those seen failing first
-    rank, code = next((f for f in failures if f[1] != LOST_CONTACT), failures[0])
+    rank, code = next((f for f in failures if f[1] not in SECONDARY), failures[0])
     print(f"error: rank {rank} (pid {procs[rank].pid}) {_describe(code)}; the other ranks were stopped",
           file=sys.stderr)
     return code if code > 0 else 128 - code

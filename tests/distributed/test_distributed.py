@@ -223,10 +223,12 @@ def test_an_error_in_rank_0s_own_work_reaches_every_rank(tmp_path):
         "RankError: OSError: [Errno 28] No space left on device"
 
 
-def test_the_rank_that_failed_is_named_not_the_one_that_lost_contact(tmp_path, capsys):
+@pytest.mark.parametrize("reaction", ["sys.exit(3)", "os.abort()"])
+def test_the_rank_that_failed_is_named_not_the_one_that_lost_contact(tmp_path, capsys, reaction):
     script = tmp_path / "rank.py"
-    # rank 0 "loses contact" at once (status 3, as graphrec.cli exits then); rank 1, the cause, fails later
-    script.write_text("import os, sys, time\nif os.environ['RANK'] == '0':\n    sys.exit(3)\n"
+    # rank 0 reacts at once to a peer's failure (status 3, as graphrec.cli exits then, or an abort inside gloo);
+    # rank 1, the cause, fails later
+    script.write_text(f"import os, sys, time\nif os.environ['RANK'] == '0':\n    {reaction}\n"
                       "time.sleep(0.5)\nsys.exit(7)\n")
     assert launch([sys.executable, str(script)], 2, grace=2) == 7
     assert "error: rank 1 " in capsys.readouterr().err
