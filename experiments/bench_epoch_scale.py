@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +59,23 @@ BATCH = 2048
 
 
 def graphrec_epoch(model: torch.nn.Module, train: Any, steps: int | None, device: str, seed: int,
-                   keep_freed: bool = True) -> dict[str, Any]:
-    """Seconds of one epoch (or of its first ``steps`` steps, extrapolated): shuffling, sampling, loss, Adam."""
+                   keep_freed: bool = True, batch: int = BATCH, budget: float | None = None,
+                   on_first_batch: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], dict[str, Any]] | None = None,
+                   ) -> dict[str, Any]:
+    """Seconds of one epoch (or of its first ``steps`` steps, extrapolated): shuffling, sampling, loss, Adam.
+
+    With ``budget``, the first ``steps`` steps only decide: the whole epoch runs when they predict at most
+    ``budget`` seconds. ``on_first_batch(users, pos, neg)`` may add figures about the first batch to the result.
+    """
     model = model.to(device)
     if device == "cpu" and keep_freed:
         keep_freed_memory()  # as graphrec's Trainer does (GRAPHREC_KEEP_FREED_MEMORY=0 turns it off)
+    model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     g = torch.Generator().manual_seed(seed)
     coo = train.tocoo()
     users_all, items_all = torch.from_numpy(coo.row.astype(np.int64)), torch.from_numpy(coo.col.astype(np.int64))
-    total = math.ceil(len(users_all) / BATCH)
+    total = math.ceil(len(users_all) / batch)
     run = total if steps is None else min(steps, total)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     start = time.perf_counter()
@@ -75,19 +83,27 @@ def graphrec_epoch(model: torch.nn.Module, train: Any, steps: int | None, device
     users, pos = users_all[perm], items_all[perm]
     neg = NegativeSampler(train, g).sample(users)
     setup = time.perf_counter() - start  # once per epoch: not extrapolated
-    losses = []
-    for s in range(run):
-        sl = slice(s * BATCH, (s + 1) * BATCH)
+    losses: list[float] = []
+    while len(losses) < run:
+        sl = slice(len(losses) * batch, (len(losses) + 1) * batch)
         loss = model.loss(users[sl].to(device), pos[sl].to(device), neg[sl].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
+        if budget is not None and len(losses) == run < total:
+            sync()
+            if setup + (time.perf_counter() - start - setup) * total / run <= budget:
+                run = total  # the first steps predict the epoch within the budget: all of it
     sync()
     seconds = time.perf_counter() - start
-    return {"steps_timed": run, "steps_per_epoch": total, "seconds_timed": seconds, "setup_seconds": setup,
-            "epoch_seconds": setup + (seconds - setup) * total / run, "extrapolated": run < total,
-            "mean_loss": float(np.mean(losses))}
+    step = (seconds - setup) / run
+    out = {"steps_timed": run, "steps_per_epoch": total, "seconds_timed": seconds, "setup_seconds": setup,
+           "epoch_seconds": setup + step * total, "step_seconds": step, "extrapolated": run < total, "batch": batch,
+           "mean_loss": float(np.mean(losses))}
+    if on_first_batch is not None:
+        out.update(on_first_batch(users[:batch], pos[:batch], neg[:batch]))
+    return out
 
 
 #: glibc's environment form of graphrec.runtime.keep_freed_memory, for the peer's process

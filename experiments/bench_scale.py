@@ -150,61 +150,28 @@ class Stages:
 
 
 def timed_epoch(model: Any, train: Any, batch: int, steps: int, budget: float, device: str, seed: int) -> dict[str, Any]:
-    """One epoch's seconds: all of it when the first ``steps`` steps predict at most ``budget`` seconds, else those
-    steps extrapolated. Shuffling and negative sampling (once per epoch) are timed as they are."""
-    import torch
+    """One epoch's seconds (:func:`bench_epoch_scale.graphrec_epoch`): all of it when the first ``steps`` steps
+    predict at most ``budget`` seconds, else those steps extrapolated; for GraphSAGE, the size of a step's sample."""
+    from bench_epoch_scale import graphrec_epoch
 
-    from graphrec.runtime import keep_freed_memory
-    from graphrec.train.negatives import NegativeSampler
+    def sample_size(users: Any, pos: Any, neg: Any) -> dict[str, Any]:
+        """How large the first batch's sampled subgraph is (a sampler of its own) and its bound."""
+        import torch
 
-    model = model.to(device)
-    if device == "cpu":
-        keep_freed_memory()  # as graphrec's Trainer does
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-    g = torch.Generator().manual_seed(seed)
-    coo = train.tocoo()
-    users_all = torch.from_numpy(coo.row.astype(np.int64))
-    items_all = torch.from_numpy(coo.col.astype(np.int64))
-    total = math.ceil(len(users_all) / batch)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    start = time.perf_counter()
-    perm = torch.randperm(len(users_all), generator=g)
-    users, pos = users_all[perm], items_all[perm]
-    neg = NegativeSampler(train, g).sample(users)
-    setup = time.perf_counter() - start
-    done, losses = 0, []
-    step_start = time.perf_counter()
-    while done < total:
-        sl = slice(done * batch, (done + 1) * batch)
-        loss = model.loss(users[sl].to(device), pos[sl].to(device), neg[sl].to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        done += 1
-        if done == steps:
-            sync()
-            per_step = (time.perf_counter() - step_start) / steps
-            if setup + per_step * total > budget:
-                break
-    sync()
-    per_step = (time.perf_counter() - step_start) / done
-    out = {"seconds": setup + per_step * total, "step_seconds": per_step, "steps_timed": done,
-           "steps_per_epoch": total, "setup_seconds": setup, "extrapolated": done < total, "batch": batch,
-           "mean_loss": float(np.mean(losses))}
-    if hasattr(model, "fanouts"):  # GraphSAGE: how large a step's sampled subgraph is (a sampler of its own)
         from graphrec.sampling import NeighborSampler
 
-        graph = model._graph()[0]
-        seeds = {"user": torch.unique(users[:batch]), "item": torch.unique(torch.cat([pos[:batch], neg[:batch]]))}
-        sample = NeighborSampler(graph, model.fanouts, seed=0).sample(seeds)
-        out["sampled_nodes"] = int(sum(len(v) for v in sample.node.values()))
+        seeds = {"user": torch.unique(users), "item": torch.unique(torch.cat([pos, neg]))}
+        sample = NeighborSampler(model._graph()[0], model.fanouts, seed=0).sample(seeds)
         reach, width = 1, 1
         for f in model.fanouts:
             width *= f
             reach += width
-        out["sampled_bound"] = int(sum(len(v) for v in seeds.values())) * reach
+        return {"sampled_nodes": int(sum(len(v) for v in sample.node.values())),
+                "sampled_bound": int(sum(len(v) for v in seeds.values())) * reach}
+
+    out = graphrec_epoch(model, train, steps, device, seed, batch=batch, budget=budget,
+                         on_first_batch=sample_size if hasattr(model, "fanouts") else None)
+    out["seconds"] = out.pop("epoch_seconds")
     return out
 
 

@@ -439,14 +439,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _launch_run(args: argparse.Namespace, config: Any, run_dir: str | None) -> int:
     """``graphrec run --nproc N``: the same command as N ranks (:func:`graphrec.distributed.launch`)."""
-    import os
-    from datetime import datetime, timezone
-
-    from graphrec.distributed import launch
+    from graphrec.distributed import current_world, launch
+    from graphrec.run.pipeline import default_run_dir
 
     if args.nproc < 1:
         raise GraphrecError(f"--nproc must be >= 1, got {args.nproc}")
-    if "WORLD_SIZE" in os.environ:
+    if current_world().distributed:
         raise GraphrecError("--nproc starts its own ranks: under torchrun (WORLD_SIZE is set), leave it out")
     if not config.spec.model.trainable:
         raise GraphrecError(f"--nproc {args.nproc}: model {config.model.name!r} is fitted in closed form, once; "
@@ -460,8 +458,7 @@ def _launch_run(args: argparse.Namespace, config: Any, run_dir: str | None) -> i
         elif not token.startswith("--nproc="):
             argv.append(token)
     if run_dir is None:  # the ranks must agree on the directory: chosen here
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        run_dir = str(Path(config.output) / f"{config.name}-{stamp}")
+        run_dir = str(default_run_dir(config))
         argv += ["--out", run_dir]
     # each rank runs the same command as one process of the world (--nproc 1 last: argparse keeps the last value,
     # whatever abbreviation of --nproc the user typed)
@@ -473,11 +470,10 @@ def _launch_run(args: argparse.Namespace, config: Any, run_dir: str | None) -> i
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    import os
-
+    from graphrec.distributed import current_world
     from graphrec.run import load_config
 
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+    if current_world().distributed:
         raise GraphrecError("graphrec tune runs its trials in one process: start it without torchrun")
     from graphrec.run.tuning import check_space, default_space, read_space, tune
 

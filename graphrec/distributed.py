@@ -182,11 +182,12 @@ class RankError(GraphrecError):
     collective = True
 
 
-def on_main(fn: Callable[[], T], world: World) -> T | None:
-    """Run ``fn`` on rank 0 only; whatever it raises is raised on every rank, so none waits for rank 0 forever.
+def on_main(fn: Callable[[], T], world: World) -> T:
+    """Run ``fn`` on rank 0 only and return its result on every rank; whatever it raises is raised on every rank,
+    so none waits for rank 0 forever (the other ranks raise :class:`RankError` with rank 0's message).
 
-    Returns ``fn()``'s result on rank 0 and None elsewhere. The other ranks
-    raise :class:`RankError` with rank 0's message.
+    What ``fn`` returns (a checkpoint's state, a decision) is sent to the other ranks: they agree on it even
+    where a filesystem shows them different files (a node without the file, a stale network cache).
     """
     result, error = None, None
     if world.is_main:
@@ -195,24 +196,25 @@ def on_main(fn: Callable[[], T], world: World) -> T | None:
         except BaseException as exc:  # re-raised below, after the others are told
             error = exc
     if world.distributed:
-        message = broadcast(None if error is None else f"{type(error).__name__}: {error}"
-                            if not isinstance(error, GraphrecError) else str(error), world)
+        message = None if error is None else str(error) if isinstance(error, GraphrecError) else \
+            f"{type(error).__name__}: {error}"
+        result, message = broadcast((result, message), world)
         if error is None and message is not None:
             raise RankError(message)
     if error is not None:
         if isinstance(error, GraphrecError):
             error.collective = True  # type: ignore[attr-defined]
         raise error
-    return result
+    return result  # type: ignore[return-value]
 
 
-def broadcast_state(load: Callable[[], T], world: World) -> T:
-    """``load()`` run on rank 0 and its result (a checkpoint's state) sent to every rank: the ranks agree on it
-    even where a filesystem shows them different files (a node without the file, a stale network cache)."""
-    if not world.distributed:
-        return load()
-    value = on_main(load, world)
-    return broadcast(value, world)  # type: ignore[return-value]
+def rank_threads(threads: int | str, world: World) -> int | str:
+    """A rank's torch threads: ``"auto"`` on a node running several ranks shares its cores among them."""
+    if threads == "auto" and world.local_size > 1:
+        from graphrec.runtime import available_cpus
+
+        return max(1, available_cpus() // world.local_size)
+    return threads
 
 
 def wrap(model: torch.nn.Module, device: torch.device, world: World, find_unused: bool = False) -> torch.nn.Module:
@@ -297,11 +299,9 @@ def launch(command: Sequence[str], nproc: int, env: dict[str, str] | None = None
     """
     if nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {nproc}")
-    from graphrec.runtime import available_cpus
-
     base = {**os.environ, **(env or {}), "WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc),
             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-    base.setdefault("OMP_NUM_THREADS", str(max(1, available_cpus() // nproc)))
+    base.setdefault("OMP_NUM_THREADS", str(rank_threads("auto", World(0, nproc, 0, nproc))))
 
     def stop(signum: int, _frame: Any) -> None:
         raise _Stop(signum)

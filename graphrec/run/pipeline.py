@@ -27,7 +27,7 @@ from graphrec.nn import ScoringModel
 from graphrec.nn.spec import ModelInputs
 from graphrec.run.bundle import write_bundle
 from graphrec.run.config import ExperimentConfig, dump_config
-from graphrec.runtime import available_cpus, set_threads
+from graphrec.runtime import set_threads
 from graphrec.text import TextEncoder, item_texts
 from graphrec.train import Trainer, load_checkpoint, save_checkpoint, seed_everything
 
@@ -140,6 +140,11 @@ def check_resumable(saved: ExperimentConfig, config: ExperimentConfig, run_dir: 
                           "a run continues only with its own configuration (train.epochs may be raised)")
 
 
+def default_run_dir(config: ExperimentConfig) -> Path:
+    """``<output>/<name>-<UTC time>``: where a run goes without ``--out``."""
+    return Path(config.output) / f"{config.name}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+
+
 def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Check (and for ``overwrite``, clear) a run directory before any data loads."""
     if resume:
@@ -205,9 +210,8 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     world = distributed.init(check_device(config.train.device, "train.device"))
     if not world.is_main:
         log = _silent
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    out = Path(distributed.broadcast(str(run_dir) if run_dir is not None else
-                                     str(Path(config.output) / f"{config.name}-{stamp}"), world))
+    # rank 0 names the default directory for all (their clocks may read different seconds)
+    out = Path(distributed.broadcast(str(run_dir if run_dir is not None else default_run_dir(config)), world))
     if world.distributed and not config.spec.model.trainable:
         raise ConfigError(f"model {config.model.name!r} is fitted in closed form, once: a multi-process run "
                           "(--nproc, torchrun) trains the BPR models; run it in one process")
@@ -225,9 +229,8 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
         atomic_write_text(out / "config.yaml", dump_config(config))
         return None
 
-    resumed_from = distributed.broadcast(distributed.on_main(start, world), world)
-    threads = set_threads(config.train.threads if world.local_size == 1 or config.train.threads != "auto"
-                          else max(1, available_cpus() // world.local_size))
+    resumed_from = distributed.on_main(start, world)
+    threads = set_threads(distributed.rank_threads(config.train.threads, world))
     data = prepare(config)
     st = data.split.stats()
     log(f"{config.name}: {data.dataset.name} {data.split.method}: train {st.sizes['train']:,}, "

@@ -23,7 +23,7 @@ from graphrec.eval.evaluator import Evaluator
 from graphrec.eval.metrics import METRICS
 from graphrec.fs import atomic_write_json, atomic_write_text
 from graphrec.nn.base import ScoringModel
-from graphrec.runtime import available_cpus, keep_freed_memory, resolve_device, resolve_threads, set_threads
+from graphrec.runtime import keep_freed_memory, resolve_device, resolve_threads, set_threads
 from graphrec.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from graphrec.train.negatives import NegativeSampler, hardest
 
@@ -194,12 +194,10 @@ class Trainer:
         if not model.trainable:
             raise ConfigError(f"{type(model).__name__} has no loss to train; call its fit() instead")
         self.config = config
-        self.world = distributed.init(resolve_device(config.device))
-        self.device = distributed.rank_device(resolve_device(config.device), self.world)
-        threads: int | str = config.threads
-        if threads == "auto" and self.world.local_size > 1:  # the node's cores shared among its ranks
-            threads = max(1, available_cpus() // self.world.local_size)
-        self.threads = set_threads(threads)
+        device = resolve_device(config.device)
+        self.world = distributed.init(device)
+        self.device = distributed.rank_device(device, self.world)
+        self.threads = set_threads(distributed.rank_threads(config.threads, self.world))
         if self.device.type == "cpu":
             keep_freed_memory()
         self.model = model.to(self.device)
@@ -212,9 +210,7 @@ class Trainer:
         if len(self.train_users) == 0:
             raise GraphrecError("the train part has no interactions")
         self.valid = valid
-        # rank 0 alone writes the run directory
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self._writes = self.run_dir is not None and self.world.is_main
+        self.run_dir = Path(run_dir) if run_dir is not None else None  # written by rank 0 alone
         if valid is not None:
             valid.world = self.world  # the validation is sharded over the same ranks
         self.generator = torch.Generator()
@@ -296,7 +292,7 @@ class Trainer:
         last = self.run_dir / "last.pt" if self.run_dir is not None else None
         # rank 0 reads the checkpoint and sends it: every rank restores the same state
         # (on the CPU: generator states must stay CPU tensors; the model and optimizer copy theirs to the device)
-        state = distributed.broadcast_state(
+        state = distributed.on_main(
             lambda: load_checkpoint(last, map_location="cpu") if resume and last is not None and last.is_file()
             else None, self.world)
         if state is not None and last is not None:
@@ -349,7 +345,7 @@ class Trainer:
                          + (f", {self.bad_evals}/{c.patience} without improvement" if c.patience and self.bad_evals else "")
                          + ")")
             self.log(f"{text}  {seconds}")
-        if c.log == "tensorboard" and self._writes and self.run_dir is not None:
+        if c.log == "tensorboard" and self.world.is_main and self.run_dir is not None:
             if self._tensorboard is None:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -428,7 +424,7 @@ class Trainer:
     def load_best(self) -> None:
         """Load the best checkpoint's weights (if any) into the model (read by rank 0, sent to every rank)."""
         best = self.run_dir / "best.pt" if self.run_dir is not None else None
-        state = distributed.broadcast_state(
+        state = distributed.on_main(
             lambda: load_checkpoint(best, map_location="cpu") if best is not None and best.is_file() else None,
             self.world)
         if state is not None:
