@@ -502,6 +502,9 @@ class Explanation:
             for k, v in enumerate(values):
                 # at the bar's end; a negative one's right of zero, clear of the names on the left
                 bars.text(max(v, 0.0), k, f" {v:.0%}", va="center", ha="left", fontsize=7)
+            low, high = min(0.0, *values), max(0.0, *values)
+            span = (high - low) or 1.0
+            bars.set_xlim(low - (0.02 * span if low < 0 else 0.0), high + 0.15 * span)  # room for the end labels
             bars.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         fig.text(0.5, 0.015, _wrap(self.text(), 150), ha="center", va="bottom", fontsize=9)
         path = Path(path)
