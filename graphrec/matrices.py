@@ -16,6 +16,27 @@ def to_csr(users: np.ndarray, items: np.ndarray, num_users: int, num_items: int)
     return m
 
 
+def stable_argsort(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` of a 1-d integer array, through a plain sort where it can.
+
+    Where every value is non-negative and ``value << bits(len)`` fits in 63 bits, each value is packed with its
+    position into one int64 key and the keys are sorted (numpy's vectorised sort) instead of argsorted: the same
+    order (positions break ties), about 3× faster on 20M keys, whose argsort is bound by random memory access.
+    """
+    values = np.asarray(values)
+    if values.ndim != 1 or values.dtype.kind not in "iu":
+        raise TypeError(f"stable_argsort takes a 1-d integer array, got {values.dtype} of shape {values.shape}")
+    n = len(values)
+    shift = max(1, int(n - 1).bit_length())
+    if n == 0 or values.min() < 0 or int(values.max()).bit_length() + shift > 63:
+        return np.argsort(values, kind="stable")
+    key = values.astype(np.int64) << shift
+    key |= np.arange(n, dtype=np.int64)
+    key.sort()
+    key &= (1 << shift) - 1
+    return key
+
+
 def in_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     """``np.isin(values, sorted_keys)`` for keys sorted already: one binary search per value.
 
@@ -27,7 +48,7 @@ def in_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     flat = np.ravel(values)
     # searched in sorted order: random probes into a large key array miss the cache (2.5M probes into 20M keys:
     # 3.4 s unsorted, 0.29 s sorted first)
-    order = np.argsort(flat)
+    order = stable_argsort(flat) if flat.dtype.kind in "iu" else np.argsort(flat)
     pos = np.empty(len(flat), dtype=np.int64)
     pos[order] = np.searchsorted(sorted_keys, flat[order])
     found = sorted_keys[np.minimum(pos, len(sorted_keys) - 1)] == flat

@@ -27,7 +27,7 @@ from graphrec.data.dataset import Dataset, Interactions
 from graphrec.data.io import Source, read_table
 from graphrec.errors import DataFormatError, GraphrecError
 from graphrec.fs import atomic_path
-from graphrec.matrices import in_sorted
+from graphrec.matrices import in_sorted, stable_argsort
 
 PARTS = ("train", "valid", "test")
 TimeCutoff = Literal["none", "global", "per-user"]
@@ -75,15 +75,16 @@ class Split:
 
     def __post_init__(self) -> None:
         n = len(self.dataset)
-        seen = np.zeros(n, dtype=np.int64)
+        seen = np.zeros(n, dtype=bool)
         for name in PARTS:
             pos = np.ascontiguousarray(getattr(self, name), dtype=np.int64)
             object.__setattr__(self, name, pos)
             if len(pos) and (pos.min() < 0 or pos.max() >= n):
                 raise ValueError(f"split part '{name}' has positions outside [0, {n})")
-            seen += np.bincount(pos, minlength=n)
-        if (seen > 1).any():
-            raise ValueError(f"split parts overlap at {int((seen > 1).sum())} interactions")
+            seen[pos] = True
+        if int(np.count_nonzero(seen)) < sum(len(getattr(self, name)) for name in PARTS):  # a position given twice
+            counts = sum(np.bincount(getattr(self, name), minlength=n) for name in PARTS)
+            raise ValueError(f"split parts overlap at {int((counts > 1).sum())} interactions")
         keys = self.dataset.interactions.pair_keys(self.dataset.num_items)
         train_keys = np.sort(keys[self.train])
         for name in ("valid", "test"):
@@ -208,15 +209,24 @@ def _part_sizes(n: np.ndarray, ratios: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return train, valid, test
 
 
-def _assign_by_rank(order: np.ndarray, group: np.ndarray, num_groups: int, ratios: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Cut each group's ``order`` (positions grouped and ordered) into train/valid/test."""
-    g = group[order]
-    counts = np.bincount(g, minlength=num_groups)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    rank = np.arange(len(order)) - starts[g]
-    n_train, n_valid, _ = _part_sizes(counts, ratios)
-    label = np.where(rank < n_train[g], 0, np.where(rank < n_train[g] + n_valid[g], 1, 2))
-    return tuple(np.sort(order[label == k]) for k in range(3))
+def _assign_by_rank(order: np.ndarray, counts: np.ndarray, size: int, ratios: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Cut each group of ``order`` into train/valid/test.
+
+    ``order`` holds positions (into a log of ``size``) grouped: the first
+    ``counts[0]`` are group 0's, in the order they are cut, and so on. Each
+    group's first share goes to train, the next to valid, the rest to test.
+    """
+    parts = np.column_stack(_part_sizes(counts, ratios)).ravel()  # train, valid, test sizes of group 0, then 1...
+    label = np.repeat(np.tile(np.arange(3, dtype=np.int8), len(counts)), parts)
+    at = np.full(size, -1, dtype=np.int8)  # each position's part, in position order: no sort of the parts
+    at[order] = label
+    return tuple(np.flatnonzero(at == k) for k in range(3))
+
+
+def _grouped(perm: np.ndarray, group: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """``perm`` (positions) regrouped by ``group``, keeping ``perm``'s order within a group, and the group sizes."""
+    g = group[perm]
+    return perm[stable_argsort(g)], np.bincount(g, minlength=num_groups)
 
 
 def random_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 2020) -> Split:
@@ -225,8 +235,8 @@ def random_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), se
     r = _check_ratios(ratios)
     user = dataset.interactions.user
     perm = np.random.default_rng(seed).permutation(len(user))
-    order = perm[np.argsort(user[perm], kind="stable")]
-    train, valid, test = _assign_by_rank(order, user, dataset.num_users, r)
+    order, counts = _grouped(perm, user, dataset.num_users)
+    train, valid, test = _assign_by_rank(order, counts, len(user), r)
     return Split(dataset, train, valid, test, f"random {_fmt(r)} seed={seed}")
 
 
@@ -244,10 +254,11 @@ def temporal_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), 
     if per_user:
         user = dataset.interactions.user
         order = np.lexsort((pos, ts, user))
-        train, valid, test = _assign_by_rank(order, user, dataset.num_users, r)
+        counts = np.bincount(user, minlength=dataset.num_users)
+        train, valid, test = _assign_by_rank(order, counts, len(ts), r)
         return Split(dataset, train, valid, test, f"user-temporal {_fmt(r)}", time_cutoff="per-user")
     order = np.lexsort((pos, ts))
-    train, valid, test = _assign_by_rank(order, np.zeros(len(ts), dtype=np.int64), 1, r)
+    train, valid, test = _assign_by_rank(order, np.array([len(ts)]), len(ts), r)
     return Split(dataset, train, valid, test, f"temporal {_fmt(r)}", time_cutoff="global")
 
 
@@ -350,9 +361,8 @@ def cold_item_split(dataset: Dataset, item_fraction: float = 0.1, ratios: Sequen
     cold = rng.choice(active, size=max(1, round(item_fraction * len(active))), replace=False)
     is_cold = np.isin(inter.item, cold)
     warm = np.flatnonzero(~is_cold)
-    perm = warm[rng.permutation(len(warm))]
-    order = perm[np.argsort(inter.user[perm], kind="stable")]
-    train, valid, test = _assign_by_rank(order, inter.user, dataset.num_users, r)
+    order, counts = _grouped(warm[rng.permutation(len(warm))], inter.user, dataset.num_users)
+    train, valid, test = _assign_by_rank(order, counts, len(inter), r)
     test = np.sort(np.concatenate([test, np.flatnonzero(is_cold)]))
     return Split(dataset, train, valid, test, f"cold-items {item_fraction:g} + random {_fmt(r)} seed={seed}")
 

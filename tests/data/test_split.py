@@ -66,6 +66,8 @@ def test_split_refuses_overlap_and_duplicate_pairs():
     ds = make_dataset([0, 0], [0, 1])
     with pytest.raises(ValueError, match="overlap"):
         Split(ds, np.array([0, 1]), np.array([1]), np.array([], dtype=np.int64), "bad")
+    with pytest.raises(ValueError, match="overlap at 1 interactions"):  # twice in one part
+        Split(ds, np.array([0, 0]), np.array([1]), np.array([], dtype=np.int64), "bad")
     dup = make_dataset([0, 0, 0], [0, 0, 1])
     with pytest.raises(GraphrecError, match="drop_duplicates"):
         random_split(dup)
