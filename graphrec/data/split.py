@@ -83,8 +83,8 @@ class Split:
                 raise ValueError(f"split part '{name}' has positions outside [0, {n})")
             seen[pos] = True
         if int(np.count_nonzero(seen)) < sum(len(getattr(self, name)) for name in PARTS):  # a position given twice
-            counts = sum(np.bincount(getattr(self, name), minlength=n) for name in PARTS)
-            raise ValueError(f"split parts overlap at {int((counts > 1).sum())} interactions")
+            counts = np.bincount(np.concatenate([getattr(self, name) for name in PARTS]), minlength=n)
+            raise ValueError(f"split parts overlap at {int(np.count_nonzero(counts > 1))} interactions")
         keys = self.dataset.interactions.pair_keys(self.dataset.num_items)
         train_keys = np.sort(keys[self.train])
         for name in ("valid", "test"):
