@@ -50,7 +50,9 @@ from graphrec.graph import normalized_adjacency
 from graphrec.matrices import to_csr
 from graphrec.nn import LightGCN, XSimGCL
 from graphrec.runtime import keep_freed_memory
+from graphrec.train import TrainConfig
 from graphrec.train.negatives import NegativeSampler
+from graphrec.train.trainer import make_optimizer
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
@@ -61,8 +63,9 @@ BATCH = 2048
 def graphrec_epoch(model: torch.nn.Module, train: Any, steps: int | None, device: str, seed: int,
                    keep_freed: bool = True, batch: int = BATCH, budget: float | None = None,
                    on_first_batch: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], dict[str, Any]] | None = None,
-                   ) -> dict[str, Any]:
-    """Seconds of one epoch (or of its first ``steps`` steps, extrapolated): shuffling, sampling, loss, Adam.
+                   optimizer: str = "adam") -> dict[str, Any]:
+    """Seconds of one epoch (or of its first ``steps`` steps, extrapolated): shuffling, sampling, loss, optimizer
+    (``train.optimizer``'s choices, made as graphrec's Trainer makes them).
 
     With ``budget``, the first ``steps`` steps only decide: the whole epoch runs when they predict at most
     ``budget`` seconds. ``on_first_batch(users, pos, neg)`` may add figures about the first batch to the result.
@@ -71,7 +74,7 @@ def graphrec_epoch(model: torch.nn.Module, train: Any, steps: int | None, device
     if device == "cpu" and keep_freed:
         keep_freed_memory()  # as graphrec's Trainer does (GRAPHREC_KEEP_FREED_MEMORY=0 turns it off)
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    opt = make_optimizer(model, TrainConfig(optimizer=optimizer, lr=1e-3), torch.device(device))
     g = torch.Generator().manual_seed(seed)
     coo = train.tocoo()
     users_all, items_all = torch.from_numpy(coo.row.astype(np.int64)), torch.from_numpy(coo.col.astype(np.int64))

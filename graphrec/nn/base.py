@@ -42,6 +42,10 @@ class ScoringModel(nn.Module):
     #: rank's shard (the trainer sets it): a loss term over the batch as a whole (InfoNCE's in-batch negatives)
     #: reads it, so that every rank computes the one-process term; None in one process
     global_batch: tuple[Tensor, Tensor] | None = None
+    #: whether every parameter is an ``nn.Embedding`` table that :meth:`loss` reads only at the batch's rows
+    #: (lookups, never the whole weight): ``train.optimizer = "sparse_adam"`` then makes the gradients row-sparse,
+    #: so a step's cost follows the batch, not the tables
+    row_sparse: bool = False
 
     def __init__(self, num_users: int, num_items: int) -> None:
         super().__init__()

@@ -248,6 +248,7 @@ class MFBPR(ScoringModel):
     """Matrix factorisation trained with BPR (Rendle et al., UAI 2009): ``ŷ_ui = p_u · q_i``."""
 
     trainable = True
+    row_sparse = True
 
     def __init__(self, num_users: int, num_items: int, dim: int = 64, reg: float = 1e-4) -> None:
         super().__init__(num_users, num_items)

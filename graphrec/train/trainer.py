@@ -36,7 +36,15 @@ class TrainConfig:
         epochs: Maximum epochs (one pass over the train interactions, one
             negative each).
         batch_size: Interactions per step.
-        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        optimizer: ``"adam"``, ``"adamw"``, ``"sgd"`` or ``"sparse_adam"``:
+            lazy Adam (``torch.optim.SparseAdam``) over row-sparse gradients,
+            for models whose parameters are all embedding tables read at the
+            batch's rows (MF-BPR). A step then updates the batch's rows and
+            their moments only, so it costs the same whatever the number of
+            users; dense Adam reads and writes every row of every table at
+            every step. Not the same optimizer: a row's moments decay only
+            on the steps that touch it. No ``weight_decay`` (use the model's
+            ``reg``), and not over NCCL (no sparse all-reduce).
         lr: Learning rate.
         weight_decay: Optimizer weight decay (the models' own ``reg`` is the
             paper's L2 term; this one is usually 0).
@@ -65,7 +73,7 @@ class TrainConfig:
 
     epochs: int = 100
     batch_size: int = 2048
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    optimizer: Literal["adam", "adamw", "sgd", "sparse_adam"] = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
     seed: int = 2020
@@ -95,12 +103,15 @@ class TrainConfig:
             raise ConfigError(f"train.min_epochs must be >= 0, got {self.min_epochs}")
         if self.patience < 0:
             raise ConfigError(f"train.patience must be >= 0 (0: never stop early), got {self.patience}")
-        if self.optimizer not in ("adam", "adamw", "sgd"):
-            raise ConfigError(f"train.optimizer must be adam, adamw or sgd, got {self.optimizer!r}")
+        if self.optimizer not in ("adam", "adamw", "sgd", "sparse_adam"):
+            raise ConfigError(f"train.optimizer must be adam, adamw, sgd or sparse_adam, got {self.optimizer!r}")
         if not self.lr > 0:
             raise ConfigError(f"train.lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
             raise ConfigError(f"train.weight_decay must be >= 0, got {self.weight_decay}")
+        if self.optimizer == "sparse_adam" and self.weight_decay:
+            raise ConfigError("train.weight_decay must be 0 with sparse_adam: decay would touch every row at every "
+                              "step; the model's reg is the L2 term on the batch's rows")
         check_metric(self.metric, "train.metric")
         check_device(self.device, "train.device")
         if self.threads != "auto":
@@ -145,6 +156,30 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)  # noqa: NPY002 (libraries may draw from the global generator)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def make_optimizer(model: ScoringModel, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """The optimizer ``config.optimizer`` names, over ``model``'s trainable parameters (on ``device``).
+
+    For ``sparse_adam``, the model's embedding tables are first switched to row-sparse gradients; a model whose
+    loss reads whole tables (``row_sparse`` false) is refused.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sparse_adam":
+        if not model.row_sparse:
+            raise ConfigError(f"train.optimizer sparse_adam needs a model whose loss reads its embedding tables only "
+                              f"at the batch's rows (mf-bpr); {type(model).__name__}'s gradients are dense: use adam")
+        for module in model.modules():
+            if isinstance(module, torch.nn.Embedding):
+                module.sparse = True
+        return torch.optim.SparseAdam(params, lr=config.lr)
+    # The fused kernels update all parameters in one pass (CPU and CUDA, torch >= 2.4).
+    fused = device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in params)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+    return torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 class Trainer:
@@ -201,6 +236,7 @@ class Trainer:
         if self.device.type == "cpu":
             keep_freed_memory()
         self.model = model.to(self.device)
+        self.optimizer = self._make_optimizer()  # before DDP's wrap: sparse_adam makes the tables' gradients sparse
         # one process: the model's own loss; several: the same loss through DistributedDataParallel
         self._step = distributed.wrap(_WeightedLoss(self.model), self.device, self.world,
                                       find_unused=model.partial_gradients)
@@ -215,7 +251,6 @@ class Trainer:
             valid.world = self.world  # the validation is sharded over the same ranks
         self.generator = torch.Generator()
         self.sampler = NegativeSampler(train, self.generator, negative_items)
-        self.optimizer = self._make_optimizer()
         self.history: list[dict[str, float]] = []
         self.best_value = -math.inf
         self.best_epoch = -1
@@ -229,15 +264,10 @@ class Trainer:
         self._tensorboard: Any = None
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        c = self.config
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        # The fused kernels update all parameters in one pass (CPU and CUDA, torch >= 2.4).
-        fused = self.device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in params)
-        if c.optimizer == "adam":
-            return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=fused)
-        if c.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay, fused=fused)
-        return torch.optim.SGD(params, lr=c.lr, weight_decay=c.weight_decay)
+        if self.config.optimizer == "sparse_adam" and self.world.distributed and self.device.type == "cuda":
+            raise ConfigError("train.optimizer sparse_adam: NCCL has no sparse all-reduce; use adam on GPUs, "
+                              "or sparse_adam on CPU ranks (gloo)")
+        return make_optimizer(self.model, self.config, self.device)
 
     # --- the loop ---
 

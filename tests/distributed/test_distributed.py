@@ -67,6 +67,7 @@ def load_rank(path: Path, rank: int) -> tuple[dict[str, np.ndarray], list[dict]]
 @pytest.mark.parametrize(("model", "nproc", "batch"), [
     ("lightgcn", 2, 50),  # shards of 25; the 660 train pairs end with a batch of 10
     ("mf-bpr", 3, 7),  # the last batch has 2 pairs for 3 ranks: one rank's shard is empty
+    ("mf-bpr-sparse", 3, 7),  # sparse_adam: row-sparse gradients summed by gloo
     ("xsimgcl", 2, 50),  # InfoNCE over the whole batch's nodes on every rank, as one process
 ])
 def test_data_parallel_training_equals_one_process(tmp_path, model, nproc, batch):

@@ -1,7 +1,7 @@
 """One rank of the multi-process tests (started by graphrec.distributed.launch, which sets RANK and WORLD_SIZE).
 
 Run as: python worker.py eval OUT.npz
-        python worker.py train MODEL BATCH OUT.npz   (MODEL: lightgcn, mf-bpr, graphsage)
+        python worker.py train MODEL BATCH OUT.npz   (MODEL: lightgcn, mf-bpr, mf-bpr-sparse, graphsage)
         python worker.py resume MODEL DIR            (2 epochs, resumed to 3, against 3 straight)
         python worker.py fail-on-main OUT.json       (rank 0 raises inside on_main: every rank must return)
 Rank 0 writes OUT: the evaluation's top-K lists and hits; for train, every rank r writes OUT with ``.rank<r>``
@@ -51,7 +51,7 @@ def fit(name: str, batch: int, out: str) -> None:
     torch.manual_seed(0)
     model = build(name, train)
     cfg = TrainConfig(epochs=3, batch_size=batch, lr=0.01, seed=3, patience=0, progress=False, device="cpu",
-                      metric="ndcg@5", threads=1)
+                      metric="ndcg@5", threads=1, optimizer="sparse_adam" if name.endswith("-sparse") else "adam")
     trainer = Trainer(model, train, Evaluator(valid, train, ks=(5,)), cfg)
     history = trainer.fit()
     weights = {k: v.detach().numpy() for k, v in model.state_dict().items() if v.layout == torch.strided}

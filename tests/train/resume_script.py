@@ -1,6 +1,7 @@
 """Trains a model on a fixed synthetic log; with KILL_AT=e:b it kill -9s itself at batch b of epoch e.
 
-Run as: python resume_script.py MODEL RUN_DIR [--resume], MODEL one of lightgcn, mf-bpr, graphsage, xsimgcl.
+Run as: python resume_script.py MODEL RUN_DIR [--resume], MODEL one of lightgcn, mf-bpr, mf-bpr-sparse (sparse_adam), graphsage,
+xsimgcl.
 Prints the final history and a checksum of the weights as JSON.
 """
 
@@ -62,7 +63,7 @@ def graph(train):
 def build(name, train):
     if name == "lightgcn":
         return LightGCN(60, 80, normalized_adjacency(train), dim=16, num_layers=2)
-    if name == "mf-bpr":
+    if name in ("mf-bpr", "mf-bpr-sparse"):
         return MFBPR(60, 80, dim=16)
     if name == "xsimgcl":  # owns a noise generator, which the checkpoint must carry
         from graphrec.nn import XSimGCL
@@ -76,7 +77,7 @@ def main():
     train, valid = data()
     torch.manual_seed(0)
     model = build(name, train)
-    cfg = TrainConfig(epochs=6, batch_size=64, lr=0.01, seed=3, patience=0, progress=False, device=os.environ.get("DEVICE", "cpu"),
+    cfg = TrainConfig(epochs=6, batch_size=64, lr=0.01, seed=3, optimizer="sparse_adam" if name.endswith("-sparse") else "adam", patience=0, progress=False, device=os.environ.get("DEVICE", "cpu"),
                       metric="ndcg@5", threads=1)
     trainer = KillingTrainer(model, train, Evaluator(valid, train, ks=(5,)), cfg, run_dir)
     history = trainer.fit(resume=resume)
