@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from graphrec.errors import ConfigError
 from graphrec.nn.base import ScoringModel, bpr_loss
 from graphrec.nn.spec import FloatRange, IntRange, ModelConfig, ModelInputs, ModelSpec, Needs, Range, check_dim_reg
+from graphrec.nn.spmm import ColumnBlocks, cache_sized
 
 
 class _Propagate(torch.autograd.Function):
@@ -25,17 +26,18 @@ class _Propagate(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, adj: Tensor, emb: Tensor, alphas: Tensor) -> Tensor:
-        ctx.save_for_backward(adj, alphas)
+    def forward(ctx: Any, adj: Tensor | ColumnBlocks, emb: Tensor, alphas: Tensor) -> Tensor:
+        ctx.adj = adj  # a tensor or its column blocks
+        ctx.save_for_backward(alphas)
         return _propagate(adj, emb, alphas)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, None]:
-        adj, alphas = ctx.saved_tensors
-        return None, _propagate(adj, grad.contiguous(), alphas), None
+        (alphas,) = ctx.saved_tensors
+        return None, _propagate(ctx.adj, grad.contiguous(), alphas), None
 
 
-def _propagate(adj: Tensor, emb: Tensor, alphas: Tensor) -> Tensor:
+def _propagate(adj: Tensor | ColumnBlocks, emb: Tensor, alphas: Tensor) -> Tensor:
     weights = alphas.tolist()
     out = emb * weights[0]
     h = emb
@@ -74,7 +76,7 @@ class _PropagateRows(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, adj: Tensor, emb: Tensor, alphas: Tensor, rows: Tensor, sub: Tensor) -> Tensor:
+    def forward(ctx: Any, adj: Tensor | ColumnBlocks, emb: Tensor, alphas: Tensor, rows: Tensor, sub: Tensor) -> Tensor:
         weights = alphas.tolist()
         out = emb.index_select(0, rows) * weights[0]  # [R, D]
         h = emb
@@ -83,13 +85,15 @@ class _PropagateRows(torch.autograd.Function):
             out.add_(h.index_select(0, rows), alpha=a)
         if len(weights) > 1:
             out.add_(sub @ h, alpha=weights[-1])  # the last layer, for the rows only
-        ctx.save_for_backward(adj, alphas, rows, sub)
+        ctx.adj = adj
+        ctx.save_for_backward(alphas, rows, sub)
         ctx.num_nodes = emb.shape[0]
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, None, None, None]:
-        adj, alphas, rows, sub = ctx.saved_tensors
+        alphas, rows, sub = ctx.saved_tensors
+        adj = ctx.adj
         weights = alphas.tolist()
         grad = grad.contiguous()
         out = grad.new_zeros(ctx.num_nodes, grad.shape[1]).index_add_(0, rows, grad, alpha=weights[0])
@@ -102,20 +106,23 @@ class _PropagateRows(torch.autograd.Function):
         return None, out, None, None, None
 
 
-def propagate_rows(adj: Tensor, emb: Tensor, alphas: Tensor, rows: Tensor) -> Tensor:
+def propagate_rows(adj: Tensor, emb: Tensor, alphas: Tensor, rows: Tensor,
+                   product: Tensor | ColumnBlocks | None = None) -> Tensor:
     """Rows ``rows`` (distinct) of :func:`propagate`'s result, ``[R, D]``: a training step's embeddings.
 
     For a sparse CSR ``adj`` whose ``rows`` hold at most :data:`ROWS_MAX_SHARE`
     of its non-zeros (a batch of a large graph), with one whole-graph product
     fewer each way (see :class:`_PropagateRows`); otherwise (a small graph,
     where a batch touches most rows, or another layout) the rows of the whole
-    propagation.
+    propagation. ``product``: what the whole-graph products multiply by
+    (``adj`` or its :class:`~graphrec.nn.spmm.ColumnBlocks`; default ``adj``).
     """
+    product = adj if product is None else product
     if adj.layout == torch.sparse_csr:
         crow = adj.crow_indices()
         if int((crow[rows + 1] - crow[rows]).sum()) <= ROWS_MAX_SHARE * adj.values().numel():
-            return _PropagateRows.apply(adj, emb, alphas, rows, csr_rows(adj, rows))
-    return propagate(adj, emb, alphas).index_select(0, rows)
+            return _PropagateRows.apply(product, emb, alphas, rows, csr_rows(adj, rows))
+    return propagate(product, emb, alphas).index_select(0, rows)
 
 
 @dataclass(frozen=True)
@@ -154,11 +161,12 @@ class FoldIn:
         return out
 
 
-def propagate(adj: Tensor, emb: Tensor, alphas: Tensor) -> Tensor:
+def propagate(adj: Tensor | ColumnBlocks, emb: Tensor, alphas: Tensor) -> Tensor:
     """LightGCN's layer combination ``Σ_{k=0..L} α_k Â^k E`` (eq. 8).
 
     Args:
-        adj: Symmetric normalised adjacency ``[N, N]`` (sparse CSR or COO).
+        adj: Symmetric normalised adjacency ``[N, N]`` (sparse CSR or COO, or
+            a CSR's :class:`~graphrec.nn.spmm.ColumnBlocks`).
         emb: Layer-0 embeddings ``[N, D]``.
         alphas: ``[L + 1]`` layer weights.
     """
@@ -276,8 +284,17 @@ class LightGCN(ScoringModel):
             parts.append(self.extra_emb.weight)
         return torch.cat(parts)
 
+    def product(self) -> Tensor | ColumnBlocks:
+        """``adj`` as it multiplies ``[N, dim]`` embeddings: on the CPU, a large graph's column blocks
+        (:func:`graphrec.nn.spmm.cache_sized`), built once per adjacency."""
+        cached = self.__dict__.get("_product")
+        if cached is None or cached[0] is not self.adj:
+            cached = (self.adj, cache_sized(self.adj, self.dim))
+            self.__dict__["_product"] = cached
+        return cached[1]
+
     def get_embedding(self) -> tuple[Tensor, Tensor]:
-        out = propagate(self.adj, self.layer0_all(), self.alphas)  # [N, D]
+        out = propagate(self.product(), self.layer0_all(), self.alphas)  # [N, D]
         return out[: self.num_users], out[self.num_users : self.num_users + self.num_items]
 
     def layer_weights(self) -> Tensor:
@@ -289,7 +306,7 @@ class LightGCN(ScoringModel):
         layers, h = [], self.layer0_all()
         for _ in range(self.num_layers):
             layers.append(h)
-            h = self.adj @ h
+            h = self.product() @ h
         crow = self.adj.to_sparse_csr().crow_indices() if self.adj.layout != torch.sparse_csr else self.adj.crow_indices()
         return FoldIn(layers=layers, weights=self.layer_weights().to(h), degree=(crow[1:] - crow[:-1]).to(h),
                       user0=self.layer0()[0], num_users=self.num_users, context=self._user_context())
@@ -336,7 +353,7 @@ class LightGCN(ScoringModel):
         e0 = self.layer0_all()  # [N, D]
         rows = torch.cat([users, pos_items + self.num_users, neg_items + self.num_users])  # [3B]
         distinct, where = torch.unique(rows, return_inverse=True)
-        batch_rows = propagate_rows(self.adj, e0, self.alphas, distinct).index_select(0, where)  # [3B, D]
+        batch_rows = propagate_rows(self.adj, e0, self.alphas, distinct, self.product()).index_select(0, where)
         return self._bpr_reg(batch_rows, e0, rows)
 
     def bpr_with_reg(self, final: Tensor, e0: Tensor, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:

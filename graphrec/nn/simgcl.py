@@ -25,20 +25,20 @@ from torch import Tensor, nn
 from graphrec.errors import ConfigError
 from graphrec.nn.lightgcn import LightGCN
 from graphrec.nn.spec import FloatRange, IntRange, ModelConfig, ModelInputs, ModelSpec, Needs, Range, check_dim_reg
+from graphrec.nn.spmm import ColumnBlocks
 
 
 class _SymmetricProduct(torch.autograd.Function):
     """``Â x`` for a symmetric ``Â``: the backward is the same product (no transpose of a sparse CSR matrix)."""
 
     @staticmethod
-    def forward(ctx: Any, adj: Tensor, x: Tensor) -> Tensor:
-        ctx.save_for_backward(adj)
+    def forward(ctx: Any, adj: Tensor | ColumnBlocks, x: Tensor) -> Tensor:
+        ctx.adj = adj  # a tensor or its column blocks
         return adj @ x
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
-        (adj,) = ctx.saved_tensors
-        return None, adj @ grad.contiguous()
+        return None, ctx.adj @ grad.contiguous()
 
 
 def info_nce(view1: Tensor, view2: Tensor, temperature: float) -> Tensor:
@@ -101,7 +101,7 @@ class SimGCL(LightGCN):
         e = self.layer0_all() if e0 is None else e0
         out = []
         for _ in range(self.num_layers):
-            e = _SymmetricProduct.apply(self.adj, e)
+            e = _SymmetricProduct.apply(self.product(), e)
             if perturbed:
                 e = e + self._noise_like(e)
             out.append(e)
