@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from graphrec.errors import ConfigError
 from graphrec.nn.base import ScoringModel, bpr_loss
@@ -32,6 +33,7 @@ class _Propagate(torch.autograd.Function):
         return _propagate(adj, emb, alphas)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, None]:
         (alphas,) = ctx.saved_tensors
         return None, _propagate(ctx.adj, grad.contiguous(), alphas), None
@@ -91,6 +93,7 @@ class _PropagateRows(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, None, None, None]:
         alphas, rows, sub = ctx.saved_tensors
         adj = ctx.adj
@@ -292,6 +295,10 @@ class LightGCN(ScoringModel):
             cached = (self.adj, cache_sized(self.adj, self.dim))
             self.__dict__["_product"] = cached
         return cached[1]
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Any:  # .to(), .cuda(), .half()...: blocks of the old adj go
+        self.__dict__.pop("_product", None)
+        return super()._apply(fn, *args, **kwargs)
 
     def get_embedding(self) -> tuple[Tensor, Tensor]:
         out = propagate(self.product(), self.layer0_all(), self.alphas)  # [N, D]

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from graphrec.errors import ConfigError
 from graphrec.nn.lightgcn import LightGCN
@@ -37,6 +38,7 @@ class _SymmetricProduct(torch.autograd.Function):
         return adj @ x
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
         return None, ctx.adj @ grad.contiguous()
 

@@ -14,6 +14,12 @@ output (``addmm_``, no temporary): the same result up to float summation
 order, about 4 ns per non-zero at every size measured
 (``experiments/bench_scale.py`` prints the step times). On a GPU the plain
 product is kept.
+
+The blocks are a second copy of the matrix's entries (int32 column indices
+and float32 values: 8 bytes per non-zero, 320 MB at 25M interactions, plus
+one row-pointer array per block), kept beside it by the model that built
+them (:meth:`graphrec.nn.LightGCN.product`) until it moves to another
+device.
 """
 
 from __future__ import annotations
@@ -45,23 +51,25 @@ class ColumnBlocks:
         self.shape = tuple(adj.shape)
         crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
         rows = self.shape[0]
+        index = torch.int32 if col.numel() < 2**31 else torch.int64  # the blocks' own indices: half the bytes
         row = torch.repeat_interleave(torch.arange(rows, device=crow.device), crow.diff())
         block = torch.div(col, width, rounding_mode="floor")
         self.blocks: list[tuple[int, int, Tensor]] = []
         for b in range(math.ceil(self.shape[1] / width)):
             keep = block == b  # the row-major order within a block is the matrix's own
-            counts = torch.bincount(row[keep], minlength=rows)
-            b_crow = torch.zeros(rows + 1, dtype=crow.dtype, device=crow.device)
-            torch.cumsum(counts, 0, out=b_crow[1:])
+            b_crow = torch.zeros(rows + 1, dtype=index, device=crow.device)
+            b_crow[1:] = torch.cumsum(torch.bincount(row[keep], minlength=rows), 0)
             lo, hi = b * width, min((b + 1) * width, self.shape[1])
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
                 self.blocks.append((lo, hi, torch.sparse_csr_tensor(
-                    b_crow, col[keep] - lo, val[keep], (rows, hi - lo), check_invariants=False)))
+                    b_crow, (col[keep] - lo).to(index), val[keep], (rows, hi - lo), check_invariants=False)))
 
     def __matmul__(self, h: Tensor) -> Tensor:
         if h.shape[0] != self.shape[1]:
             raise ValueError(f"shape mismatch: {list(self.shape)} @ {list(h.shape)}")
+        if not self.blocks:  # no columns
+            return h.new_zeros(self.shape[0], *h.shape[1:])
         (lo, hi, first), *rest = self.blocks
         out = first @ h[lo:hi]
         for lo, hi, block in rest:
@@ -75,8 +83,8 @@ class ColumnBlocks:
 def cache_sized(adj: Tensor, dim: int, block_bytes: int | None = None) -> Tensor | ColumnBlocks:
     """What to multiply ``[adj.shape[1], dim]`` float32 matrices by: ``adj``, or its :class:`ColumnBlocks`.
 
-    Blocks when ``adj`` is a sparse CSR matrix on the CPU whose dense operand exceeds ``block_bytes``; the
-    blocks are balanced, each reading at most ``block_bytes`` (default :data:`BLOCK_BYTES`) of it.
+    Blocks when ``adj`` is a sparse CSR matrix on the CPU whose float32 operand exceeds ``block_bytes``; the
+    blocks are balanced, each reading about ``block_bytes`` (default :data:`BLOCK_BYTES`) of it.
     """
     block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
     operand = adj.shape[1] * dim * 4

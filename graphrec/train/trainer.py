@@ -165,13 +165,16 @@ def make_optimizer(model: ScoringModel, config: TrainConfig, device: torch.devic
     loss reads whole tables (``row_sparse`` false) is refused.
     """
     params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "sparse_adam":
-        if not model.row_sparse:
+    sparse = config.optimizer == "sparse_adam"
+    tables = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+    if sparse:
+        weights = {id(m.weight) for m in tables}
+        if not model.row_sparse or any(id(p) not in weights for p in params):
             raise ConfigError(f"train.optimizer sparse_adam needs a model whose loss reads its embedding tables only "
                               f"at the batch's rows (mf-bpr); {type(model).__name__}'s gradients are dense: use adam")
-        for module in model.modules():
-            if isinstance(module, torch.nn.Embedding):
-                module.sparse = True
+    for module in tables:  # both ways: a model trained with sparse_adam may be trained again with adam
+        module.sparse = sparse
+    if sparse:
         return torch.optim.SparseAdam(params, lr=config.lr)
     # The fused kernels update all parameters in one pass (CPU and CUDA, torch >= 2.4).
     fused = device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in params)
@@ -409,6 +412,10 @@ class Trainer:
         if state.get("model_class") != type(self.model).__name__:
             raise GraphrecError(f"{path}: checkpoint of a {state.get('model_class')} model, cannot resume a "
                                 f"{type(self.model).__name__}")
+        saved = state.get("config", {}).get("optimizer", "adam")
+        if saved != self.config.optimizer:
+            raise GraphrecError(f"{path}: trained with train.optimizer {saved}, resumed with {self.config.optimizer}: "
+                                "the optimizer's state does not carry over; resume with the same optimizer")
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])

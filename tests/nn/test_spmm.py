@@ -22,6 +22,14 @@ def test_column_blocks_by_hand():
                                      [5 * 6 + 6 * 8, 5 * 7 + 6 * 9]]
 
 
+def test_column_blocks_keep_int32_indices_and_multiply_an_empty_matrix():
+    blocks = ColumnBlocks(dense_to_csr([[1, 2, 3]]), width=2)
+    assert {b.col_indices().dtype for _, _, b in blocks.blocks} == {torch.int32}
+    assert (blocks @ torch.ones(3, 2)).tolist() == [[6, 6]]
+    empty = ColumnBlocks(torch.zeros(2, 0).to_sparse_csr(), width=2)
+    assert (empty @ torch.ones(0, 3)).tolist() == [[0, 0, 0], [0, 0, 0]]
+
+
 def test_column_blocks_refuse_what_they_cannot_multiply():
     with pytest.raises(ValueError, match="sparse CSR"):
         ColumnBlocks(torch.eye(3), 2)
@@ -60,3 +68,15 @@ def test_models_train_alike_with_blocks(monkeypatch, model):
     assert plain is adj and isinstance(blocks, ColumnBlocks) and len(blocks.blocks) == 9
     for x, y in zip(a, b, strict=True):
         torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-5)
+
+
+def test_a_model_drops_its_blocks_when_it_moves(monkeypatch):
+    from graphrec.graph import normalized_adjacency
+
+    monkeypatch.setattr(spmm, "BLOCK_BYTES", 64)
+    train, _ = data()
+    m = LightGCN(60, 80, normalized_adjacency(train).to_sparse_csr(), dim=16, num_layers=2)
+    blocks = m.product()
+    assert m.product() is blocks  # built once
+    m.to("cpu")
+    assert "_product" not in m.__dict__ and m.product() is not blocks

@@ -154,6 +154,18 @@ def test_sparse_adam_updates_only_the_batch_rows():
     assert history[-1]["loss"] < 0.8 * history[0]["loss"]
 
 
+def test_sparse_adam_then_adam_and_no_resume_across_optimizers(tmp_path):
+    train, _ = small()
+    model = MFBPR(40, 50, dim=8)
+    cfg = dict(epochs=1, batch_size=64, lr=0.01, progress=False, device="cpu", metric="ndcg@10")
+    Trainer(model, train, None, TrainConfig(optimizer="sparse_adam", **cfg), tmp_path).fit()
+    assert model.user_emb.sparse
+    with pytest.raises(GraphrecError, match=r"trained with train\.optimizer sparse_adam, resumed with adam"):
+        Trainer(MFBPR(40, 50, dim=8), train, None, TrainConfig(optimizer="adam", **cfg), tmp_path).fit(resume=True)
+    Trainer(model, train, None, TrainConfig(optimizer="adam", **cfg)).fit()  # the same model, dense again
+    assert not model.user_emb.sparse and model.user_emb.weight.grad.layout == torch.strided
+
+
 def test_sparse_adam_refusals():
     with pytest.raises(ConfigError, match="weight_decay must be 0 with sparse_adam"):
         TrainConfig(optimizer="sparse_adam", weight_decay=1e-4)
