@@ -25,6 +25,15 @@ if TYPE_CHECKING:
 EdgeType = tuple[str, str, str]
 
 
+@dataclass(frozen=True)
+class SampledHops:
+    """How many nodes (per type: the seeds, then each hop's new ones) and edges (per edge type: each hop's) a
+    sampled subgraph holds, in that order."""
+
+    nodes: Mapping[str, Sequence[int]]
+    edges: Mapping[EdgeType, Sequence[int]]
+
+
 class HeteroSAGE(nn.Module):
     """Input layer plus ``num_layers`` heterogeneous SAGE layers.
 
@@ -61,15 +70,26 @@ class HeteroSAGE(nn.Module):
         )
 
     def forward(self, x_dict: Mapping[str, Tensor | None], node_id_dict: Mapping[str, Tensor],
-                edge_index_dict: Mapping[EdgeType, Tensor]) -> dict[str, Tensor]:
-        """Embeddings ``{type: [num_nodes_of_type, hidden]}`` of every node of the given (sub)graph."""
+                edge_index_dict: Mapping[EdgeType, Tensor], hops: SampledHops | None = None) -> dict[str, Tensor]:
+        """Embeddings ``{type: [num_nodes_of_type, hidden]}`` of every node of the given (sub)graph.
+
+        ``hops``: for a sampled subgraph (nodes and edges in hop order, seeds first), how many of each hop; layer
+        ``l`` then leaves out the last ``l`` hops' nodes and edges, which no later layer reads (PyG's
+        ``trim_to_layer``). The seeds' embeddings are the same; the other nodes' are returned for the hops kept.
+        """
         h: dict[str, Tensor] = {}
         for t in self.node_types:
             layer = self.inputs[t]
             x = x_dict.get(t)
             h[t] = layer(x) if isinstance(layer, nn.Linear) and x is not None else layer(node_id_dict[t])
+        edges = {et: ei for et, ei in edge_index_dict.items() if et in self.edge_types}
         for i, conv in enumerate(self.convs):
-            out = conv(h, {et: ei for et, ei in edge_index_dict.items() if et in self.edge_types})
+            if hops is not None and i > 0:
+                h = {t: v[: sum(hops.nodes[t][: len(hops.nodes[t]) - i])] if t in hops.nodes else v
+                     for t, v in h.items()}
+                edges = {et: ei[:, : sum(hops.edges[et][: len(hops.edges[et]) - i])] if et in hops.edges else ei
+                         for et, ei in edges.items()}
+            out = conv(h, edges)
             h = {t: out.get(t, h[t]) for t in self.node_types}
             if i < self.num_layers - 1:
                 h = {t: nn.functional.dropout(v.relu(), self.dropout, self.training) for t, v in h.items()}
@@ -238,10 +258,16 @@ class GraphSAGE(ScoringModel):
         out = (sampler or own).sample({t: s.to(self.device) for t, s in seeds.items()})
         x = {t: (g[t].x[out.node[t]] if "x" in g[t] else None) for t in g.node_types}
         edges = {et: torch.stack([out.row[et], out.col[et]]) for et in g.edge_types}
+        edge_hops = {et: list(out.num_sampled_edges[et]) for et in g.edge_types}
         for et, ids in (drop or {}).items():
             if et in edges and len(ids):
-                edges[et] = edges[et][:, ~torch.isin(out.edge[et], ids.to(out.edge[et].device))]
-        h = self.encoder(x, out.node, edges)
+                keep = ~torch.isin(out.edge[et], ids.to(out.edge[et].device))
+                edges[et] = edges[et][:, keep]
+                hop = torch.repeat_interleave(torch.arange(len(edge_hops[et]), device=keep.device),
+                                              torch.tensor(edge_hops[et], device=keep.device))
+                edge_hops[et] = torch.bincount(hop[keep], minlength=len(edge_hops[et])).tolist()
+        hops = SampledHops({t: list(out.num_sampled_nodes[t]) for t in g.node_types}, edge_hops)
+        h = self.encoder(x, out.node, edges, hops)
         return {t: h[t][: len(s)] for t, s in seeds.items()}
 
     def loss(self, users: Tensor, pos_items: Tensor, neg_items: Tensor) -> Tensor:

@@ -288,3 +288,36 @@ def test_candidate_scores_are_the_sampled_pair_scores():
         u, i = model.get_embedding()
     assert got.shape == (3, 2)
     torch.testing.assert_close(got, (u[users].unsqueeze(1) * i[cands]).sum(-1), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("drop_target", [False, True])
+def test_trimmed_layers_give_the_seeds_the_untrimmed_embeddings(drop_target):
+    """Layer l leaves out the sample's last l hops (no later layer reads them): the seeds' embeddings and their
+    gradients are those of the whole sampled subgraph."""
+    from graphrec.nn.sage import SampledHops
+
+    torch.manual_seed(0)
+    model = GraphSAGE(graph(), hidden=8, num_layers=3, fanouts=[3, 2, 2], exclude_target_edges=drop_target)
+    seeds = {"user": torch.tensor([3, 0, 11]), "item": torch.tensor([7, 1])}
+    out = NeighborSampler(model.graph, [3, 2, 2], seed=1).sample(seeds)
+    assert sum(out.num_sampled_nodes["user"][1:]) > 0  # the sample reaches past the seeds
+    g = model.graph
+    x = {t: (g[t].x[out.node[t]] if "x" in g[t] else None) for t in g.node_types}
+    edges = {et: torch.stack([out.row[et], out.col[et]]) for et in g.edge_types}
+    hops = SampledHops({t: list(v) for t, v in out.num_sampled_nodes.items()},
+                       {et: list(v) for et, v in out.num_sampled_edges.items()})
+    whole = model.encoder(x, out.node, edges)
+    trimmed = model.encoder(x, out.node, edges, hops)
+    loss_whole = sum(whole[t][: len(s)].square().sum() for t, s in seeds.items())
+    grads_whole = torch.autograd.grad(loss_whole, list(model.encoder.parameters()), allow_unused=True)
+    loss_trim = sum(trimmed[t][: len(s)].square().sum() for t, s in seeds.items())
+    grads_trim = torch.autograd.grad(loss_trim, list(model.encoder.parameters()), allow_unused=True)
+    for t, s in seeds.items():
+        torch.testing.assert_close(trimmed[t][: len(s)], whole[t][: len(s)], atol=1e-6, rtol=1e-5)
+        assert len(trimmed[t]) < len(whole[t])  # the last layer ran on fewer nodes
+    for a, b in zip(grads_whole, grads_trim, strict=True):
+        if a is not None or b is not None:
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    # through embed_sampled (and its edge drop), the training path
+    model.train()
+    assert torch.isfinite(model.loss(torch.tensor([3, 0]), torch.tensor([7, 1]), torch.tensor([2, 4])))
