@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from graphrec.matrices import in_sorted, stable_argsort
+from graphrec.matrices import count_repeats, in_sorted, sorted_unique, stable_argsort
 
 
 def test_stable_argsort_breaks_ties_by_position():
@@ -32,3 +32,10 @@ def test_stable_argsort_refuses_floats():
 def test_in_sorted():
     assert in_sorted(np.array([[5, 2], [9, 0]]), np.array([0, 2, 4])).tolist() == [[False, True], [False, True]]
     assert in_sorted(np.array([1.5, 2.0]), np.array([2.0])).tolist() == [False, True]
+
+
+def test_sorted_unique_and_count_repeats():
+    values = np.array([5, 2, 5, 9, 2, 5])
+    assert sorted_unique(values).tolist() == [2, 5, 9]
+    assert count_repeats(values) == 3  # one 2 and two 5s after their first
+    assert sorted_unique(np.array([], dtype=np.int64)).tolist() == [] and count_repeats(np.array([7])) == 0

@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 
 from graphrec.data.dataset import Dataset, Interactions
+from graphrec.matrices import count_repeats
 
 DuplicatePolicy = Literal["last", "first", "max", "error"]
 
@@ -45,8 +46,7 @@ def drop_duplicates(dataset: Dataset, policy: DuplicatePolicy = "last") -> Datas
     ts = inter.timestamp if inter.timestamp is not None else np.zeros(n, dtype=np.int64)
     if policy not in ("last", "first", "max", "error"):
         raise ValueError(f"duplicate policy must be 'last', 'first', 'max' or 'error', got {policy!r}")
-    sorted_keys = np.sort(keys)
-    if not np.any(sorted_keys[1:] == sorted_keys[:-1]):  # the usual case, one sort instead of a 3-key lexsort
+    if not count_repeats(keys):  # the usual case, one sort instead of a 3-key lexsort
         return dataset
     if policy == "error":
         dup = duplicate_mask(dataset)

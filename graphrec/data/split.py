@@ -27,7 +27,7 @@ from graphrec.data.dataset import Dataset, Interactions
 from graphrec.data.io import Source, read_table
 from graphrec.errors import DataFormatError, GraphrecError
 from graphrec.fs import atomic_path
-from graphrec.matrices import in_sorted, stable_argsort
+from graphrec.matrices import count_repeats, in_sorted, stable_argsort
 
 PARTS = ("train", "valid", "test")
 TimeCutoff = Literal["none", "global", "per-user"]
@@ -180,8 +180,7 @@ class Split:
 
 
 def _require_unique_pairs(dataset: Dataset) -> None:
-    keys = np.sort(dataset.interactions.pair_keys(dataset.num_items))
-    repeated = int(np.count_nonzero(keys[1:] == keys[:-1]))
+    repeated = count_repeats(dataset.interactions.pair_keys(dataset.num_items))
     if repeated:
         raise GraphrecError(
             f"{dataset.name}: {repeated} repeated (user, item) pairs; "

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from graphrec.errors import GraphrecError
+from graphrec.matrices import sorted_unique
 from graphrec.nn.base import ScoringModel
 
 
@@ -33,9 +34,7 @@ class NegativeSampler:
         train = sp.csr_matrix(train)
         self.num_users, self.num_items = train.shape
         coo = train.tocoo()
-        # sorted, then distinct (numpy 2.4's hashing np.unique: 20 s against 0.15 s for the sort, 20M keys)
-        keys = np.sort(coo.row.astype(np.int64) * self.num_items + coo.col)
-        keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
+        keys = sorted_unique(coo.row.astype(np.int64) * self.num_items + coo.col)
         self.keys = torch.from_numpy(keys)  # sorted [nnz]
         self.pool: torch.Tensor | None = None  # item indices that may be drawn; None: all
         allowed = self.num_items
