@@ -483,7 +483,11 @@ class Explanation:
         handles = [Line2D([], [], marker="o", linestyle="", markersize=8, markerfacecolor=_ROLE_COLOURS[r],
                           markeredgecolor="black" if r == "recommended" else "white", label=_ROLE_NAMES[r])
                    for r in ROLES if any(n.role == r and n.key in shown for n in self.nodes)]
-        handles.append(Line2D([], [], color="#444444", linewidth=5, label="wider: more of it flows along the edge"))
+        # widths are relative to the widest edge drawn: say what that one carries, in the bars' shares, so that a
+        # thick edge of a diffuse explanation is not read as a large part
+        widest = f" (the widest carries {_share(strongest / self.lift)}, as the bars count)" if self.lift > 0 else ""
+        handles.append(Line2D([], [], color="#444444", linewidth=5,
+                              label=f"wider: more of it flows along the edge{widest}"))
         if any(e.importance < 0 for e in edges):
             handles.append(Line2D([], [], color="#9467bd", linewidth=2, label="purple: flows against it"))
         if any(e.importance == 0 for e in edges):
@@ -501,7 +505,7 @@ class Explanation:
             bars.set_title("parts, as shares of the sum of the positive ones", fontsize=9)
             for k, v in enumerate(values):
                 # at the bar's end; a negative one's right of zero, clear of the names on the left
-                bars.text(max(v, 0.0), k, f" {v:.0%}", va="center", ha="left", fontsize=7)
+                bars.text(max(v, 0.0), k, f" {_share(v)}", va="center", ha="left", fontsize=7)
             low, high = min(0.0, *values), max(0.0, *values)
             span = (high - low) or 1.0
             bars.set_xlim(low - (0.02 * span if low < 0 else 0.0), high + 0.15 * span)  # room for the end labels
@@ -587,6 +591,11 @@ def _join(words: Sequence[str]) -> str:
 
 def _short(label: str, n: int = 24) -> str:
     return label if len(label) <= n else label[: n - 1] + "…"
+
+
+def _share(x: float) -> str:
+    """A share as a percentage, ``"<1%"`` below one half of a per cent (rather than a misleading ``"0%"``)."""
+    return f"{x:.0%}" if abs(x) >= 0.005 else "<1%"
 
 
 def _wrap(text: str, width: int) -> str:

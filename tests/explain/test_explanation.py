@@ -154,3 +154,23 @@ def test_html_shows_titles_as_emphasis_not_asterisks(tmp_path):
     text = example().save(tmp_path / "why.html").read_text()
     sentence = text.split("<p>", 1)[1].split("</p>", 1)[0]
     assert "<em>Return of the Jedi (1983)</em>" in sentence and "*" not in sentence
+
+
+def test_the_legend_says_what_the_widest_edge_carries(tmp_path, monkeypatch):
+    """Widths are relative to the widest edge drawn: the legend gives that edge's share in the bars' terms (of the
+    sum of the positive parts, 3.5 here: the widest edge, 0.5, is 14%), so a thick edge is not read as a big part."""
+    import matplotlib.axes
+
+    from graphrec.explain.explanation import _share
+
+    labels = []
+    original = matplotlib.axes.Axes.legend
+
+    def legend(self, *args, handles=(), **kwargs):
+        labels.extend(h.get_label() for h in handles)
+        return original(self, *args, handles=handles, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "legend", legend)
+    example().draw(tmp_path / "why.png")
+    assert "wider: more of it flows along the edge (the widest carries 14%, as the bars count)" in labels
+    assert [_share(x) for x in (0.14, 0.004, -0.004, -0.42)] == ["14%", "<1%", "<1%", "-42%"]
