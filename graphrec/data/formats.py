@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -133,7 +134,7 @@ def load_interactions(
 
         have = pq.read_schema(p).names
         _check_columns(p, mapping, have)
-        frame = pd.read_parquet(p, columns=wanted)
+        frame = read_parquet(p, columns=wanted)
         row_to_line = 0  # rows are reported as "row N"
     else:
         try:
@@ -178,6 +179,31 @@ def load_interactions(
     return drop_duplicates(ds, duplicates)
 
 
+@contextmanager
+def _system_arrow_pool() -> Iterator[None]:
+    """Arrow allocates from the C library's malloc inside the block (its default pool is restored after).
+
+    The PyPI wheels' default pool (mimalloc) maps fresh pages for each large
+    column a process reads first: loading a 5M-row Parquet log took 1.1-1.4 s
+    in a fresh process against 0.5 s with the system pool, the same on later
+    reads and at 1M rows (``experiments/bench_scale.py``'s load stage).
+    """
+    import pyarrow as pa
+
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
+def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet file as a DataFrame, its buffers from the system allocator (see :func:`_system_arrow_pool`)."""
+    with _system_arrow_pool():
+        return pd.read_parquet(path, columns=columns)
+
+
 def _check_columns(p: Path, mapping: Mapping[str, str], have: list[str]) -> None:
     for field, column in mapping.items():
         if column not in have:
@@ -203,6 +229,8 @@ def _numeric(p: Path, col: pd.Series, name: str, where, row_to_line: int) -> np.
 
 
 def _timestamps(p: Path, col: pd.Series, name: str, where, row_to_line: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    if col.dtype.kind in "iu":  # seconds already: no parse, no NaN check
+        return col.to_numpy(np.int64)
     values = pd.to_numeric(col, errors="coerce")
     if values.isna().any() and col.dtype.kind not in "iuf":
         parsed = pd.to_datetime(col, errors="coerce", utc=True)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from graphrec.data.dataset import Dataset, Interactions
-from graphrec.data.formats import load_interactions, load_lightgcn_format
+from graphrec.data.formats import load_interactions, load_lightgcn_format, read_parquet
 from graphrec.data.manifests import get_manifest, manifests
 from graphrec.data.preprocess import k_core, to_implicit
 from graphrec.data.vocab import Vocabulary
@@ -240,7 +240,7 @@ def read_item_table(table: ItemTable, data_dir: str | None = None) -> pd.DataFra
         raise DatasetNotFoundError(f"{path}: item table not found (dataset.items.path)")
     wanted = [table.id, *table.text, *table.attributes]
     if path.suffix.lower() in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
+        frame = read_parquet(path)
     else:
         try:
             frame = pd.read_csv(path, sep=table.sep, dtype=str, keep_default_na=False)

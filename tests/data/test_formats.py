@@ -50,6 +50,22 @@ def test_parquet_implicit(tmp_path):
     np.testing.assert_array_equal(ds.interactions.user, [1, 0, 1])
 
 
+def test_parquet_timestamps_and_arrow_pool(tmp_path):
+    import pyarrow as pa
+
+    p = tmp_path / "log.parquet"
+    pd.DataFrame({"u": [3, 1], "i": [10, 20], "t": np.array([5, 7], dtype=np.int32)}).to_parquet(p)
+    before = pa.default_memory_pool().backend_name
+    ds = load_interactions(p, {"user": "u", "item": "i", "timestamp": "t"})
+    assert ds.interactions.timestamp.dtype == np.int64
+    np.testing.assert_array_equal(ds.interactions.timestamp, [5, 7])
+    assert pa.default_memory_pool().backend_name == before  # the system pool only while reading
+    pd.DataFrame({"u": [3, 1], "i": [10, 20], "t": [5.0, np.nan]}).to_parquet(p)
+    with pytest.raises(DataFormatError, match=r"column 't' expected a number at row 1"):
+        load_interactions(p, {"user": "u", "item": "i", "timestamp": "t"})
+    assert pa.default_memory_pool().backend_name == before
+
+
 def test_csv_errors_name_file_and_line(tmp_path):
     p = tmp_path / "log.csv"
     p.write_text("user,item,rating\n1,2,3\n1,3,high\n")
