@@ -498,7 +498,14 @@ def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, 
     share of the explained difference carried by the history items a sentence names and by the user's own
     embedding; over each user's top ``k``, the mean pairwise Jaccard of the named sets. For the contrastive
     explanation (the mean candidate), the score decomposition (reference none), and the rule of the previous
-    sentence (the two history items whose edges carry the most score, all crossings counted)."""
+    sentence (the two history items whose edges carry the most score, all crossings counted).
+
+    Also, for the contrastive and score explanations: the most any three history items carry (the bound on
+    what a sentence naming three can reach), how many of the largest it takes to reach 30% of the difference
+    (the issue's goal; users whose items never reach it count as their whole history), and the share of
+    everything the sentence names: the named items, the named theme's items (once each) and the user's own
+    embedding where the sentence names it."""
+    from graphrec.explain.explanation import OWN_SHARE_SHOWN
     from graphrec.explain.lightgcn import edge_flows, walk_terms
 
     def explainer(reference: str) -> Explainer:
@@ -510,7 +517,7 @@ def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, 
     nu = model.num_users
     for name, reference in (("contrastive", "mean"), ("score", "none"), ("previous rule", "none")):
         ex = explainer(reference)
-        shares, owns, jaccards, themes = [], [], [], []
+        shares, owns, jaccards, themes, bound3, needed, said = [], [], [], [], [], [], []
         for row, u in enumerate(users.tolist()):
             cited = []
             for j, i in enumerate(lists[row].tolist()):
@@ -531,11 +538,22 @@ def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, 
                     owns.append(sum(c.value for c in e.via if c.group == "user") / e.difference)
                     theme = e.theme() if name != "previous rule" else None
                     themes.append(theme[1] if theme is not None else 0.0)
+                    parts = np.sort([c.value for c in e.via if c.group == "history"])[::-1] / e.difference
+                    bound3.append(float(parts[:3].sum()))
+                    reach = np.flatnonzero(np.cumsum(parts) >= 0.3)
+                    needed.append(int(reach[0]) + 1 if len(reach) else len(parts))
+                    union = set(keys) | (set(theme[0].nodes[1:]) if theme is not None else set())
+                    own = sum(c.value for c in e.via if c.group == "user")
+                    shown = name != "previous rule" and e.lift > 0 and own / e.lift >= OWN_SHARE_SHOWN
+                    said.append((sum(via.get(key, 0.0) for key in union) + (own if shown else 0.0)) / e.difference)
             pairs = [len(x & y) / len(x | y) for a_, x in enumerate(cited) for y in cited[a_ + 1:] if x | y]
             jaccards.append(float(np.mean(pairs)) if pairs else 0.0)
         out[name] = {"named_share": round(float(np.mean(shares)), 4), "own_share": round(float(np.mean(owns)), 4),
                      "cited_jaccard": round(float(np.mean(jaccards)), 4),
-                     "theme_share": round(float(np.mean(themes)), 4)}
+                     "theme_share": round(float(np.mean(themes)), 4),
+                     "best_three_share": round(float(np.mean(bound3)), 4),
+                     "items_for_30_median": float(np.median(needed)),
+                     "sentence_share": round(float(np.mean(said)), 4)}
     return out
 
 
@@ -558,7 +576,8 @@ def combine(outputs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for path in outputs:
         last = json.loads(Path(path).read_text().strip().splitlines()[-1])
-        keys = ("pairs", "named_share", "own_share", "theme_share", "cited_jaccard", "cited_jaccard_previous",
+        keys = ("pairs", "named_share", "best_three_share", "items_for_30_median", "own_share", "theme_share",
+                "sentence_share", "cited_jaccard", "cited_jaccard_previous",
                 "rank_drop", "knn_control_rank_drop", "lightgcn_p50_ms") if "lightgcn_p50_ms" in last else \
             ("sage_p50_ms", "sage_connected", "pyg_gnnexplainer_p50_ms", "pyg_captum_ig_p50_ms")
         out.update({k: last[k] for k in keys if k in last})
@@ -775,18 +794,24 @@ def main() -> None:
         say()
         say(f"## what the sentences name: {len(users)} (user, top-1) pairs, and each user's top {a.sentence_k} "
             f"({time.perf_counter() - t:.0f} s)")
-        say("| explanation | share of the explained difference carried by the named items | the user's own "
-            f"embedding's share | the named theme's share | cited Jaccard over the top {a.sentence_k} |")
-        say("| --- | --- | --- | --- | --- |")
+        say("| explanation | share of the explained difference carried by the named items | the most any 3 "
+            "history items carry | history items it takes to reach 30% (median) | the user's own "
+            "embedding's share | the named theme's share | everything the sentence names | cited Jaccard over "
+            f"the top {a.sentence_k} |")
+        say("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for name, m in named.items():
-            say(f"| {name} | {m['named_share']:.3f} | {m['own_share']:.3f} | {m['theme_share']:.3f} | "
-                f"{m['cited_jaccard']:.3f} |")
+            say(f"| {name} | {m['named_share']:.3f} | {m['best_three_share']:.3f} | {m['items_for_30_median']:g} | "
+                f"{m['own_share']:.3f} | {m['theme_share']:.3f} | "
+                f"{m['sentence_share']:.3f} | {m['cited_jaccard']:.3f} |")
         result.update({"named_share": named["contrastive"]["named_share"],
                        "own_share": named["contrastive"]["own_share"],
                        "theme_share": named["contrastive"]["theme_share"],
                        "cited_jaccard": named["contrastive"]["cited_jaccard"],
                        "cited_jaccard_previous": named["previous rule"]["cited_jaccard"],
                        "named_share_previous": named["previous rule"]["named_share"],
+                       "best_three_share": named["contrastive"]["best_three_share"],
+                       "items_for_30_median": named["contrastive"]["items_for_30_median"],
+                       "sentence_share": named["contrastive"]["sentence_share"],
                        "lightgcn_p50_ms": result["p50_ms"]})
     say(json.dumps(result))
     out = Path(a.out) if a.out else HERE / "results" / f"bench_explain_{cfg.name}.txt"

@@ -268,7 +268,7 @@ class Explainer:
                            reference=terms.reference if ref is not None else None,
                            reference_kind=REFERENCES[self.reference] if ref is not None else "", seen=seen,
                            via=self._via(first_np, parts_np, own_part),
-                           themes=themes)
+                           themes=themes, history_size=len(hist), history_total=float(hist_parts.sum()))
 
     def _themes(self, item: int, hist: np.ndarray, parts: np.ndarray) -> tuple[Contribution, ...]:
         """:attr:`Explanation.themes`: for each attribute of the item (its genres...), the part of the difference

@@ -29,6 +29,17 @@ LEAST_SHARE = 0.01
 #: the user's own embedding's share of the difference above which the sentence says it
 OWN_SHARE_SHOWN = 0.2
 
+#: What the HTML page says of its two tables, which split the same difference two ways.
+VIA_CAPTION = ("The lead split by your first step in the graph: each row is everything that reaches you through "
+               "one item you rated (that item, the people who also rated it, their other items...), and one row "
+               "is your own embedding. The rows add up to the lead; the sentence and the bars use them.")
+CONTRIBUTIONS_CAPTION = ("The same lead split by node instead: each row is the part of one node's own embedding, "
+                         "however it reaches you. An item you rated has a smaller value here than above, where its "
+                         "row also holds what reaches you through it. These rows add up to the lead too.")
+ATTRIBUTIONS_CAPTION = ("Each edge's integrated-gradient attribution (its two directions merged), then the other edges "
+                        "of the computation subgraph and the no-message baseline (with the integration error): together "
+                        "they add up to the score.")
+
 #: Node roles, in drawing order.
 ROLES = ("user", "recommended", "history", "neighbor", "item", "attribute")
 _ROLE_NAMES = {"user": "the user", "recommended": "the item explained", "history": "items the user rated",
@@ -140,6 +151,8 @@ class Explanation:
         themes: For each attribute of the item (a genre...), the sum of the :attr:`via` parts of the history
             items that have it (``nodes``: the attribute, then those items); largest first. Themes overlap
             (an item has several genres), so they do not add up.
+        history_size, history_total: How many items the user interacted with (the explained one excepted),
+            and the sum of their :attr:`via` parts: what a theme is weighed against (0: unknown).
     """
 
     model: str
@@ -159,6 +172,8 @@ class Explanation:
     seen: bool = False
     via: tuple[Contribution, ...] = ()
     themes: tuple[Contribution, ...] = ()
+    history_size: int = 0
+    history_total: float = 0.0
 
     def __post_init__(self) -> None:
         keys = {n.key for n in self.nodes}
@@ -258,6 +273,7 @@ class Explanation:
                 seen=bool(d.get("seen", False)),
                 via=tuple(Contribution(**{**c, "nodes": tuple(c["nodes"])}) for c in d.get("via", [])),
                 themes=tuple(Contribution(**{**c, "nodes": tuple(c["nodes"])}) for c in d.get("themes", [])),
+                history_size=int(d.get("history_size", 0)), history_total=float(d.get("history_total", 0.0)),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not an explanation dict: {exc}") from exc
@@ -360,17 +376,32 @@ class Explanation:
         if theme is not None:
             c, x = theme
             n = len(c.nodes) - 1
-            parts.append(f"your {n} {c.label} {'title carries' if n == 1 else 'titles carry'} {x:.0%} together")
+            of = f" ({n / self.history_size:.0%} of what you {verb})" if self.history_size else ""
+            parts.append(f"your {n} {c.label} {'title' if n == 1 else 'titles'}{of} "
+                         f"{'carries' if n == 1 else 'carry'} {x:.0%} together")
         return (": " if own >= OWN_SHARE_SHOWN else ", ") + "; ".join(parts)
 
     def theme(self, least: float = 0.1) -> tuple[Contribution, float] | None:
         """The item's attribute whose history items carry the largest share of :attr:`difference` (at least
-        ``least``), with that share; None without one."""
-        if self.difference <= 0 or not self.themes or self.lift <= 0:
+        ``least``) and more than their number's share of what the history items carry together (a theme
+        that only carries its weight explains nothing: 40 dramas out of 60 items carrying 40% of the history's
+        part do not lift the item more than the rest), with that share; None without one."""
+        if self.difference <= 0 or self.lift <= 0:
             return None
-        best = self.themes[0]
-        share = best.value / self.lift
-        return (best, share) if share >= least else None
+        for c in self.themes:
+            share = c.value / self.lift
+            if share < least:
+                return None
+            if self._pulls_above_its_weight(c):
+                return c, share
+        return None
+
+    def _pulls_above_its_weight(self, theme: Contribution) -> bool:
+        """The theme's items carry more per item than the user's history items on average (unknown: True)."""
+        if self.history_size <= 0:
+            return True
+        n = len(theme.nodes) - 1
+        return theme.value / n > self.history_total / self.history_size
 
     def label_of(self, c: Contribution) -> str:
         """The label of a contribution's node where the subgraph has it, else the contribution's own."""
@@ -426,10 +457,11 @@ class Explanation:
         reach_user = nx.node_connected_component(g.subgraph([k for k in g.nodes if k != self.item]), self.user)
         return [n for n in self.nodes if n.key in (self.user, self.item) or (n.key in reach_item and n.key in reach_user)]
 
-    def draw(self, path: str | Path, title: str | None = None, dpi: int = 120) -> Path:
+    def draw(self, path: str | Path, title: str | None = None, dpi: int = 120, sentence: bool = True) -> Path:
         """Render the explanation to a PNG: the subgraph's paths from the user to the item (colours by role,
         widths by the part of the difference flowing along each edge, dashed context edges), each name beside
-        its node, in full; the parts of the difference as a bar chart beside it; the sentence below."""
+        its node, in full; the parts of the difference as a bar chart beside it; the sentence below (unless
+        ``sentence`` is False: :meth:`to_html` prints it above the picture)."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -510,7 +542,8 @@ class Explanation:
             span = (high - low) or 1.0
             bars.set_xlim(low - (0.02 * span if low < 0 else 0.0), high + 0.15 * span)  # room for the end labels
             bars.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-        fig.text(0.5, 0.015, _wrap(self.text(), 150), ha="center", va="bottom", fontsize=9)
+        if sentence:
+            fig.text(0.5, 0.015, _wrap(self.text(), 150), ha="center", va="bottom", fontsize=9)
         path = Path(path)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=dpi, format="png")
@@ -537,15 +570,16 @@ class Explanation:
         img = ""
         if picture:
             with tempfile.TemporaryDirectory() as tmp:
-                data = base64.b64encode(self.draw(Path(tmp) / "why.png").read_bytes()).decode()
+                data = base64.b64encode(self.draw(Path(tmp) / "why.png", sentence=False).read_bytes()).decode()
             img = f"<p><img alt='explanation subgraph' style='max-width:100%' src='data:image/png;base64,{data}'></p>"
         ref = (f"score {self.score:.4f}, {e(self.reference_kind)} {self.reference:.4f}: the parts below split the "
                f"difference {self.difference:+.4f}" if self.reference is not None else f"score {self.score:.4f}")
         rank = "already interacted with" if self.seen else (f"rank {self.rank}" if self.rank else "")
         via = "".join(f"<tr><td>{e(c.label)}</td><td>{c.value:+.4f}</td><td>{c.value / self.lift:.0%}</td></tr>"
                       for c in self.via) if self.lift > 0 else ""
-        via_table = (f"<h2>Through which of your interactions</h2><table><tr><th>part</th><th>value</th>"
-                     f"<th>share</th></tr>{via}</table>" if via else "")
+        via_table = (f"<h2>Through which of your interactions</h2><p>{e(VIA_CAPTION)}</p><table><tr><th>part</th>"
+                     f"<th>value</th><th>share</th></tr>{via}</table>" if via else "")
+        caption = CONTRIBUTIONS_CAPTION if self.method == "exact" else ATTRIBUTIONS_CAPTION
         rows = "".join(f"<tr><td>{e(c.group)}</td><td>{e(c.label)}</td><td>{c.value:+.4f}</td></tr>"
                        for c in (*self.contributions, *self.remainder))
         edges = "".join(f"<tr><td>{e(self.node(x.source).label)}</td><td>{e(x.type)}</td>"
@@ -557,7 +591,8 @@ class Explanation:
                 "table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style></head>"
                 f"<body><h1>{e(item.label)}</h1><p>{sentence}</p>"
                 f"<p>{e(self.model)}, {e(self.method)}: {ref}{'; ' + rank if rank else ''}</p>{img}{via_table}"
-                f"<h2>Contributions</h2><table><tr><th>group</th><th>part</th><th>value</th></tr>{rows}</table>"
+                f"<h2>Contributions</h2><p>{e(caption)}</p>"
+                f"<table><tr><th>group</th><th>part</th><th>value</th></tr>{rows}</table>"
                 f"<h2>Edges</h2><table><tr><th>from</th><th>relation</th><th>to</th><th>importance</th></tr>{edges}"
                 "</table></body></html>\n")
 

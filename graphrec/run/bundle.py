@@ -41,6 +41,7 @@ from graphrec.nn.base import ScoringModel
 from graphrec.nn.registry import MODELS, model_config
 from graphrec.nn.spec import ModelInputs
 from graphrec.rank.recommender import Recommender
+from graphrec.text.templates import display_title
 
 #: the bundle layout this graphrec writes; a bundle with a larger version is refused
 BUNDLE_VERSION = 1
@@ -217,6 +218,8 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> DeployedMod
         ids = vocabs[t].ids.tolist()
         graph.node_raw_ids[t] = ids
         graph.node_labels[t] = node["labels"] if node["labels"] is not None else [f"{t} {x}" for x in ids]
+        if t == "item":  # bundles written before titles were shown as read ("Shining, The" -> "The Shining")
+            graph.node_labels[t] = [display_title(str(x)) for x in graph.node_labels[t]]
         if f"node{_SEP}{t}{_SEP}x" in arrays:
             graph[t].x = arrays[f"node{_SEP}{t}{_SEP}x"]
     for et in map(tuple, meta["edge_types"]):

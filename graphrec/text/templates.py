@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Any
 
@@ -12,6 +13,31 @@ from graphrec.errors import ConfigError
 
 DEFAULT_ITEM_TEMPLATE = "{title}. Genres: {genres}. Tags: {tags}"
 SEGMENT_SEP = ". "
+
+
+#: Leading articles that library-sorted titles move to the end ("Shining, The (1980)"): English, French,
+#: Italian, Spanish, German, Scandinavian; matched case-sensitively.
+_ARTICLES = ("The", "A", "An", "La", "Le", "Les", "L'", "Il", "Lo", "Gli", "I", "El", "Los", "Las", "Der", "Die",
+             "Das", "Den", "Det", "Un", "Une")
+_SORTED_TITLE = re.compile(r"^(?P<name>.+?), (?P<article>" + "|".join(re.escape(a) for a in _ARTICLES)
+                           + r")(?P<rest>(?: \([^()]*\))*)$")
+
+
+def display_title(title: str) -> str:
+    """A library-sorted title as people read it: its trailing article moved back to the front.
+
+    MovieLens (and many catalogues) sort titles by moving the article after
+    a comma: ``display_title("Shining, The (1980)") == "The Shining (1980)"``;
+    the parenthesised parts after it (a year, an alternative title) stay at
+    the end. Other titles are returned unchanged. For what is shown (graph
+    node labels, explanations); the text encoder reads the title as the data
+    has it.
+    """
+    m = _SORTED_TITLE.match(title)
+    if m is None:
+        return title
+    article = m["article"]
+    return f"{article}{'' if article.endswith(chr(39)) else ' '}{m['name']}{m['rest']}"
 
 
 def _fields(segment: str) -> list[str]:

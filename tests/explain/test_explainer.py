@@ -304,6 +304,7 @@ def test_themes_sum_the_parts_of_the_history_items_sharing_an_attribute():
     (crime,) = e.themes  # Up's only genre; of u0's items, Heat is Crime
     assert crime.label == "Crime" and crime.nodes[1:] == ("item:1",)
     assert math.isclose(crime.value, via["item:1"], rel_tol=1e-9)
+    assert e.history_size == 2 and math.isclose(e.history_total, via["item:0"] + via["item:1"], rel_tol=1e-9)
     assert e.node("item:1").label == "Heat (1995)"
 
 

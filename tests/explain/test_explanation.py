@@ -174,3 +174,48 @@ def test_the_legend_says_what_the_widest_edge_carries(tmp_path, monkeypatch):
     example().draw(tmp_path / "why.png")
     assert "wider: more of it flows along the edge (the widest carries 14%, as the bars count)" in labels
     assert [_share(x) for x in (0.14, 0.004, -0.004, -0.42)] == ["14%", "<1%", "<1%", "-42%"]
+
+
+def _themed(theme_items: int, theme_value: float, history_size: int, history_total: float) -> Explanation:
+    from dataclasses import replace
+
+    via = (Contribution("Return of the Jedi (1983)", "history", 0.3, ("item:180",)),
+           Contribution("your own embedding", "user", 0.1),
+           Contribution("58 other interactions", "remainder", 1.6))
+    theme = Contribution("Sci-Fi", "theme", theme_value, ("genre:14", *(f"item:{j}" for j in range(theme_items))))
+    return replace(example(), reference=1.5, reference_kind="the mean of your candidates", via=via, rank=3,
+                   themes=(theme,), history_size=history_size, history_total=history_total)
+
+
+def test_a_theme_is_named_only_when_its_items_pull_above_their_weight():
+    """Lift 2.0, history parts 1.9 over 60 items (0.032 each). 6 Sci-Fi titles carrying 0.5 (0.083 each) pull
+    above their weight; 40 carrying 1.0 (0.025 each: 25% of the history's part from 67% of its items) do not."""
+    strong = _themed(6, 0.5, 60, 1.9)
+    assert strong.theme() == (strong.themes[0], 0.25)
+    assert strong.text().endswith("; your 6 Sci-Fi titles (10% of what you rated) carry 25% together.")
+    weak = _themed(40, 1.0, 60, 1.9)
+    assert weak.theme() is None and "Sci-Fi" not in weak.text()
+    # an explanation saved before the history was recorded: the theme is weighed by its share alone
+    assert _themed(40, 1.0, 0, 0.0).theme() is not None
+    assert Explanation.from_json(strong.to_json()) == strong
+
+
+def test_html_prints_the_sentence_once_and_says_what_each_table_splits(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from graphrec.explain.explanation import CONTRIBUTIONS_CAPTION, VIA_CAPTION
+
+    drawn = []
+    original = Explanation.draw
+
+    def draw(self, path, *args, sentence=True, **kwargs):
+        drawn.append(sentence)
+        return original(self, path, *args, sentence=sentence, **kwargs)
+
+    monkeypatch.setattr(Explanation, "draw", draw)
+    ex = _themed(6, 0.5, 60, 1.9)
+    page = ex.to_html()
+    assert drawn == [False]  # the picture leaves its sentence out: the page prints it above
+    assert page.count("Return of the Jedi") >= 2 and page.count("is ranked 3rd for you") == 1
+    assert VIA_CAPTION.split(":")[0] in page and CONTRIBUTIONS_CAPTION.split(":")[0] in page
+    assert "integrated-gradient" in replace(ex, method="integrated-gradients", via=()).to_html(picture=False)

@@ -45,6 +45,16 @@ def edges(data, edge_type):
     return sorted(map(tuple, data[edge_type].edge_index.t().tolist()))
 
 
+def test_item_labels_as_people_read_them_texts_as_the_data_has_them():
+    from graphrec.text import item_texts
+
+    ds = tiny()
+    ds.item_info.loc[1, "title"] = "Heat, The (1995)"
+    data = GraphBuilder(GraphConfig(item_attributes=())).build(ds, split=tiny_split(ds))
+    assert node_labels(data, "item")[:2] == ["Alien (1979)", "The Heat (1995)"]
+    assert item_texts(ds)[1].startswith("Heat, The (1995)")
+
+
 def test_node_counts_and_edges():
     ds = tiny()
     cfg = GraphConfig(item_attributes=("genre", "tag", "decade"), user_attributes=("occupation", "age", "gender"))

@@ -132,3 +132,11 @@ def test_nothing_is_pickled(bundled):
     from safetensors.torch import load_file
 
     assert all(isinstance(t, torch.Tensor) for t in load_file(str(bundled / "arrays.safetensors")).values())
+
+
+def test_library_sorted_titles_of_an_older_bundle_are_shown_as_read(bundled):
+    meta = json.loads((bundled / "bundle.json").read_text())
+    meta["nodes"]["item"]["labels"][9] = "Shining, The (1980)"  # as bundles stored MovieLens titles before
+    (bundled / "bundle.json").write_text(json.dumps(meta))
+    model = graphrec.load(bundled)
+    assert model.graph.node_labels["item"][9] == "The Shining (1980)"
