@@ -500,11 +500,12 @@ def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, 
     explanation (the mean candidate), the score decomposition (reference none), and the rule of the previous
     sentence (the two history items whose edges carry the most score, all crossings counted).
 
-    Also, for the contrastive and score explanations: the most any three history items carry (the bound on
-    what a sentence naming three can reach), how many of the largest it takes to reach 30% of the difference
-    (the issue's goal; users whose items never reach it count as their whole history), and the share of
-    everything the sentence names: the named items, the named theme's items (once each) and the user's own
-    embedding where the sentence names it."""
+    Also: the most any three history items carry (the bound on what a sentence naming three can reach), how
+    many of the largest it takes to reach 30% of the difference (the issue's goal; users whose items never
+    reach it count as their whole history), and the share of everything the sentence names: the named items,
+    the named theme's items (once each) and the user's own embedding where the sentence names it. The
+    previous rule's row explains the score, so its bound and count are the score row's. Every share is of the
+    explained difference (the sentence's own shares are of the lift, the sum of the positive parts)."""
     from graphrec.explain.explanation import OWN_SHARE_SHOWN
     from graphrec.explain.lightgcn import edge_flows, walk_terms
 
@@ -537,14 +538,15 @@ def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, 
                     shares.append(sum(via.get(key, 0.0) for key in keys) / e.difference)
                     owns.append(sum(c.value for c in e.via if c.group == "user") / e.difference)
                     theme = e.theme() if name != "previous rule" else None
-                    themes.append(theme[1] if theme is not None else 0.0)
+                    themes.append(theme[0].value / e.difference if theme is not None else 0.0)
                     parts = np.sort([c.value for c in e.via if c.group == "history"])[::-1] / e.difference
                     bound3.append(float(parts[:3].sum()))
                     reach = np.flatnonzero(np.cumsum(parts) >= 0.3)
                     needed.append(int(reach[0]) + 1 if len(reach) else len(parts))
                     union = set(keys) | (set(theme[0].nodes[1:]) if theme is not None else set())
                     own = sum(c.value for c in e.via if c.group == "user")
-                    shown = name != "previous rule" and e.lift > 0 and own / e.lift >= OWN_SHARE_SHOWN
+                    shown = (name != "previous rule" and e.difference > 0 and e.lift > 0
+                             and own / e.lift >= OWN_SHARE_SHOWN)  # as _contrastive_reasons decides
                     said.append((sum(via.get(key, 0.0) for key in union) + (own if shown else 0.0)) / e.difference)
             pairs = [len(x & y) / len(x | y) for a_, x in enumerate(cited) for y in cited[a_ + 1:] if x | y]
             jaccards.append(float(np.mean(pairs)) if pairs else 0.0)

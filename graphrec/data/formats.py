@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -179,23 +180,29 @@ def load_interactions(
     return drop_duplicates(ds, duplicates)
 
 
+_ARROW_POOL_LOCK = threading.Lock()
+
+
 @contextmanager
 def _system_arrow_pool() -> Iterator[None]:
     """Arrow allocates from the C library's malloc inside the block (its default pool is restored after).
 
     The PyPI wheels' default pool (mimalloc) maps fresh pages for each large
-    column a process reads first: loading a 5M-row Parquet log took 1.1-1.4 s
-    in a fresh process against 0.5 s with the system pool, the same on later
-    reads and at 1M rows (``experiments/bench_scale.py``'s load stage).
+    column a process reads first: the first load of a 5M-row Parquet log in a
+    fresh process took 0.86 s (median of 6) against 0.36 s with the system
+    pool; at 1M rows both take 0.1 s (``experiments/bench_scale.py``'s load
+    stage). The pool is process-wide, so reads through here take a lock:
+    two threads reading at once cannot leave the system pool set.
     """
     import pyarrow as pa
 
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(previous)
+    with _ARROW_POOL_LOCK:
+        previous = pa.default_memory_pool()
+        pa.set_memory_pool(pa.system_memory_pool())
+        try:
+            yield
+        finally:
+            pa.set_memory_pool(previous)
 
 
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
@@ -229,7 +236,7 @@ def _numeric(p: Path, col: pd.Series, name: str, where, row_to_line: int) -> np.
 
 
 def _timestamps(p: Path, col: pd.Series, name: str, where, row_to_line: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    if col.dtype.kind in "iu":  # seconds already: no parse, no NaN check
+    if col.dtype.kind in "iu" and not col.hasnans:  # seconds already (a nullable Int64 may have gaps)
         return col.to_numpy(np.int64)
     values = pd.to_numeric(col, errors="coerce")
     if values.isna().any() and col.dtype.kind not in "iuf":

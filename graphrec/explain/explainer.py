@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import cast
 
 import numpy as np
@@ -168,8 +169,6 @@ class Explainer:
             return self._lightgcn(cast(LightGCN, self.model), user, item)
         ex = self._graphsage(cast(GraphSAGE, self.model), user, item)
         if self.seen[user, item]:
-            from dataclasses import replace
-
             return replace(ex, seen=True, rank=None)
         return ex
 
@@ -241,15 +240,6 @@ class Explainer:
             edges += [ExplainEdge(f"user:{a}", f"item:{b}", INTERACTS[1], float(fl))
                       for (a, b), fl in zip(pairs, flows.tolist(), strict=True)]
         themes = self._themes(item, hist, np.array([via_of.get(nu + h, 0.0) for h in hist]))
-        if model.extra_emb is not None:
-            attr_nodes, attr_edges = self._propagated_attributes(model, terms, values, item, chosen_h)
-        else:  # the genre the sentence names first (its largest theme), linked to every shown item that has it
-            top = themes[0].nodes[0].split(":") if themes and themes[0].value > 0 else None
-            attr_nodes, attr_edges = self._attribute_context(item, chosen_h[:2] or chosen_h,
-                                                             first=(top[0], int(top[1])) if top else None,
-                                                             first_history=chosen_h)
-        nodes += attr_nodes
-        edges += attr_edges
 
         order = reached[np.argsort(-np.abs(values[reached]), kind="stable")]
         listed, unlisted = order[: self.top], order[self.top :]
@@ -262,13 +252,22 @@ class Explainer:
             for c, g in enumerate(_GROUPS) if counts[c]
         )
         seen = bool(self.seen[user, item])
-        return Explanation(model=type(model).__name__, method="exact", score=terms.score, user=f"user:{user}",
-                           item=f"item:{item}", nodes=tuple(nodes), edges=tuple(edges), contributions=contributions,
-                           remainder=remainder, groups=groups, rank=None if seen else self.rank_of(user, item),
-                           reference=terms.reference if ref is not None else None,
-                           reference_kind=REFERENCES[self.reference] if ref is not None else "", seen=seen,
-                           via=self._via(first_np, parts_np, own_part),
-                           themes=themes, history_size=len(hist), history_total=float(hist_parts.sum()))
+        ex = Explanation(model=type(model).__name__, method="exact", score=terms.score, user=f"user:{user}",
+                         item=f"item:{item}", nodes=tuple(nodes), edges=tuple(edges), contributions=contributions,
+                         remainder=remainder, groups=groups, rank=None if seen else self.rank_of(user, item),
+                         reference=terms.reference if ref is not None else None,
+                         reference_kind=REFERENCES[self.reference] if ref is not None else "", seen=seen,
+                         via=self._via(first_np, parts_np, own_part),
+                         themes=themes, history_size=len(hist), history_total=float(hist_parts.sum()))
+        if model.extra_emb is not None:
+            attr_nodes, attr_edges = self._propagated_attributes(model, terms, values, item, chosen_h)
+        else:  # the genre the sentence names (Explanation.theme) first, linked to every shown item that has it
+            named = ex.theme()
+            top = named[0].nodes[0].split(":") if named is not None else None
+            attr_nodes, attr_edges = self._attribute_context(item, chosen_h[:2] or chosen_h,
+                                                             first=(top[0], int(top[1])) if top else None,
+                                                             first_history=chosen_h)
+        return replace(ex, nodes=(*ex.nodes, *attr_nodes), edges=(*ex.edges, *attr_edges))
 
     def _themes(self, item: int, hist: np.ndarray, parts: np.ndarray) -> tuple[Contribution, ...]:
         """:attr:`Explanation.themes`: for each attribute of the item (its genres...), the part of the difference

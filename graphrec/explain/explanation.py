@@ -29,13 +29,15 @@ LEAST_SHARE = 0.01
 #: the user's own embedding's share of the difference above which the sentence says it
 OWN_SHARE_SHOWN = 0.2
 
-#: What the HTML page says of its two tables, which split the same difference two ways.
-VIA_CAPTION = ("The lead split by your first step in the graph: each row is everything that reaches you through "
-               "one item you rated (that item, the people who also rated it, their other items...), and one row "
-               "is your own embedding. The rows add up to the lead; the sentence and the bars use them.")
-CONTRIBUTIONS_CAPTION = ("The same lead split by node instead: each row is the part of one node's own embedding, "
-                         "however it reaches you. An item you rated has a smaller value here than above, where its "
-                         "row also holds what reaches you through it. These rows add up to the lead too.")
+#: What the HTML page says of its two tables, which split the same difference (``{what}``: "lead" or "score") two
+#: ways.
+VIA_CAPTION = ("The {what} split by your first step in the graph: each row is everything that reaches you through "
+               "one of your edges (an item you rated, the people who also rated it, their other items...), and one "
+               "row is your own embedding. The rows add up to the {what}; the sentence and the bars use them.")
+CONTRIBUTIONS_CAPTION = ("The {what} split by node: each row is the part of one node's own embedding, whichever "
+                         "walks from you reach it. The rows add up to the {what} too.")
+CONTRIBUTIONS_VS_VIA = (" So an item you rated has another value here than above, where its row holds everything "
+                        "that reaches you through it, not its own embedding's part.")
 ATTRIBUTIONS_CAPTION = ("Each edge's integrated-gradient attribution (its two directions merged), then the other edges "
                         "of the computation subgraph and the no-message baseline (with the integration error): together "
                         "they add up to the score.")
@@ -377,8 +379,8 @@ class Explanation:
             c, x = theme
             n = len(c.nodes) - 1
             of = f" ({n / self.history_size:.0%} of what you {verb})" if self.history_size else ""
-            parts.append(f"your {n} {c.label} {'title' if n == 1 else 'titles'}{of} "
-                         f"{'carries' if n == 1 else 'carry'} {x:.0%} together")
+            parts.append(f"the one {c.label} title you {verb} carries {x:.0%}" if n == 1
+                         else f"your {n} {c.label} titles{of} carry {x:.0%} together")
         return (": " if own >= OWN_SHARE_SHOWN else ", ") + "; ".join(parts)
 
     def theme(self, least: float = 0.1) -> tuple[Contribution, float] | None:
@@ -577,9 +579,11 @@ class Explanation:
         rank = "already interacted with" if self.seen else (f"rank {self.rank}" if self.rank else "")
         via = "".join(f"<tr><td>{e(c.label)}</td><td>{c.value:+.4f}</td><td>{c.value / self.lift:.0%}</td></tr>"
                       for c in self.via) if self.lift > 0 else ""
-        via_table = (f"<h2>Through which of your interactions</h2><p>{e(VIA_CAPTION)}</p><table><tr><th>part</th>"
-                     f"<th>value</th><th>share</th></tr>{via}</table>" if via else "")
-        caption = CONTRIBUTIONS_CAPTION if self.method == "exact" else ATTRIBUTIONS_CAPTION
+        what = "lead" if self.reference is not None else "score"
+        via_table = (f"<h2>Through which of your interactions</h2><p>{e(VIA_CAPTION.format(what=what))}</p><table>"
+                     f"<tr><th>part</th><th>value</th><th>share</th></tr>{via}</table>" if via else "")
+        caption = (CONTRIBUTIONS_CAPTION.format(what=what) + (CONTRIBUTIONS_VS_VIA if via else "")
+                   if self.method == "exact" else ATTRIBUTIONS_CAPTION)
         rows = "".join(f"<tr><td>{e(c.group)}</td><td>{e(c.label)}</td><td>{c.value:+.4f}</td></tr>"
                        for c in (*self.contributions, *self.remainder))
         edges = "".join(f"<tr><td>{e(self.node(x.source).label)}</td><td>{e(x.type)}</td>"

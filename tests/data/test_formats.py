@@ -64,6 +64,27 @@ def test_parquet_timestamps_and_arrow_pool(tmp_path):
     with pytest.raises(DataFormatError, match=r"column 't' expected a number at row 1"):
         load_interactions(p, {"user": "u", "item": "i", "timestamp": "t"})
     assert pa.default_memory_pool().backend_name == before
+    pd.DataFrame({"u": [3, 1], "i": [10, 20], "t": pd.array([5, None], dtype="Int64")}).to_parquet(p)
+    with pytest.raises(DataFormatError, match=r"column 't' expected a number at row 1"):
+        load_interactions(p, {"user": "u", "item": "i", "timestamp": "t"})
+
+
+def test_the_arrow_pool_is_restored_when_a_read_fails(tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    from graphrec.data import formats
+
+    before = pa.default_memory_pool().backend_name
+    seen = []
+
+    def fail(*args, **kwargs):
+        seen.append(pa.default_memory_pool().backend_name)
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(pd, "read_parquet", fail)
+    with pytest.raises(OSError, match="disk gone"):
+        formats.read_parquet(tmp_path / "x.parquet")
+    assert seen == ["system"] and pa.default_memory_pool().backend_name == before
 
 
 def test_csv_errors_name_file_and_line(tmp_path):

@@ -189,12 +189,18 @@ def _themed(theme_items: int, theme_value: float, history_size: int, history_tot
 
 def test_a_theme_is_named_only_when_its_items_pull_above_their_weight():
     """Lift 2.0, history parts 1.9 over 60 items (0.032 each). 6 Sci-Fi titles carrying 0.5 (0.083 each) pull
-    above their weight; 40 carrying 1.0 (0.025 each: 25% of the history's part from 67% of its items) do not."""
+    above their weight; 40 carrying 1.0 (0.025 each: 53% of the history's part from 67% of its items) do not."""
+    from dataclasses import replace
+
     strong = _themed(6, 0.5, 60, 1.9)
     assert strong.theme() == (strong.themes[0], 0.25)
     assert strong.text().endswith("; your 6 Sci-Fi titles (10% of what you rated) carry 25% together.")
     weak = _themed(40, 1.0, 60, 1.9)
     assert weak.theme() is None and "Sci-Fi" not in weak.text()
+    # the largest theme does not pull above its weight, the next does: the sentence names the next
+    noir = Contribution("Film-Noir", "theme", 0.3, ("genre:9", "item:180"))
+    two = replace(weak, themes=(weak.themes[0], noir))
+    assert two.theme() == (noir, 0.15) and two.text().endswith("; the one Film-Noir title you rated carries 15%.")
     # an explanation saved before the history was recorded: the theme is weighed by its share alone
     assert _themed(40, 1.0, 0, 0.0).theme() is not None
     assert Explanation.from_json(strong.to_json()) == strong
@@ -217,5 +223,8 @@ def test_html_prints_the_sentence_once_and_says_what_each_table_splits(tmp_path,
     page = ex.to_html()
     assert drawn == [False]  # the picture leaves its sentence out: the page prints it above
     assert page.count("Return of the Jedi") >= 2 and page.count("is ranked 3rd for you") == 1
-    assert VIA_CAPTION.split(":")[0] in page and CONTRIBUTIONS_CAPTION.split(":")[0] in page
+    assert VIA_CAPTION.format(what="lead").split(":")[0] in page  # "The lead split by your first step..."
+    assert CONTRIBUTIONS_CAPTION.format(what="lead").split(":")[0] in page and "another value here" in page
+    no_via = replace(ex, via=(), reference=None).to_html(picture=False)  # the score itself, one table
+    assert "The score split by node" in no_via and "above" not in no_via and "first step" not in no_via
     assert "integrated-gradient" in replace(ex, method="integrated-gradients", via=()).to_html(picture=False)
