@@ -194,13 +194,15 @@ def test_a_theme_is_named_only_when_its_items_pull_above_their_weight():
 
     strong = _themed(6, 0.5, 60, 1.9)
     assert strong.theme() == (strong.themes[0], 0.25)
-    assert strong.text().endswith("; your 6 Sci-Fi titles (10% of what you rated) carry 25% together.")
+    assert strong.text().endswith(
+        "; your 6 Sci-Fi titles carry 25% together, more per title than the rest of what you rated.")
     weak = _themed(40, 1.0, 60, 1.9)
     assert weak.theme() is None and "Sci-Fi" not in weak.text()
     # the largest theme does not pull above its weight, the next does: the sentence names the next
     noir = Contribution("Film-Noir", "theme", 0.3, ("genre:9", "item:180"))
     two = replace(weak, themes=(weak.themes[0], noir))
-    assert two.theme() == (noir, 0.15) and two.text().endswith("; the one Film-Noir title you rated carries 15%.")
+    assert two.theme() == (noir, 0.15) and two.text().endswith(
+        "; the one Film-Noir title you rated carries 15%, more than the others you rated on average.")
     # an explanation saved before the history was recorded: the theme is weighed by its share alone
     assert _themed(40, 1.0, 0, 0.0).theme() is not None
     assert Explanation.from_json(strong.to_json()) == strong
