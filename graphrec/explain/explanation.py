@@ -482,9 +482,10 @@ class Explanation:
             data["layer"] = _LAYERS[data["role"]]
         pos = nx.multipartite_layout(g, subset_key="layer", scale=1.0)
         parts = self._bars()
-        fig = plt.figure(figsize=(14, 8))
-        ax = fig.add_axes((0.01, 0.17, 0.64, 0.75))
-        bars = fig.add_axes((0.75, 0.17, 0.23, 0.75)) if parts else None
+        fig = plt.figure(figsize=(14, 8 if sentence else 7.4))  # without the sentence, no room kept for it
+        bottom = 0.17 if sentence else 0.11
+        ax = fig.add_axes((0.01, bottom, 0.64, 0.92 - bottom))
+        bars = fig.add_axes((0.75, bottom, 0.23, 0.92 - bottom)) if parts else None
         edges = [e for e in self.edges if e.source in shown and e.target in shown]
         strongest = max((abs(e.importance) for e in edges), default=0.0) or 1.0
         for e in edges:

@@ -29,7 +29,7 @@ from graphrec.errors import ConfigError
 from graphrec.graph.config import GraphConfig
 from graphrec.matrices import multihot
 from graphrec.text.encoder import TextEncoder
-from graphrec.text.templates import display_title, item_texts
+from graphrec.text.templates import item_labels, item_texts
 
 INTERACTS = ("user", "interacts", "item")
 REV_INTERACTS = ("item", "rev_interacts", "user")
@@ -110,10 +110,10 @@ class GraphBuilder:
         known = split.train_view() if split is not None else dataset  # side information train could know
         data = HeteroData()
         self._entity(data, "user", dataset.num_users, list(dataset.users.ids.tolist()), _user_labels(dataset))
-        titles = ([display_title(t) for t in dataset.item_info["title"].astype(str).tolist()]
-                  if "title" in dataset.item_info else None)
-        self._entity(data, "item", dataset.num_items, list(dataset.items.ids.tolist()),
-                     titles or [f"item {x}" for x in dataset.items.ids.tolist()])
+        item_ids = list(dataset.items.ids.tolist())
+        self._entity(data, "item", dataset.num_items, item_ids,
+                     item_labels(dataset.item_info["title"].tolist(), item_ids) if "title" in dataset.item_info
+                     else [f"item {x}" for x in item_ids])
         self._interactions(data, inter)
 
         item_info = known.item_info.copy()

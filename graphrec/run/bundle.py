@@ -41,7 +41,7 @@ from graphrec.nn.base import ScoringModel
 from graphrec.nn.registry import MODELS, model_config
 from graphrec.nn.spec import ModelInputs
 from graphrec.rank.recommender import Recommender
-from graphrec.text.templates import display_title
+from graphrec.text.templates import item_labels
 
 #: the bundle layout this graphrec writes; a bundle with a larger version is refused
 BUNDLE_VERSION = 1
@@ -219,7 +219,7 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> DeployedMod
         graph.node_raw_ids[t] = ids
         graph.node_labels[t] = node["labels"] if node["labels"] is not None else [f"{t} {x}" for x in ids]
         if t == "item":  # bundles written before titles were shown as read ("Shining, The" -> "The Shining")
-            graph.node_labels[t] = [display_title(str(x)) for x in graph.node_labels[t]]
+            graph.node_labels[t] = item_labels(graph.node_labels[t], ids)
         if f"node{_SEP}{t}{_SEP}x" in arrays:
             graph[t].x = arrays[f"node{_SEP}{t}{_SEP}x"]
     for et in map(tuple, meta["edge_types"]):

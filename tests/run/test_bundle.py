@@ -136,7 +136,11 @@ def test_nothing_is_pickled(bundled):
 
 def test_library_sorted_titles_of_an_older_bundle_are_shown_as_read(bundled):
     meta = json.loads((bundled / "bundle.json").read_text())
-    meta["nodes"]["item"]["labels"][9] = "Shining, The (1980)"  # as bundles stored MovieLens titles before
+    labels = meta["nodes"]["item"]["labels"]
+    labels[9] = "Shining, The (1980)"  # as bundles stored MovieLens titles before
+    labels[3] = labels[4] = "Money Talks (1997)"  # one film under two ids, as ML-100K lists 18
     (bundled / "bundle.json").write_text(json.dumps(meta))
-    model = graphrec.load(bundled)
-    assert model.graph.node_labels["item"][9] == "The Shining (1980)"
+    graph = graphrec.load(bundled).graph
+    shown, ids = graph.node_labels["item"], graph.node_raw_ids["item"]
+    assert shown[9] == "The Shining (1980)"
+    assert shown[3:5] == [f"Money Talks (1997) [item {ids[3]}]", f"Money Talks (1997) [item {ids[4]}]"]

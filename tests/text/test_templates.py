@@ -16,3 +16,11 @@ from graphrec.text import display_title
 ])
 def test_display_title(sorted_title, shown):
     assert display_title(sorted_title) == shown
+
+
+def test_item_labels_tell_apart_items_that_share_a_title():
+    from graphrec.text import item_labels
+
+    labels = item_labels(["Money Talks (1997)", "Shining, The (1980)", "Money Talks (1997)"], [1053, 7, 1241])
+    assert labels == ["Money Talks (1997) [item 1053]", "The Shining (1980)", "Money Talks (1997) [item 1241]"]
+    assert item_labels(labels, [1053, 7, 1241]) == labels  # unique labels come back unchanged (older bundles)
