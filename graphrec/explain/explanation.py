@@ -378,14 +378,14 @@ class Explanation:
         if theme is not None:
             c, x = theme
             n = len(c.nodes) - 1
-            # theme() names a theme only when its titles carry more per title than the user's others; say so
-            # (weighed in the history's own terms, a theme's share of the lift could look small beside its
-            # share of the titles, the learned profile taking much of the lift)
-            known = self.history_size > 0
-            parts.append(f"the one {c.label} title you {verb} carries {x:.0%}"
-                         + (f", more than the others you {verb} on average" if known else "") if n == 1
-                         else f"your {n} {c.label} titles carry {x:.0%} together"
-                         + (f", more per title than the rest of what you {verb}" if known else ""))
+            if n == 1:
+                phrase, why = (f"the one {c.label} title you {verb} carries {x:.0%}",
+                               f", more than the others you {verb} on average")
+            else:
+                phrase, why = (f"your {n} {c.label} titles carry {x:.0%} together",
+                               f", more per title than the rest of what you {verb}")
+            # theme() weighed it against the history (when known): say why it is named
+            parts.append(phrase + (why if self.history_size > 0 else ""))
         return (": " if own >= OWN_SHARE_SHOWN else ", ") + "; ".join(parts)
 
     def theme(self, least: float = 0.1) -> tuple[Contribution, float] | None:

@@ -39,7 +39,8 @@ def display_title(title: str) -> str:
     if m is None:
         return title
     article = m["article"]
-    return f"{article}{'' if article.endswith(chr(39)) else ' '}{m['name']}{m['rest']}"
+    space = "" if article.endswith("'") else " "  # "L'Avventura"
+    return f"{article}{space}{m['name']}{m['rest']}"
 
 
 def item_labels(titles: Sequence[object], ids: Sequence[object]) -> list[str]:
