@@ -296,6 +296,10 @@ def _fmt(e: float | None) -> str:
     return "–" if e is None else f"{e:.2f}"
 
 
+#: what :func:`by_design` says of an epoch that grows faster than the data by construction
+QUADRATIC, UNTIL_BOUND = "quadratic by design", "superlinear until the sample's bound"
+
+
 def by_design(stage: str) -> str | None:
     """Why an epoch grows faster than the data by construction (None: the stage must be linear).
 
@@ -306,14 +310,10 @@ def by_design(stage: str) -> str | None:
         return None
     model = stage.split()[1]
     if (model in FULL_GRAPH and "(batch ∝ data)" not in stage) or (model in ROW_SPARSE and "(sparse_adam)" not in stage):
-        return "quadratic by design"
+        return QUADRATIC
     if model in SAMPLED and "(batch ∝ data)" not in stage:
-        return "superlinear until the sample's bound"
+        return UNTIL_BOUND
     return None
-
-
-def quadratic_by_design(stage: str) -> bool:
-    return by_design(stage) == "quadratic by design"
 
 
 def main() -> None:
@@ -384,26 +384,27 @@ def main() -> None:
         m_exp = exponent(sizes, [row["memory_mb"] for row in rows])
         cells = " | ".join(f"{'~' if row.get('extrapolated') else ''}{row['seconds']:,.1f} | {row['peak_rss_mb']:,.0f}"
                            for row in rows)
-        note = f" ({by_design(name)})" if by_design(name) else ""
+        why = by_design(name)
+        note = f" ({why})" if why else ""
         out(f"| {name}{note} | {cells} | {_fmt(t_exp)} | {_fmt(m_exp)} |"
             + (f" {rows[-1].get('gpu_peak_mb', 0):,.0f} |" if gpu else ""))
         stages[name] = {"seconds": secs, "peak_rss_mb": [row["peak_rss_mb"] for row in rows],
                         "memory_mb": [row["memory_mb"] for row in rows], "time_exponent": t_exp,
                         "memory_exponent": m_exp, "extrapolated": [bool(row.get("extrapolated")) for row in rows],
-                        "must_be_linear": by_design(name) is None}
+                        "must_be_linear": why is None}
         if name.startswith("epoch "):
             stages[name]["step_seconds"] = [row["step_seconds"] for row in rows]
             stages[name]["step_time_exponent"] = exponent(sizes, stages[name]["step_seconds"])
     out("~: extrapolated from the first steps (see the docstring); memory exp.: of the peak RSS above the "
         "process's RSS after imports")
     for name in names:
-        if quadratic_by_design(name):
+        if by_design(name) == QUADRATIC:
             s = stages[name]
             what = ("one propagation of the whole graph" if name.split()[1] in FULL_GRAPH
                     else "dense Adam over every row of the tables")
             out(f"{name}: a step grows with exponent {_fmt(s['step_time_exponent'])} ({what}); "
                 f"{s['seconds'][-1] / 60:,.0f} min per epoch at batch {BATCH} and {sizes[-1]:,}")
-    for name in (n for n in names if n.split()[1:2] == ["graphsage"]):
+    for name in (n for n in names if n.startswith("epoch ") and n.split()[1] in SAMPLED):
         rows = [r["stages"][name] for r in results]
         nodes = [row["sampled_nodes"] for row in rows]
         per_node = [row["step_seconds"] / n for row, n in zip(rows, nodes, strict=True)]
