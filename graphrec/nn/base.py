@@ -157,6 +157,17 @@ class ScoringModel(nn.Module):
         if state:
             raise ValueError(f"{type(self).__name__} owns no random generator, but the checkpoint has {sorted(state)}")
 
+    def set_rank(self, rank: int) -> None:
+        """Called by the trainer of a multi-process run with this process's rank, before training starts.
+
+        Every rank draws the same global batches, so draws that must be the
+        one-process run's (XSimGCL's noise over the replicated graph) stay
+        seeded alike on every rank, and models that own none ignore this
+        (the default). A model that draws something for its rank's shard
+        alone (GraphSAGE's neighbour sample) gives each rank its own stream
+        here; rank 0 keeps the one-process stream.
+        """
+
     def fit(self, train: Any) -> ScoringModel:
         raise NotImplementedError(f"{type(self).__name__} is trained with a loss, not fit()")
 

@@ -111,7 +111,10 @@ class GraphSAGE(ScoringModel):
     Random draws: the sampler owns a generator per device (seeded with
     ``seed``), saved and restored by :meth:`rng_state` /
     :meth:`set_rng_state`, so a resumed training repeats an uninterrupted
-    one; dropout draws from torch's global generator (the trainer's).
+    one; dropout draws from torch's global generator (the trainer's). In a
+    multi-process run each rank samples its own shard of the seeds, from
+    its own stream (:meth:`set_rank`): rank 0 from ``seed``, rank ``r``
+    from a seed derived from ``(seed, r)``.
 
     Determinism: on CPU, training with a fixed seed and thread count is
     bit-for-bit repeatable. Rows are gathered with ``index_select``, whose
@@ -155,6 +158,7 @@ class GraphSAGE(ScoringModel):
         num_nodes = {t: int(data[t].num_nodes) for t in data.node_types}
         self.encoder = HeteroSAGE(data.node_types, data.edge_types, in_dims, num_nodes, hidden, num_layers, dropout)
         self._on: dict[str, tuple[HeteroData, NeighborSampler]] = {}  # device -> (graph, sampler)
+        self._sampler_seed = seed  # this rank's stream (set_rank)
         self._rng_pending: dict[str, Tensor] = {}  # device -> sampler state restored before that sampler was built
         self._lookup: dict[str, dict[str, int]] = {}  # node type -> raw id (as str) -> index
         self.exclude_target_edges = exclude_target_edges
@@ -176,16 +180,35 @@ class GraphSAGE(ScoringModel):
             with torch.inference_mode(False):
                 g = copy.copy(self.graph).to(self.device)  # a copy: .to() moves a HeteroData in place
                 g = g.apply(lambda t: t.clone() if t.is_inference() else t)
-                sampler = NeighborSampler(g, self.fanouts, seed=self.seed)
+                sampler = NeighborSampler(g, self.fanouts, seed=self._sampler_seed)
             state = self._rng_pending.pop(key, None)
             if state is not None:
                 sampler.generator.set_state(state)
             elif self._rng_pending:
                 warnings.warn(f"GraphSAGE: the restored sampler state is for {', '.join(sorted(self._rng_pending))}; "
-                              f"the sampler on {key} starts from its seed ({self.seed}), so this run will not repeat "
+                              f"the sampler on {key} starts from its seed ({self._sampler_seed}), so this run will not repeat "
                               "the one it was saved from (generator states do not carry across devices)", stacklevel=2)
             self._on[key] = (g, sampler)
         return self._on[key]
+
+    def set_rank(self, rank: int) -> None:
+        """Sample from rank ``rank``'s own stream: each rank draws the neighbours of its own shard of the seeds.
+
+        Rank 0 keeps ``seed`` (a one-process run is unchanged); rank ``r > 0``
+        takes a seed derived from ``(seed, r)`` by :class:`numpy.random.SeedSequence`,
+        so no two ranks draw the same sequence. A sampler already built is
+        reseeded; a checkpoint restored afterwards (:meth:`set_rng_state`)
+        still wins.
+
+        Raises:
+            ValueError: ``rank`` is negative.
+        """
+        if rank < 0:
+            raise ValueError(f"GraphSAGE.set_rank: rank must be >= 0, got {rank}")
+        self._sampler_seed = self.seed if rank == 0 else int(
+            np.random.SeedSequence([self.seed & (2**64 - 1), rank]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+        for _, sampler in self._on.values():
+            sampler.generator.manual_seed(self._sampler_seed)
 
     def rng_state(self) -> dict[str, Tensor]:
         """The state of the training sampler's generator on every device it was built on.

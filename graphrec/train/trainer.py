@@ -239,6 +239,8 @@ class Trainer:
         if self.device.type == "cpu":
             keep_freed_memory()
         self.model = model.to(self.device)
+        if self.world.distributed:
+            self.model.set_rank(self.world.rank)  # a model's draws for its rank's shard alone: the rank's own stream
         self.optimizer = self._make_optimizer()  # before DDP's wrap: sparse_adam makes the tables' gradients sparse
         # one process: the model's own loss; several: the same loss through DistributedDataParallel
         self._step = distributed.wrap(_WeightedLoss(self.model), self.device, self.world,

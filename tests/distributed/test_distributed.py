@@ -15,6 +15,7 @@ import pytest
 
 from graphrec.distributed import World, current_world, launch, shard_bounds
 from graphrec.errors import ConfigError
+from tests.train.resume_script import build, data
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("worker.py")
@@ -91,6 +92,12 @@ def test_graphsage_ranks_sample_their_own_shards_and_stay_in_sync(tmp_path):
     run_worker(2, "train", "graphsage", "50", str(tmp_path / "sage.npz"))
     zero, hist = load_rank(tmp_path / "sage.npz", 0)
     one, _ = load_rank(tmp_path / "sage.npz", 1)
+    # each rank samples from its own stream; rank 0's is the one-process stream (the model's seed)
+    start = zero.pop("start_sampler.cpu")
+    assert not np.array_equal(start, one.pop("start_sampler.cpu"))
+    alone = build("graphsage", data()[0])
+    alone.get_embedding()
+    np.testing.assert_array_equal(start, alone.rng_state()["sampler.cpu"].numpy())
     for key in zero:  # DDP keeps the replicas equal though each rank sampled a different subgraph
         np.testing.assert_array_equal(zero[key], one[key], err_msg=key)
     assert len(hist) == 3 and all(np.isfinite(row["loss"]) for row in hist)

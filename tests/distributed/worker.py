@@ -53,9 +53,11 @@ def fit(name: str, batch: int, out: str) -> None:
     cfg = TrainConfig(epochs=3, batch_size=batch, lr=0.01, seed=3, patience=0, progress=False, device="cpu",
                       metric="ndcg@5", threads=1, optimizer="sparse_adam" if name.endswith("-sparse") else "adam")
     trainer = Trainer(model, train, Evaluator(valid, train, ks=(5,)), cfg)
+    model.get_embedding()  # builds a sampling model's sampler: the state its rank's stream starts from
+    start = {f"start_{k}": v.numpy() for k, v in model.rng_state().items()}
     history = trainer.fit()
     weights = {k: v.detach().numpy() for k, v in model.state_dict().items() if v.layout == torch.strided}
-    np.savez(out.replace(".npz", f".rank{trainer.world.rank}.npz"), history=json.dumps(history), **weights)
+    np.savez(out.replace(".npz", f".rank{trainer.world.rank}.npz"), history=json.dumps(history), **weights, **start)
 
 
 def resume(name: str, folder: str) -> None:

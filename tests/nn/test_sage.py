@@ -184,6 +184,35 @@ def test_rng_state_for_another_device_is_kept_and_round_trips():
     assert all(v.device.type == "cpu" for v in state.values())
 
 
+def test_each_rank_samples_from_its_own_stream():
+    """Rank 0 keeps the one-process stream; other ranks draw other neighbours, the same on every run; a sampler
+    built before set_rank is reseeded; a checkpoint's state restored afterwards still wins."""
+    data = graph()
+    steps = batches(20, 25, 3, 16)
+
+    def losses(rank=None, build_first=False):
+        model = fresh_sage(data)
+        if build_first:
+            model.get_embedding()
+        if rank is not None:
+            model.set_rank(rank)
+        return train_steps(model, torch.optim.Adam(model.parameters(), lr=0.01), steps), model
+
+    alone, _ = losses()
+    assert losses(0)[0] == alone
+    one, _ = losses(1)
+    assert one != alone and losses(1)[0] == one and losses(1, build_first=True)[0] == one
+    assert losses(2)[0] not in (alone, one)
+    _, first = losses()
+    restored = fresh_sage(data)
+    restored.set_rank(1)
+    restored.set_rng_state(first.rng_state())
+    restored.get_embedding()  # builds the sampler, which takes the restored state
+    assert restored.rng_state()["sampler.cpu"].equal(first.rng_state()["sampler.cpu"])
+    with pytest.raises(ValueError, match=r"GraphSAGE\.set_rank: rank must be >= 0, got -1"):
+        restored.set_rank(-1)
+
+
 def test_set_rng_state_rejects_what_is_not_a_sampler_state():
     model = fresh_sage(graph())
     with pytest.raises(ValueError, match=r"GraphSAGE\.set_rng_state: unknown key 'generator'"):
