@@ -440,15 +440,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _launch_run(args: argparse.Namespace, config: Any, run_dir: str | None) -> int:
     """``graphrec run --nproc N``: the same command as N ranks (:func:`graphrec.distributed.launch`)."""
     from graphrec.distributed import current_world, launch
-    from graphrec.run.pipeline import default_run_dir
+    from graphrec.run.pipeline import default_run_dir, refuse_several_processes
 
     if args.nproc < 1:
         raise GraphrecError(f"--nproc must be >= 1, got {args.nproc}")
     if current_world().distributed:
         raise GraphrecError("--nproc starts its own ranks: under torchrun (WORLD_SIZE is set), leave it out")
-    if not config.spec.model.trainable:
-        raise GraphrecError(f"--nproc {args.nproc}: model {config.model.name!r} is fitted in closed form, once; "
-                            "a multi-process run trains the BPR models: leave --nproc out")
+    refuse_several_processes(config, f"--nproc {args.nproc}")  # before any rank starts
     argv, skip = [], False
     for token in args.argv:
         if skip:

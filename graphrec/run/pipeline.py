@@ -166,6 +166,20 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
             (run_dir / f).unlink()
 
 
+def refuse_several_processes(config: ExperimentConfig, asked: str) -> None:
+    """Refuse a multi-process run of a model fitted in closed form (it is fitted once, in one process).
+
+    Args:
+        asked: What asked for several processes, named first in the error (``"--nproc 2"``).
+
+    Raises:
+        ConfigError: ``config``'s model has no loss to train.
+    """
+    if not config.spec.model.trainable:
+        raise ConfigError(f"{asked}: model {config.model.name!r} is fitted in closed form, once; a multi-process "
+                          "run trains the BPR models: run it in one process")
+
+
 def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, resume: bool = False,
                    log: Any = print, overwrite: bool = False,
                    on_eval: Callable[[int, dict[str, float]], Any] | None = None) -> tuple[Path, dict[str, Any]]:
@@ -208,13 +222,12 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     from graphrec.train.trainer import check_device
 
     world = distributed.init(check_device(config.train.device, "train.device"))
+    if world.distributed:
+        refuse_several_processes(config, f"{world.size} processes (torchrun)")
     if not world.is_main:
         log = _silent
     # rank 0 names the default directory for all (their clocks may read different seconds)
     out = Path(distributed.broadcast(str(run_dir if run_dir is not None else default_run_dir(config)), world))
-    if world.distributed and not config.spec.model.trainable:
-        raise ConfigError(f"model {config.model.name!r} is fitted in closed form, once: a multi-process run "
-                          "(--nproc, torchrun) trains the BPR models; run it in one process")
 
     def start() -> int | None:
         """Rank 0: check (or clear) the run directory, write config.yaml; the resumed run's epochs."""

@@ -205,7 +205,14 @@ def test_nproc_refusals(tmp_path, monkeypatch, capsys):
     ease = tmp_path / "ease.yaml"
     ease.write_text(TINY.split("model:")[0] + "model: {name: ease}\n")
     assert main(["run", str(ease), "--nproc", "2", "--out", str(tmp_path / "r")]) == 2
-    assert "model 'ease' is fitted in closed form" in capsys.readouterr().err
+    assert "--nproc 2: model 'ease' is fitted in closed form" in capsys.readouterr().err
+    # under torchrun the pipeline refuses it on every rank, before any collective call or file
+    from graphrec.run import load_config, run_experiment
+
+    monkeypatch.setattr("graphrec.run.pipeline.distributed.init", lambda device: World(1, 2, 1, 2))
+    with pytest.raises(ConfigError, match=r"^2 processes \(torchrun\): model 'ease' is fitted in closed form"):
+        run_experiment(load_config(ease), tmp_path / "r")
+    monkeypatch.undo()
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["run", str(config), "--nproc", "2", "--out", str(tmp_path / "r")]) == 2
     assert "--nproc starts its own ranks: under torchrun (WORLD_SIZE is set), leave it out" in capsys.readouterr().err
