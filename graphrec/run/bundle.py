@@ -57,12 +57,23 @@ def _ids(vocab_ids: np.ndarray | list[object]) -> dict[str, Any]:
 
 
 def _save_tensors(tensors: dict[str, Tensor], path: Path) -> None:
-    from safetensors.torch import save
+    """Write ``tensors`` as one safetensors file, atomically, streamed from the tensors' own memory.
 
-    # clone: a graph shares one tensor between an edge type and its reverse, which safetensors refuses
-    data = save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
+    safetensors refuses two entries on one storage (a graph shares one tensor
+    between an edge type and its reverse): those are cloned, nothing else is
+    copied (writing the whole buffer first doubled the bundle's peak memory).
+    """
+    from safetensors.torch import save_file
+
+    owned: set[int] = set()
+    out: dict[str, Tensor] = {}
+    for key, value in tensors.items():
+        v = value.detach().cpu().contiguous()
+        ptr = v.untyped_storage().data_ptr()
+        out[key] = v.clone() if ptr in owned else v
+        owned.add(out[key].untyped_storage().data_ptr())
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        save_file(out, str(tmp))
 
 
 def write_bundle(run_dir: str | Path, model: ScoringModel, graph: HeteroData, seen: sp.csr_matrix,

@@ -144,3 +144,22 @@ def test_library_sorted_titles_of_an_older_bundle_are_shown_as_read(bundled):
     shown, ids = graph.node_labels["item"], graph.node_raw_ids["item"]
     assert shown[9] == "The Shining (1980)"
     assert shown[3:5] == [f"Money Talks (1997) [item {ids[3]}]", f"Money Talks (1997) [item {ids[4]}]"]
+
+
+def test_tensors_are_written_from_their_own_memory_and_shared_ones_once_each(tmp_path):
+    """One storage under two names (an edge type and its reverse), a slice, an empty tensor and a transposed
+    (non-contiguous) one round-trip."""
+    from safetensors.torch import load_file
+
+    from graphrec.run.bundle import _save_tensors
+
+    base = torch.arange(12, dtype=torch.int64).view(2, 6)
+    tensors = {"edge": base, "rev": base, "tail": base.view(-1)[7:], "none": torch.empty(0),
+               "t": torch.arange(6.0).view(2, 3).t()}
+    path = tmp_path / "a.safetensors"
+    _save_tensors(tensors, path)
+    back = load_file(path)
+    assert sorted(back) == sorted(tensors)
+    for key, value in tensors.items():
+        assert torch.equal(back[key], value), key
+    assert tensors["edge"] is base  # the caller's tensors are left as they were
