@@ -343,7 +343,15 @@ def main() -> None:
     import torch
 
     import graphrec
+    from graphrec.data.sources import check_synthetic_sizes
+    from graphrec.errors import ConfigError
     from graphrec.nn.ease import fit_memory
+
+    for n in a.sizes:  # before any log is written
+        try:
+            check_synthetic_sizes(*shape(n, a.items), n)
+        except ConfigError as exc:
+            p.error(f"--sizes {n:,} with --items {a.items:,} ({shape(n, a.items)[0]:,} users): {exc}")
 
     out = Report()
     out(f"graphrec {graphrec.__version__}, torch {torch.__version__}, {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -422,9 +430,9 @@ def main() -> None:
     out(f"EASE (closed form, dense item-item): {a.items:,} items would need {fit_memory(a.items) / 1e9:,.0f} GB "
         "to fit; graphrec.nn.EASE refuses, naming the largest catalogue that fits")
     linear = [(s["time_exponent"], s["memory_exponent"]) for s in stages.values() if s["must_be_linear"]]
-    max_exp = max(e for pair in linear for e in pair if e is not None)
+    fitted = [e for pair in linear for e in pair if e is not None]  # none from a single size
     summary = {"max_interactions": max(sizes), "peak_rss_mb": round(max(max(s["peak_rss_mb"]) for s in stages.values()), 1),
-               "max_exponent": round(max_exp, 3), "stages": stages}
+               "max_exponent": round(max(fitted), 3) if fitted else None, "stages": stages}
     out(json.dumps(summary))
     out.save(a.out)
 

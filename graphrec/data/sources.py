@@ -294,14 +294,20 @@ class SyntheticSource(SourceConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.users < 1 or self.items < 1:
-            raise ConfigError(f"users and items must be >= 1, got {self.users} and {self.items}")
-        if not max(self.users, self.items) <= self.interactions <= self.users * self.items:
-            raise ConfigError(f"interactions must be in [max(users, items), users × items] = "
-                              f"[{max(self.users, self.items)}, {self.users * self.items}], got {self.interactions}")
+        check_synthetic_sizes(self.users, self.items, self.interactions)
 
     def read(self, download: bool = False) -> Dataset:
         return synthetic_dataset(self.users, self.items, self.interactions, self.seed, self.name)
+
+
+def check_synthetic_sizes(num_users: int, num_items: int, interactions: int) -> None:
+    """Raise :class:`ConfigError` unless a synthetic log of these sizes can exist: every user and every item
+    present once at least, and each (user, item) pair at most once."""
+    if num_users < 1 or num_items < 1:
+        raise ConfigError(f"users and items must be >= 1, got {num_users} and {num_items}")
+    if not max(num_users, num_items) <= interactions <= num_users * num_items:
+        raise ConfigError(f"interactions must be in [max(users, items), users × items] = "
+                          f"[{max(num_users, num_items)}, {num_users * num_items}], got {interactions}")
 
 
 def synthetic_dataset(num_users: int, num_items: int, interactions: int, seed: int = 0,
@@ -312,7 +318,11 @@ def synthetic_dataset(num_users: int, num_items: int, interactions: int, seed: i
     pairs drawn with weights ``1 / rank^0.8`` over a random order of users and
     of items until there are ``interactions``; timestamps follow the draw
     order. The same arguments give the same log.
+
+    Raises:
+        ConfigError: No such log exists (:func:`check_synthetic_sizes`).
     """
+    check_synthetic_sizes(num_users, num_items, interactions)
     rng = np.random.default_rng(seed)
     n = max(num_users, num_items)
     users = np.r_[np.arange(num_users), rng.integers(0, num_users, n - num_users)]

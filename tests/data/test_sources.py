@@ -307,3 +307,14 @@ def test_files_are_checked_against_the_manifest(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("GRAPHREC_DATASETS", str(tmp_path / "m"))
     assert main(["datasets", "info", "mine", "--data-dir", str(tmp_path / "data")]) == 0
     assert "files against datasets/mine.yaml: train.txt ok, test.txt differs" in capsys.readouterr().out
+
+
+def test_synthetic_dataset_refuses_sizes_no_log_has():
+    from graphrec.data.sources import synthetic_dataset
+
+    # 3 users and 5 items need 5 pairs at least (every item once) and allow 15 at most
+    with pytest.raises(ConfigError, match=r"interactions must be in .* = \[5, 15\], got 4"):
+        synthetic_dataset(3, 5, 4)
+    with pytest.raises(ConfigError, match=r"= \[5, 15\], got 16"):
+        synthetic_dataset(3, 5, 16)
+    assert len(synthetic_dataset(3, 5, 5).interactions) == 5 and len(synthetic_dataset(3, 5, 15).interactions) == 15
