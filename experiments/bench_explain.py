@@ -493,6 +493,50 @@ def pyg_top_edges(model: GraphSAGE, user: int, item: int, algorithm: str, k: int
     return top, seconds
 
 
+@torch.no_grad()
+def item_side_shares(model: LightGCN, cache: dict[str, Any], user: int, item: int, seen: np.ndarray,
+                      history: np.ndarray, contrastive: bool) -> dict[str, float]:
+    """The same explained difference split from the item's side, for the bound on what a sentence can name.
+
+    ``P = Σ_k w_k Â^k`` is symmetric, so the difference also splits over the
+    nodes ``w`` near the *item*:
+
+    .. math:: e_u^\\top (e_i - r) = \\sum_w (P_{iw} - \\bar P_w) \\, (e^0_w)^\\top e_u
+
+    with ``P̄`` the mean of the candidates' rows (``r`` their mean embedding;
+    0 without a reference). History items now take part through their
+    co-raters ("people who rated *h* also rated *i*"). Returns the
+    difference, and the shares of it carried by the user's history items
+    (all, and the largest three), by the other users (the item's raters and
+    users 3 hops away), by the user's own embedding (3 hops from the item:
+    user, history item, co-rater, item) and by the item's own embedding.
+    """
+    if "e0" not in cache:
+        cache["e0"], (cache["users"], cache["items"]) = model.layer0_all(), model.get_embedding()
+    adj, alphas, nu = model.adj, model.layer_weights().tolist(), model.num_users
+
+    def propagate(x: torch.Tensor) -> torch.Tensor:
+        out, cur = alphas[0] * x, x
+        for a_k in alphas[1:]:
+            cur = (adj @ cur.unsqueeze(1)).squeeze(1)
+            out = out + a_k * cur
+        return out
+
+    start = torch.zeros(adj.shape[0], dtype=cache["e0"].dtype, device=adj.device)
+    start[nu + item] = 1.0
+    if contrastive:  # minus the mean candidate (every item the user has not seen)
+        mean = torch.zeros_like(start)
+        mean[nu:nu + model.num_items] = 1.0
+        mean[nu + torch.from_numpy(seen.astype(np.int64)).to(adj.device)] = 0.0
+        start = start - mean / mean.sum()
+    values = (propagate(start) * (cache["e0"] @ cache["users"][user])).cpu()
+    difference = float(values.sum())
+    hist = np.sort(values[nu + torch.from_numpy(history.astype(np.int64))].numpy())[::-1] / difference
+    return {"difference": difference, "history": float(hist.sum()), "history_best_three": float(hist[:3].sum()),
+            "users": float(values[:nu].sum() - values[user]) / difference, "own": float(values[user]) / difference,
+            "item": float(values[nu + item]) / difference}
+
+
 def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, seed: int) -> dict[str, Any]:
     """What the sentences name, for LightGCN-style (exact) explanations: over the (user, top-1) pairs, the
     share of the explained difference carried by the history items a sentence names and by the user's own
@@ -505,7 +549,10 @@ def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, 
     reach it count as their whole history), and the share of everything the sentence names: the named items,
     the named theme's items (once each) and the user's own embedding where the sentence names it. The
     previous rule's row explains the score, so its bound and count are the score row's. Every share is of the
-    explained difference (the sentence's own shares are of the lift, the sum of the positive parts)."""
+    explained difference (the sentence's own shares are of the lift, the sum of the positive parts).
+
+    For the two exact rows, the same difference split from the item's side too (:func:`item_side_shares`):
+    the other exact reading, in which history items count through their co-raters."""
     from graphrec.explain.explanation import OWN_SHARE_SHOWN
     from graphrec.explain.lightgcn import edge_flows, walk_terms
 
@@ -515,10 +562,12 @@ def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, 
 
     lists = topk(unseen_scores(model, users, data.seen).cpu(), k, generator=torch.Generator().manual_seed(seed))[1]
     out: dict[str, Any] = {}
+    cache: dict[str, Any] = {}  # layer-0 and propagated embeddings, for item_side_shares
     nu = model.num_users
     for name, reference in (("contrastive", "mean"), ("score", "none"), ("previous rule", "none")):
         ex = explainer(reference)
         shares, owns, jaccards, themes, bound3, needed, said = [], [], [], [], [], [], []
+        item_side: list[dict[str, float]] = []
         for row, u in enumerate(users.tolist()):
             cited = []
             for j, i in enumerate(lists[row].tolist()):
@@ -534,6 +583,13 @@ def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, 
                 else:
                     keys = [c.nodes[0] for c, _ in e.named()]
                 cited.append(set(keys))
+                if j == 0 and name != "previous rule":
+                    x = item_side_shares(model, cache, u, i, data.seen[u].indices, data.train[u].indices,
+                                         contrastive=reference == "mean")
+                    if not abs(x["difference"] - e.difference) <= 1e-3 * max(1.0, abs(e.difference)):  # both exact
+                        raise AssertionError(f"user {u}, item {i}: the item's side sums to {x['difference']:.6f}, "
+                                             f"the explanation's difference is {e.difference:.6f}")
+                    item_side.append(x)
                 if j == 0:  # the user's top-1 (the pairs above, ties drawn with the same seed)
                     shares.append(sum(via.get(key, 0.0) for key in keys) / e.difference)
                     owns.append(sum(c.value for c in e.via if c.group == "user") / e.difference)
@@ -556,6 +612,9 @@ def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, 
                      "best_three_share": round(float(np.mean(bound3)), 4),
                      "items_for_30_median": float(np.median(needed)),
                      "sentence_share": round(float(np.mean(said)), 4)}
+        if item_side:
+            out[name]["item_side"] = {k: round(float(np.mean([x[k] for x in item_side])), 4) for k in item_side[0]
+                                      if k != "difference"}
     return out
 
 
@@ -579,7 +638,8 @@ def combine(outputs: list[str]) -> dict[str, Any]:
     for path in outputs:
         last = json.loads(Path(path).read_text().strip().splitlines()[-1])
         keys = ("pairs", "named_share", "best_three_share", "items_for_30_median", "own_share", "theme_share",
-                "sentence_share", "cited_jaccard", "cited_jaccard_previous",
+                "sentence_share", "item_side_history_share", "item_side_best_three_share", "cited_jaccard",
+                "cited_jaccard_previous",
                 "rank_drop", "knn_control_rank_drop", "lightgcn_p50_ms") if "lightgcn_p50_ms" in last else \
             ("sage_p50_ms", "sage_connected", "pyg_gnnexplainer_p50_ms", "pyg_captum_ig_p50_ms")
         out.update({k: last[k] for k in keys if k in last})
@@ -805,6 +865,17 @@ def main() -> None:
             say(f"| {name} | {m['named_share']:.3f} | {m['best_three_share']:.3f} | {m['items_for_30_median']:g} | "
                 f"{m['own_share']:.3f} | {m['theme_share']:.3f} | "
                 f"{m['sentence_share']:.3f} | {m['cited_jaccard']:.3f} |")
+        say()
+        say("The same difference split from the item's side (the nodes near the item, each weighed by the user's "
+            "taste: history items count through their co-raters), over the same top-1 pairs:")
+        say("| explanation | the user's history items | the most any 3 of them carry | other users (the item's "
+            "raters and beyond) | the user's own embedding | the item's own embedding |")
+        say("| --- | --- | --- | --- | --- | --- |")
+        for name, m in named.items():
+            if "item_side" in m:
+                x = m["item_side"]
+                say(f"| {name} | {x['history']:.3f} | {x['history_best_three']:.3f} | {x['users']:.3f} | "
+                    f"{x['own']:.3f} | {x['item']:.3f} |")
         result.update({"named_share": named["contrastive"]["named_share"],
                        "own_share": named["contrastive"]["own_share"],
                        "theme_share": named["contrastive"]["theme_share"],
@@ -814,6 +885,8 @@ def main() -> None:
                        "best_three_share": named["contrastive"]["best_three_share"],
                        "items_for_30_median": named["contrastive"]["items_for_30_median"],
                        "sentence_share": named["contrastive"]["sentence_share"],
+                       "item_side_history_share": named["contrastive"]["item_side"]["history"],
+                       "item_side_best_three_share": named["contrastive"]["item_side"]["history_best_three"],
                        "lightgcn_p50_ms": result["p50_ms"]})
     say(json.dumps(result))
     out = Path(a.out) if a.out else HERE / "results" / f"bench_explain_{cfg.name}.txt"

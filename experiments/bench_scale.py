@@ -51,6 +51,7 @@ itself, which grows with the data: that epoch must be linear.
 Usage: python experiments/bench_scale.py [--sizes 1000000 5000000 25000000] [--steps 20] [--threads 2]
        [--device cpu] [--eval-batch 1024] [--epoch-budget 600] [--out FILE]
 Last line: {"max_interactions": ..., "peak_rss_mb": ..., "max_exponent": ..., "stages": {...}}
+(``max_exponent`` null when ``--sizes`` names one size: nothing to fit)
 """
 
 from __future__ import annotations

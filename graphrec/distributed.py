@@ -113,6 +113,25 @@ def init(device: torch.device) -> World:
     return world
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s own random stream, for draws a rank makes for its shard alone.
+
+    Rank 0 keeps ``seed`` (a one-process run's stream); rank ``r > 0`` takes a
+    seed derived from ``(seed, r)`` by :class:`numpy.random.SeedSequence`, so
+    no two ranks draw the same sequence.
+
+    Raises:
+        ValueError: ``rank`` is negative.
+    """
+    if rank < 0:
+        raise ValueError(f"rank must be >= 0, got {rank}")
+    if rank == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed & (2**64 - 1), rank]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
 def rank_device(device: torch.device, world: World) -> torch.device:
     """A rank's device: ``cuda:LOCAL_RANK`` for CUDA in a multi-process run, else ``device``."""
     if device.type == "cuda" and world.distributed:

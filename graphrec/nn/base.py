@@ -157,7 +157,7 @@ class ScoringModel(nn.Module):
         if state:
             raise ValueError(f"{type(self).__name__} owns no random generator, but the checkpoint has {sorted(state)}")
 
-    def set_rank(self, rank: int) -> None:
+    def set_rank(self, rank: int, restart: bool = False) -> None:
         """Called by the trainer of a multi-process run with this process's rank, before training starts.
 
         Every rank draws the same global batches, so draws that must be the
@@ -165,7 +165,10 @@ class ScoringModel(nn.Module):
         seeded alike on every rank, and models that own none ignore this
         (the default). A model that draws something for its rank's shard
         alone (GraphSAGE's neighbour sample) gives each rank its own stream
-        here; rank 0 keeps the one-process stream.
+        here (:func:`graphrec.distributed.rank_seed`); rank 0 keeps the
+        one-process stream. ``restart``: start the rank's stream afresh even
+        where it is already the rank's (called after a resume by another
+        number of ranks has restored rank 0's states on every rank).
         """
 
     def fit(self, train: Any) -> ScoringModel:

@@ -114,7 +114,8 @@ class GraphSAGE(ScoringModel):
     one; dropout draws from torch's global generator (the trainer's). In a
     multi-process run each rank samples its own shard of the seeds, from
     its own stream (:meth:`set_rank`): rank 0 from ``seed``, rank ``r``
-    from a seed derived from ``(seed, r)``.
+    from a seed derived from ``(seed, r)``; the trainer seeds each rank's
+    global generator the same way (its own dropout masks).
 
     Determinism: on CPU, training with a fixed seed and thread count is
     bit-for-bit repeatable. Rows are gathered with ``index_select``, whose
@@ -191,24 +192,28 @@ class GraphSAGE(ScoringModel):
             self._on[key] = (g, sampler)
         return self._on[key]
 
-    def set_rank(self, rank: int) -> None:
+    def set_rank(self, rank: int, restart: bool = False) -> None:
         """Sample from rank ``rank``'s own stream: each rank draws the neighbours of its own shard of the seeds.
 
         Rank 0 keeps ``seed`` (a one-process run is unchanged); rank ``r > 0``
-        takes a seed derived from ``(seed, r)`` by :class:`numpy.random.SeedSequence`,
-        so no two ranks draw the same sequence. A sampler already built is
-        reseeded; a checkpoint restored afterwards (:meth:`set_rng_state`)
-        still wins.
+        takes :func:`graphrec.distributed.rank_seed` ``(seed, r)``. A sampler
+        already on this rank's stream carries on; one on another stream is
+        reseeded, and so is every sampler with ``restart`` (a resume by
+        another number of ranks, after restoring rank 0's state). A
+        checkpoint restored afterwards (:meth:`set_rng_state`) still wins.
 
         Raises:
             ValueError: ``rank`` is negative.
         """
-        if rank < 0:
-            raise ValueError(f"GraphSAGE.set_rank: rank must be >= 0, got {rank}")
-        self._sampler_seed = self.seed if rank == 0 else int(
-            np.random.SeedSequence([self.seed & (2**64 - 1), rank]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+        from graphrec.distributed import rank_seed
+
+        seed = rank_seed(self.seed, rank)
+        if seed == self._sampler_seed and not restart:
+            return
+        self._sampler_seed = seed
+        self._rng_pending.clear()
         for _, sampler in self._on.values():
-            sampler.generator.manual_seed(self._sampler_seed)
+            sampler.generator.manual_seed(seed)
 
     def rng_state(self) -> dict[str, Tensor]:
         """The state of the training sampler's generator on every device it was built on.

@@ -60,8 +60,10 @@ def _save_tensors(tensors: dict[str, Tensor], path: Path) -> None:
     """Write ``tensors`` as one safetensors file, atomically, streamed from the tensors' own memory.
 
     safetensors refuses two entries on one storage (a graph shares one tensor
-    between an edge type and its reverse): those are cloned, nothing else is
-    copied (writing the whole buffer first doubled the bundle's peak memory).
+    between an edge type and its reverse): those are cloned, nothing else is.
+    safetensors' ``save_file`` writes from the tensors' memory (0.8; older
+    releases copy each tensor into bytes first); building the whole file in
+    memory first, as before, tripled the arrays' footprint.
     """
     from safetensors.torch import save_file
 

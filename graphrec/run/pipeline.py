@@ -221,9 +221,9 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     started = time.perf_counter()
     from graphrec.train.trainer import check_device
 
+    if distributed.current_world().distributed:  # before the rendezvous
+        refuse_several_processes(config, f"{distributed.current_world().size} processes")
     world = distributed.init(check_device(config.train.device, "train.device"))
-    if world.distributed:
-        refuse_several_processes(config, f"{world.size} processes (torchrun)")
     if not world.is_main:
         log = _silent
     # rank 0 names the default directory for all (their clocks may read different seconds)

@@ -185,6 +185,24 @@ def make_optimizer(model: ScoringModel, config: TrainConfig, device: torch.devic
     return torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
+def rank_rng(state: dict[str, Any], world: distributed.World) -> tuple[dict[str, Any], bool | None]:
+    """Which random states of checkpoint ``state`` this rank restores, and whether it then restarts its own.
+
+    A checkpoint keeps every rank's states (``"ranks"``); resumed by as many
+    ranks, each takes its own: ``(ranks[rank], None)``. Written by another
+    number of ranks (or by one process), every rank takes rank 0's (the
+    trainer's generator must draw the same batches everywhere), and ranks
+    other than 0 must then restart the draws they make for their own shard:
+    ``(state, rank > 0)``. One process takes the top-level states.
+    """
+    ranks = state.get("ranks")
+    if not world.distributed:
+        return state, None
+    if ranks is not None and len(ranks) == world.size:
+        return ranks[world.rank], None
+    return state, world.rank > 0
+
+
 class Trainer:
     """Trains a BPR model with full-ranking validation, early stopping and checkpoints.
 
@@ -335,6 +353,8 @@ class Trainer:
         elif self.epoch == 0:
             seeded = seed_everything(c.seed)
             self.generator.set_state(seeded.get_state())
+            if self.world.distributed:  # torch's global generator (dropout): each rank's shard its own masks
+                torch.manual_seed(distributed.rank_seed(c.seed, self.world.rank))
         while self.epoch < c.epochs:
             if c.patience and self.bad_evals >= c.patience and self.epoch >= c.min_epochs:
                 break
@@ -424,16 +444,19 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError) as exc:
             raise GraphrecError(f"{path}: the checkpoint does not fit this model ({type(self.model).__name__}, "
                                 f"{self.model.hparams()}): {str(exc).splitlines()[0]}") from None
-        ranks = state.get("ranks")
-        if self.world.distributed and (ranks is None or len(ranks) != self.world.size):
+        own, restart = rank_rng(state, self.world)
+        if restart is not None:
             import warnings
 
-            warnings.warn(f"{path}: written by {len(ranks) if ranks else 1} rank(s), resumed by {self.world.size}: "
-                          "every rank continues from rank 0's random generators (the batches are the same; "
-                          "a model's own sampling or noise will not repeat the uninterrupted run's)", stacklevel=3)
-        own = ranks[self.world.rank] if ranks is not None and len(ranks) == self.world.size else state
+            warnings.warn(f"{path}: written by {len(state.get('ranks') or [0])} rank(s), resumed by "
+                          f"{self.world.size}: every rank continues from rank 0's generators (the same batches); "
+                          "ranks other than 0 start their own draws afresh (a model's sampling, dropout), so the "
+                          "run will not repeat the uninterrupted one", stacklevel=3)
         set_rng_state(own["rng"], self.generator)
         self.model.set_rng_state(own.get("model_rng", {}))
+        if restart:  # rank 0's draws for its own shard are not this rank's
+            torch.manual_seed(distributed.rank_seed(self.config.seed, self.world.rank))
+            self.model.set_rank(self.world.rank, restart=True)
         self.epoch = int(state["epoch"])
         self.history = list(state["history"])
         self.best_value = float(state["best_value"])

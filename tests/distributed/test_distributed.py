@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphrec.distributed import World, current_world, launch, shard_bounds
+from graphrec.distributed import World, current_world, launch, rank_seed, shard_bounds
 from graphrec.errors import ConfigError
 from tests.train.resume_script import build, data
 
@@ -48,6 +48,28 @@ def test_world_from_the_environment(monkeypatch):
 def run_worker(nproc: int, *args: str) -> None:
     code = launch([sys.executable, str(WORKER), *args], nproc, env=ENV)
     assert code == 0, f"{nproc} ranks of worker.py {' '.join(args)} exited with {code}"
+
+
+def test_rank_seeds():
+    assert rank_seed(7, 0) == 7  # rank 0: the one-process stream
+    seeds = [rank_seed(7, r) for r in range(1, 5)]
+    assert len({*seeds, 7}) == 5 and seeds == [rank_seed(7, r) for r in range(1, 5)]
+    assert rank_seed(8, 1) != rank_seed(7, 1) and 0 <= rank_seed(-3, 1) < 2**63
+    with pytest.raises(ValueError, match="rank must be >= 0, got -1"):
+        rank_seed(7, -1)
+
+
+def test_which_random_states_a_resumed_rank_takes():
+    from graphrec.train.trainer import rank_rng
+
+    two = {"rng": "rank 0", "ranks": ["rank 0", "rank 1"]}
+    assert rank_rng(two, World(1, 2, 1, 2)) == ("rank 1", None)  # as many ranks: each its own
+    assert rank_rng(two, World()) == (two, None)  # one process: the top level (rank 0's)
+    # another number of ranks: rank 0's everywhere (the same batches); ranks other than 0 restart their own draws
+    assert rank_rng(two, World(0, 3, 0, 3)) == (two, False)
+    assert rank_rng(two, World(2, 3, 2, 3)) == (two, True)
+    one = {"rng": "one process"}
+    assert rank_rng(one, World(1, 2, 1, 2)) == (one, True)
 
 
 def test_sharded_evaluation_equals_one_process_exactly(tmp_path):
@@ -206,12 +228,14 @@ def test_nproc_refusals(tmp_path, monkeypatch, capsys):
     ease.write_text(TINY.split("model:")[0] + "model: {name: ease}\n")
     assert main(["run", str(ease), "--nproc", "2", "--out", str(tmp_path / "r")]) == 2
     assert "--nproc 2: model 'ease' is fitted in closed form" in capsys.readouterr().err
-    # under torchrun the pipeline refuses it on every rank, before any collective call or file
+    # under torchrun the pipeline refuses it on every rank, before the rendezvous or any file
     from graphrec.run import load_config, run_experiment
 
-    monkeypatch.setattr("graphrec.run.pipeline.distributed.init", lambda device: World(1, 2, 1, 2))
-    with pytest.raises(ConfigError, match=r"^2 processes \(torchrun\): model 'ease' is fitted in closed form"):
+    monkeypatch.setattr("graphrec.run.pipeline.distributed.current_world", lambda: World(1, 2, 1, 2))
+    monkeypatch.setattr("graphrec.run.pipeline.distributed.init", lambda device: pytest.fail("no rendezvous"))
+    with pytest.raises(ConfigError, match=r"^2 processes: model 'ease' is fitted in closed form"):
         run_experiment(load_config(ease), tmp_path / "r")
+    assert not (tmp_path / "r").exists()
     monkeypatch.undo()
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert main(["run", str(config), "--nproc", "2", "--out", str(tmp_path / "r")]) == 2

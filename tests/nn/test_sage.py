@@ -209,8 +209,36 @@ def test_each_rank_samples_from_its_own_stream():
     restored.set_rng_state(first.rng_state())
     restored.get_embedding()  # builds the sampler, which takes the restored state
     assert restored.rng_state()["sampler.cpu"].equal(first.rng_state()["sampler.cpu"])
-    with pytest.raises(ValueError, match=r"GraphSAGE\.set_rank: rank must be >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"rank must be >= 0, got -1"):
         restored.set_rank(-1)
+
+
+def test_set_rank_carries_a_stream_on_unless_restarted():
+    """A sampler already on the rank's stream is not rewound (a second trainer on the same model); with restart
+    (after rank 0's state was restored on another rank) it starts the rank's stream afresh."""
+    data = graph()
+    steps = batches(20, 25, 4, 16)
+
+    def model_on_rank(rank):
+        model = fresh_sage(data)
+        model.set_rank(rank)
+        return model, torch.optim.Adam(model.parameters(), lr=0.01)
+
+    for rank in (0, 1):
+        model, opt = model_on_rank(rank)
+        straight = train_steps(model, opt, steps)
+        model, opt = model_on_rank(rank)
+        first = train_steps(model, opt, steps[:2])
+        model.set_rank(rank)  # unchanged: carries on
+        assert first + train_steps(model, opt, steps[2:]) == straight
+    model, opt = model_on_rank(1)
+    train_steps(model, opt, steps[:2])
+    drawn = model.rng_state()["sampler.cpu"]
+    model.set_rank(1, restart=True)
+    assert not model.rng_state()["sampler.cpu"].equal(drawn)
+    fresh, _ = model_on_rank(1)
+    fresh.get_embedding()  # builds its sampler: rank 1's stream at its start
+    assert model.rng_state()["sampler.cpu"].equal(fresh.rng_state()["sampler.cpu"])
 
 
 def test_set_rng_state_rejects_what_is_not_a_sampler_state():

@@ -146,18 +146,30 @@ def test_library_sorted_titles_of_an_older_bundle_are_shown_as_read(bundled):
     assert shown[3:5] == [f"Money Talks (1997) [item {ids[3]}]", f"Money Talks (1997) [item {ids[4]}]"]
 
 
-def test_tensors_are_written_from_their_own_memory_and_shared_ones_once_each(tmp_path):
-    """One storage under two names (an edge type and its reverse), a slice, an empty tensor and a transposed
-    (non-contiguous) one round-trip."""
+def test_tensors_are_written_from_their_own_memory_and_shared_ones_once_each(tmp_path, monkeypatch):
+    """One storage under two names (an edge type and its reverse), a slice of it, a lone slice at an offset of
+    another storage, an empty tensor and a transposed (non-contiguous) one round-trip; only the second name of
+    the shared storage, its slice and the transposed tensor are copied."""
+    import safetensors.torch
     from safetensors.torch import load_file
 
     from graphrec.run.bundle import _save_tensors
 
     base = torch.arange(12, dtype=torch.int64).view(2, 6)
     tensors = {"edge": base, "rev": base, "tail": base.view(-1)[7:], "none": torch.empty(0),
-               "t": torch.arange(6.0).view(2, 3).t()}
+               "t": torch.arange(6.0).view(2, 3).t(), "lone": torch.arange(10.0)[3:]}
+    written = {}
+    save_file = safetensors.torch.save_file
+
+    def spy(out, filename, *args, **kwargs):
+        written.update({k: v.data_ptr() for k, v in out.items()})
+        return save_file(out, filename, *args, **kwargs)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", spy)
     path = tmp_path / "a.safetensors"
     _save_tensors(tensors, path)
+    same = {k for k, v in tensors.items() if v.numel() and written[k] == v.data_ptr()}
+    assert same == {"edge", "lone"}
     back = load_file(path)
     assert sorted(back) == sorted(tensors)
     for key, value in tensors.items():
