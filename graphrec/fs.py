@@ -18,15 +18,19 @@ def atomic_path(dest: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; on success it replaces ``dest``.
 
     On an exception the temporary file is removed and ``dest`` is untouched.
+    ``dest`` gets the mode any new file would (the umask's), also where the
+    writer replaced the temporary file with one of its own.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file gets the mode any new file would
+    mode = 0o666 & ~_umask()  # mkstemp makes 0600
+    os.chmod(tmp, mode)
     try:
         yield tmp
+        os.chmod(tmp, mode)  # a writer that recreates the file (safetensors' save_file) makes it 0600 again
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, dest)

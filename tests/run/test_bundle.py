@@ -1,6 +1,7 @@
 """A run directory is a deployable model: it recommends and explains with the dataset deleted."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -175,3 +176,6 @@ def test_tensors_are_written_from_their_own_memory_and_shared_ones_once_each(tmp
     for key, value in tensors.items():
         assert torch.equal(back[key], value), key
     assert tensors["edge"] is base  # the caller's tensors are left as they were
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # not the 0600 safetensors gives its own files

@@ -230,9 +230,17 @@ def test_atomic_files_respect_the_umask(tmp_path):
         from graphrec.fs import atomic_write_text
 
         atomic_write_text(atomic_path_file, "x")
+        from graphrec.fs import atomic_path
+
+        recreated = tmp_path / "b.bin"
+        with atomic_path(recreated) as tmp:  # a writer that replaces the temporary file with its own (0600)
+            tmp.unlink()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.close(fd)
     finally:
         os.umask(old)
     assert atomic_path_file.stat().st_mode & 0o777 == 0o644
+    assert recreated.stat().st_mode & 0o777 == 0o644
 
 
 def test_json_has_null_not_nan(tmp_path):
