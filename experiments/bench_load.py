@@ -45,7 +45,7 @@ from graphrec.rank import Recommender
 from graphrec.run import load_run
 imported = time.perf_counter()
 config, data, model = load_run(sys.argv[1])
-rec = Recommender(model, data.dataset.users, data.dataset.items, seen=data.seen)
+rec = Recommender(model, data.dataset.users, data.dataset.items, seen=data.interacted)
 items, _ = rec.recommend(data.dataset.users.ids[0], k=10)
 done = time.perf_counter()
 print(json.dumps({"imports": imported - t, "load_top10": done - imported, "top10": [str(i) for i in items]}))

@@ -10,7 +10,9 @@
   of the adjacency, where the data came from, and the SHA-256 of the two
   files below;
 * ``weights.safetensors``: the model's state dict;
-* ``arrays.safetensors``: the seen-items matrix (train + valid, CSR) and the
+* ``arrays.safetensors``: the seen-items matrix (every interaction of the
+  log: train, valid and test; CSR; bundles written before 2026-12-07 hold
+  train and valid only, and :func:`load` warns) and the
   train graph (every edge type's ``edge_index`` and edge attributes, every
   node type's features), and the item text features where the model reads
   them.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +90,8 @@ def write_bundle(run_dir: str | Path, model: ScoringModel, graph: HeteroData, se
     Args:
         model: The trained model (its registry entry rebuilds it).
         graph: The train graph it was built from (``GraphBuilder``).
-        seen: ``num_users × num_items`` items left out of recommendations (train + valid).
+        seen: ``num_users × num_items`` items left out of recommendations: every interaction the users
+            have (train, valid and test: :attr:`graphrec.run.pipeline.Prepared.interacted`).
         model_section: The ``model:`` section (``name`` and the model's keys).
         item_text: Item text features, where the model reads them.
         attributes: The item attribute node types of its adjacency, in order.
@@ -116,6 +120,7 @@ def write_bundle(run_dir: str | Path, model: ScoringModel, graph: HeteroData, se
                  "labels": None if t == "user" else list(graph.node_labels[t])} for t in graph.node_types}
     meta = {
         "format_version": BUNDLE_VERSION,
+        "seen": "every interaction",  # older bundles: train + valid (no key)
         "model": model_section,
         "model_class": type(model).__name__,
         "hparams": {k: v for k, v in model.hparams().items() if not isinstance(v, Tensor)},
@@ -241,6 +246,10 @@ def load(run_dir: str | Path, device: str | torch.device = "cpu") -> DeployedMod
             if key in arrays:
                 graph[et][attr] = arrays[key]
     num_users, num_items = int(meta["num_users"]), int(meta["num_items"])
+    if "seen" not in meta:
+        warnings.warn(f"{meta_path}: written before bundles left out every item a user has: its seen items are "
+                      "the train and valid parts, so a user's test items can be recommended; "
+                      "graphrec.run.pipeline.export_bundle(run_dir) rewrites it from the run's data", stacklevel=2)
     seen = sp.csr_matrix((np.ones(len(arrays["seen|indices"]), dtype=np.float32), arrays["seen|indices"].numpy(),
                           arrays["seen|indptr"].numpy()), shape=(num_users, num_items))
 

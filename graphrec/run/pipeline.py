@@ -44,10 +44,18 @@ class Prepared:
     adj: torch.Tensor
     item_text: torch.Tensor | None
     graph: HeteroData
-    #: train + valid: what testing and recommending leave out of a user's list
+    #: train + valid: what testing leaves out of a user's list
     seen: sp.csr_matrix
     #: the item attribute node types ``adj`` holds after the items, in order
     attributes: tuple[str, ...] = ()
+
+    @property
+    def interacted(self) -> sp.csr_matrix:
+        """Every interaction of the log (train + valid + test, 0/1): what a deployed model leaves out of a
+        user's list (the test part was held out to measure the model, but the user has those items)."""
+        every = (self.seen + self.test).tocsr()
+        every.data[:] = 1.0
+        return every
 
 
 def prepare(config: ExperimentConfig, with_text: bool | None = None) -> Prepared:
@@ -325,7 +333,7 @@ def bundle_run(run_dir: str | Path, config: ExperimentConfig, data: Prepared, mo
         texts: list[str] | None = item_texts(data.split.train_view(), config.text.template)
     except ConfigError:  # items without the template's fields (a bare log): a server falls back to their labels
         texts = None
-    return write_bundle(run_dir, model, data.graph, data.seen, config.to_dict()["model"],
+    return write_bundle(run_dir, model, data.graph, data.interacted, config.to_dict()["model"],
                         item_text=data.item_text if config.model.needs().item_text else None,
                         attributes=data.attributes, provenance=provenance,
                         item_texts=texts)

@@ -43,7 +43,7 @@ def shop_run(tmp_path, name):
                    f"attributes: [category, brand]}}\nsplit:\n  seed: 3\n{MODELS[name]}{train}{text}")
     run_dir, _ = run_experiment(load_config(exp), tmp_path / "run", log=lambda *_: None)
     _, prepared, model = load_run(run_dir)
-    reference = Recommender(model, prepared.dataset.users, prepared.dataset.items, seen=prepared.seen)
+    reference = Recommender(model, prepared.dataset.users, prepared.dataset.items, seen=prepared.interacted)
     return run_dir, data, reference, prepared
 
 
@@ -126,6 +126,28 @@ def test_a_run_without_bundle_gets_one(bundled, capsys):
     assert "no bundle yet" in capsys.readouterr().err
     assert graphrec.load(bundled).recommend("u1", k=3)[0].tolist() == want
     export_bundle(bundled)  # idempotent
+
+
+def test_a_deployed_model_leaves_out_every_item_a_user_has(tmp_path):
+    """The bundle's seen items are the whole log's: test items were held out to measure the model, but the
+    user has them, so they are neither recommended nor explained as a recommendation; an older bundle (train
+    and valid only) is served with a warning."""
+    run_dir, _, _, prepared = shop_run(tmp_path, "lightgcn")
+    model = graphrec.load(run_dir)
+    users, items = prepared.dataset.users.ids, prepared.dataset.items.ids
+    u = int(np.argmax(np.diff(prepared.test.indptr)))  # a user with test items
+    held_out = items[prepared.test[u].indices].tolist()
+    assert held_out
+    listed = [x for x in model.recommend(users[u], k=len(items))[0].tolist() if x is not None]  # None: no more
+    has = set(items[prepared.interacted[u].indices].tolist())
+    assert not has & set(listed) and len(listed) == len(items) - len(has)
+    ex = model.explain(users[u], held_out[0])
+    assert ex.seen and ex.rank is None
+    meta = json.loads((run_dir / "bundle.json").read_text())
+    del meta["seen"]
+    (run_dir / "bundle.json").write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match=r"bundle\.json: written before bundles left out every item a user has"):
+        graphrec.load(run_dir)
 
 
 def test_nothing_is_pickled(bundled):
