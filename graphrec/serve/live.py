@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -389,14 +389,21 @@ class LiveModel:
         return self._top(scores, k, user=u)
 
     def explain(self, user: object, item: object) -> Any:
-        """The trained model's explanation (:meth:`DeployedModel.explain`) of a trained user and item."""
+        """The trained model's explanation (:meth:`DeployedModel.explain`) of a trained user and item.
+
+        An item the user interacted with since training is reported as such (``seen``, no rank), as the
+        recommendations leave it out; the rest explains the trained model, without the added interactions.
+        """
         self.refresh()
         u, i = self.user_index(user), self.item_index(item)
         if u >= self.num_users or i >= self.num_items:
             what = f"user {user!r}" if u >= self.num_users else f"item {item!r}"
             raise NotExplainable(f"{what} was added after training; explanations cover the trained graph "
                                  "(graphrec retrain folds the added data into a new run)")
-        return self.deployed.explain(self.user_id(u), self.item_id(i))
+        ex = self.deployed.explain(self.user_id(u), self.item_id(i))
+        if not ex.seen and i in self._added.get(u, ()):
+            ex = replace(ex, seen=True, rank=None)
+        return ex
 
     # ---------------------------------------------------------------- writes
 

@@ -74,6 +74,11 @@ def test_explain_in_three_formats(client):
     assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
     html = client.get("/explain", params={"user": "u3", "item": item, "format": "html"})
     assert html.status_code == 200 and html.text.startswith("<!doctype html>")
+    # once the user has the item, it is reported as theirs, as /recommend leaves it out, not as ranked
+    assert client.post("/events", json=[{"user": "u3", "item": item}]).status_code == 200
+    after = client.get("/explain", params={"user": "u3", "item": item}).json()
+    assert after["seen"] is True and after["rank"] is None and after["sentence"].startswith("You already rated")
+    assert "1 interaction(s) this user added since" in after["note"]
 
 
 def test_new_items_need_text_and_become_recommendable(client):
