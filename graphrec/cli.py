@@ -556,6 +556,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     else:
         item = _raw_id(model.items.ids, args.item, "item", args.run_dir)
     ex = model.explain(user, item)
+    written = ex.save(args.out) if args.out is not None else None  # before printing: a closed pipe loses no file
     print(ex.text())
     where = "already interacted with" if ex.seen else f"rank {ex.rank} among the user's unseen items"
     print(f"{ex.model} ({ex.method}): score {ex.score:.4f}, {where}")
@@ -569,8 +570,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print("by node:")
     for c in (*ex.contributions, *ex.remainder):
         print(f"  {c.value:>+9.4f}  {c.label}")
-    if args.out is not None:
-        print(f"wrote {ex.save(args.out)}")
+    if written is not None:
+        print(f"wrote {written}")
     return 0
 
 
@@ -682,6 +683,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output stopped (graphrec recommend ... | head): stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 141  # 128 + SIGPIPE, as a tool killed by the signal reports
 
 
 if __name__ == "__main__":

@@ -150,6 +150,27 @@ def test_a_deployed_model_leaves_out_every_item_a_user_has(tmp_path):
         graphrec.load(run_dir)
 
 
+@pytest.mark.parametrize("command", ["recommend", "explain"])
+def test_a_closed_pipe_stops_the_cli_quietly_and_keeps_its_file(tmp_path, command):
+    """``graphrec recommend ... | head``: the reader is gone before the first line; no traceback, exit 141
+    (as SIGPIPE would give); explain --out writes its file before printing."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run_dir, _, _, _ = shop_run(tmp_path, "itemknn" if command == "recommend" else "lightgcn")
+    out = tmp_path / "why.json"
+    args = ["--user", "u1", "--k", "5"] if command == "recommend" else ["--user", "u1", "--item", "sku1", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, "-m", "graphrec", command, str(run_dir), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # the reader leaves before anything is printed
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and "Traceback" not in err, err
+    if command == "explain":
+        assert json.loads(out.read_text())["item"]
+
+
 def test_nothing_is_pickled(bundled):
     assert not any(p.suffix in (".pkl", ".pickle") for p in bundled.iterdir())
     from safetensors.torch import load_file
