@@ -251,8 +251,13 @@ class Explanation:
     # --- serialisation ---
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data; :meth:`from_dict` restores an equal Explanation."""
+        """Plain JSON-able data; :meth:`from_dict` restores an equal Explanation.
+
+        ``user`` and ``item`` are node keys (``"user:195"``: type and index); ``user_id`` and ``item_id``
+        beside them are the dataset's own ids (196), what a client asked about.
+        """
         d = asdict(self)
+        d["user_id"], d["item_id"] = self.node(self.user).raw_id, self.node(self.item).raw_id
         d["paths"] = [{"nodes": list(p), "importance": w} for p, w in self.paths]
         for c in (*d["contributions"], *d["remainder"], *d["via"], *d["themes"]):
             c["nodes"] = list(c["nodes"])

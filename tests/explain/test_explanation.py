@@ -112,6 +112,7 @@ def test_json_round_trip(tmp_path):
     path = ex.save(tmp_path / "why.json")
     data = json.loads(path.read_text())
     assert data["nodes"][1]["key"] == "item:49" and data["nodes"][1]["raw_id"] == 50
+    assert (data["item"], data["item_id"]) == ("item:49", 50) and data["user_id"] == ex.node(ex.user).raw_id
     assert Explanation.from_dict(data) == ex
     assert Explanation.from_json(ex.to_json()) == ex
     with pytest.raises(ValueError, match="not an explanation dict"):
