@@ -265,8 +265,10 @@ def check_unused(config: ExperimentConfig, raw: dict[str, Any]) -> None:
     if not config.spec.trainable:
         bad = [k for k in written("train") if k not in CLOSED_FORM_TRAIN_KEYS]
         if bad:
-            raise ConfigError(f"train: {name} is fitted in closed form (no epochs, no loss); train.{bad} do not apply "
-                              f"(it reads only {list(CLOSED_FORM_TRAIN_KEYS)})")
+            keys = ", ".join(f"train.{k}" for k in bad)
+            raise ConfigError(f"train: {name} is fitted in closed form (no epochs, no loss); {keys} "
+                              f"{'does' if len(bad) == 1 else 'do'} not apply (it reads only "
+                              f"{', '.join(CLOSED_FORM_TRAIN_KEYS)})")
 
 
 def dump_config(config: ExperimentConfig) -> str:

@@ -257,8 +257,9 @@ def tune(config: ExperimentConfig, trials: int, out: str | Path | None = None,
             value = f"valid {metric} {row.value:.4f}" if row.value is not None else row.state
             best = _best(study, space, optuna)
             best_text = f"best {best.value:.4f} (trial {best.number})" if best is not None else "no complete trial yet"
-            log(f"trial {_counted(study, optuna)}/{trials}: {value}  {_format_params(row.params)}  "
-                f"{row.seconds or 0:.0f} s  [{best_text}]")
+            # trials are numbered from 0, as trials/<n> and trials.csv name them; the count says how far
+            log(f"trial {trial.number} ({_counted(study, optuna)}/{trials} done): {value}  "
+                f"{_format_params(row.params)}  {row.seconds or 0:.0f} s  [{best_text}]")
 
     if done < trials:
         study.optimize(objective, n_trials=trials - done, callbacks=[after], catch=(ConfigError,))
