@@ -534,6 +534,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     model = _deployed(args.run_dir, args.data_dir)
     user = _raw_id(model.users.ids, args.user, "user", args.run_dir)
     items, scores = model.recommend(user, k=args.k, exclude_seen=not args.include_seen)
+    if args.explain and len(items) and items[0] is not None:
+        model.explain(user, items[0])  # a model without explanations is refused before anything is printed
     print(f"top {args.k} for user {user} ({type(model.model).__name__}, {args.run_dir}):")
     for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), start=1):
         if item is None:

@@ -116,6 +116,12 @@ def test_damaged_bundles_are_named(bundled):
         graphrec.load(bundled)
 
 
+def test_recommend_with_explanations_refuses_a_model_without_them_before_printing(bundled, capsys):
+    assert main(["recommend", str(bundled), "--user", "u1", "--k", "3", "--explain"]) == 2  # ItemKNN
+    out, err = capsys.readouterr()
+    assert out == "" and "ItemKNN has no graph explanation" in err
+
+
 def test_a_run_without_bundle_gets_one(bundled, capsys):
     want = graphrec.load(bundled).recommend("u1", k=3)[0].tolist()
     for f in BUNDLE_FILES:
