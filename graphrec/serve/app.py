@@ -168,7 +168,13 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []
         for e in exc.errors()[:5]:
-            where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+            loc = tuple(e.get("loc", ()))
+            if e.get("type") == "json_invalid":  # loc is ("body", the character where parsing failed)
+                reason = (e.get("ctx") or {}).get("error", "")
+                parts.append(f"the body is not valid JSON (at character {loc[-1] if len(loc) > 1 else 0}"
+                             f"{': ' + reason if reason else ''})")
+                continue
+            where = ".".join(str(x) for x in loc if x != "body") or "body"
             parts.append(f"{where}: {e.get('msg', 'invalid')}")
         return error(422, "; ".join(parts))
 
