@@ -198,8 +198,9 @@ def config_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = Non
         parsed = {**raw, "model": model_config(raw.get("model") or {}, "model")}
         config = from_dict(ExperimentConfig, parsed, "")
         check_unused(config, raw)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    except ConfigError as exc:  # the bad key may be the file's or an override's: name both
+        given = ", ".join(f"{k}={v}" for k, v in (overrides or {}).items())
+        raise ConfigError(f"{where}{f' with {override_name} {given}' if given else ''}: {exc}") from None
     return config
 
 

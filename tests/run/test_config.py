@@ -62,6 +62,10 @@ def test_overrides():
     assert c.train.epochs == 3 and c.model.dim == 8
     with pytest.raises(ConfigError, match=r"train\.epochs: expected an integer"):
         load_config("experiments/ml100k-lightgcn.yaml", {"train.epochs": "x"})
+    # a key misspelt on the command line: the error names the override beside the file
+    with pytest.raises(ConfigError, match=r"^experiments/ml100k-lightgcn\.yaml with --set train\.epoch=3: train: "
+                                          r"unknown key"):
+        load_config("experiments/ml100k-lightgcn.yaml", {"train.epoch": 3})
 
 
 def test_shipped_configs_are_valid():
