@@ -583,6 +583,21 @@ def cmd_explain(args: argparse.Namespace) -> int:
 UVICORN: dict[str, Any] = {"timeout_keep_alive": 75, "access_log": False, "proxy_headers": False}
 
 
+def _check_listen(host: str, port: int) -> None:
+    """Raise a GraphrecError naming ``host:port`` unless a server could listen there now (as uvicorn binds:
+    SO_REUSEADDR, so a port in TIME_WAIT passes)."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as exc:
+        raise GraphrecError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc}); "
+                            "pick another port (or stop what holds it)") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
@@ -594,6 +609,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise GraphrecError(f"--workers and --threads must be >= 1, got {args.workers} and {args.threads}")
     if not 0 <= args.port <= 65535:
         raise GraphrecError(f"--port must be in [0, 65535], got {args.port}")
+    _check_listen(args.host, args.port)  # before loading anything or saying "serving"
     import torch
 
     from graphrec.train.trainer import check_device

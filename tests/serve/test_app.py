@@ -198,3 +198,12 @@ def test_serve_options_are_checked_before_anything_loads(text_run, capsys):
     assert "--port must be in [0, 65535]" in capsys.readouterr().err
     assert main(["serve", str(text_run.parent / "nowhere")]) == 2
     assert "no such run directory" in capsys.readouterr().err
+    import socket
+
+    with socket.socket() as busy:  # a port something else listens on
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", str(text_run), "--port", str(port)]) == 2
+    out, err = capsys.readouterr()
+    assert f"--host 127.0.0.1 --port {port}: cannot listen there" in err and "serving" not in out
