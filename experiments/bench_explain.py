@@ -128,6 +128,7 @@ from graphrec.eval.topk import mask_seen, topk, unseen_scores
 from graphrec.explain import Explainer, Explanation
 from graphrec.graph import normalized_adjacency
 from graphrec.nn import GraphSAGE, LightGCN, ScoringModel
+from graphrec.nn.lightgcn import propagate
 from graphrec.run import build_model, load_config, load_run, prepare
 from graphrec.train import Trainer
 
@@ -513,15 +514,7 @@ def item_side_shares(model: LightGCN, cache: dict[str, Any], user: int, item: in
     """
     if "e0" not in cache:
         cache["e0"], (cache["users"], cache["items"]) = model.layer0_all(), model.get_embedding()
-    adj, alphas, nu = model.adj, model.layer_weights().tolist(), model.num_users
-
-    def propagate(x: torch.Tensor) -> torch.Tensor:
-        out, cur = alphas[0] * x, x
-        for a_k in alphas[1:]:
-            cur = (adj @ cur.unsqueeze(1)).squeeze(1)
-            out = out + a_k * cur
-        return out
-
+    adj, nu = model.adj, model.num_users
     start = torch.zeros(adj.shape[0], dtype=cache["e0"].dtype, device=adj.device)
     start[nu + item] = 1.0
     if contrastive:  # minus the mean candidate (every item the user has not seen)
@@ -529,7 +522,8 @@ def item_side_shares(model: LightGCN, cache: dict[str, Any], user: int, item: in
         mean[nu:nu + model.num_items] = 1.0
         mean[nu + torch.from_numpy(seen.astype(np.int64)).to(adj.device)] = 0.0
         start = start - mean / mean.sum()
-    values = (propagate(start) * (cache["e0"] @ cache["users"][user])).cpu()
+    reach = propagate(model.product(), start.unsqueeze(1), model.layer_weights()).squeeze(1)  # P (1_i - mean)
+    values = (reach * (cache["e0"] @ cache["users"][user])).cpu()
     difference = float(values.sum())
     hist = np.sort(values[nu + torch.from_numpy(history.astype(np.int64))].numpy())[::-1] / difference
     return {"difference": difference, "history": float(hist.sum()), "history_best_three": float(hist[:3].sum()),

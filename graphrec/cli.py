@@ -534,15 +534,14 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     model = _deployed(args.run_dir, args.data_dir)
     user = _raw_id(model.users.ids, args.user, "user", args.run_dir)
     items, scores = model.recommend(user, k=args.k, exclude_seen=not args.include_seen)
-    if args.explain and len(items) and items[0] is not None:
-        model.explain(user, items[0])  # a model without explanations is refused before anything is printed
+    listed = [(item, score) for item, score in zip(items.tolist(), scores.tolist(), strict=True) if item is not None]
+    # explained before anything is printed: a model without explanations is refused with an empty output
+    why = [model.explain(user, item).text() for item, _ in listed] if args.explain else None
     print(f"top {args.k} for user {user} ({type(model.model).__name__}, {args.run_dir}):")
-    for rank, (item, score) in enumerate(zip(items.tolist(), scores.tolist(), strict=True), start=1):
-        if item is None:
-            break
+    for rank, (item, score) in enumerate(listed, start=1):
         print(f"{rank:>3}. item {item:<8}{score:>9.4f}  {model.item_label(item)}")
-        if args.explain:
-            print(f"       {model.explain(user, item).text()}")
+        if why is not None:
+            print(f"       {why[rank - 1]}")
     return 0
 
 

@@ -229,8 +229,9 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
     started = time.perf_counter()
     from graphrec.train.trainer import check_device
 
-    if distributed.current_world().distributed:  # before the rendezvous
-        refuse_several_processes(config, f"{distributed.current_world().size} processes")
+    asked = distributed.current_world()  # from the environment, before the rendezvous
+    if asked.distributed:
+        refuse_several_processes(config, f"{asked.size} processes")
     world = distributed.init(check_device(config.train.device, "train.device"))
     if not world.is_main:
         log = _silent
