@@ -167,10 +167,7 @@ class Explainer:
                 raise UnknownIdError(f"{name} index {value} out of range [0, {n})")
         if self.method == "exact":
             return self._lightgcn(cast(LightGCN, self.model), user, item)
-        ex = self._graphsage(cast(GraphSAGE, self.model), user, item)
-        if self.seen[user, item]:
-            return replace(ex, seen=True, rank=None)
-        return ex
+        return self._graphsage(cast(GraphSAGE, self.model), user, item)
 
     # --- LightGCN: exact ---
 
@@ -377,6 +374,7 @@ class Explainer:
         merged: dict[tuple[str, str], float] = defaultdict(float)  # (source, target) in forward direction
         relation: dict[tuple[str, str], str] = {}
         sent: dict[str, float] = defaultdict(float)
+        messages: list[tuple[str, str, float]] = []  # (sender, receiver, attribution), one per directed message
         for (src_t, rel, dst_t), vals in att.values.items():
             for s, d, v in zip(att.src[(src_t, rel, dst_t)].tolist(), att.dst[(src_t, rel, dst_t)].tolist(),
                                vals.tolist(), strict=True):
@@ -386,6 +384,7 @@ class Explainer:
                 merged[k] += v
                 relation[k] = rel if fwd else rel[4:]
                 sent[a] += v
+                messages.append((a, b, v))
         top = sorted(merged, key=lambda k: -abs(merged[k]))[: self.top]
 
         def role(key: str) -> str:
@@ -422,11 +421,66 @@ class Explainer:
         for key, v in sent.items():
             groups[role(key)] += v
         groups["baseline"] = att.baseline
+        seen = bool(self.seen[user, item])
         return Explanation(model=type(model).__name__, method="integrated-gradients", score=att.score,
                            user=f"user:{user}", item=f"item:{item}", nodes=tuple(nodes), edges=tuple(edges),
                            contributions=contributions, remainder=remainder, groups=dict(groups),
-                           paths=tuple(paths),
-                           rank=self.rank_of(user, item))
+                           paths=tuple(paths), rank=None if seen else self.rank_of(user, item), seen=seen,
+                           via=self._sage_via(messages, user, item, history, att.score,
+                                              shown=frozenset(p[1] for p, _ in paths)))
+
+    def _sage_via(self, messages: list[tuple[str, str, float]], user: int, item: int, history: set[int],
+                  score: float, shown: frozenset[str] = frozenset()) -> tuple[Contribution, ...]:
+        """:attr:`Explanation.via` of a GraphSAGE score: the attributions split by the first step from the user or
+        from the item that each message reaches them through.
+
+        A message into the user or the item belongs to its sender (a history item, an attribute of the user or of
+        the item, a user who rated the item); a message into one of those belongs to its receiver. With two layers
+        that is every message of the pair's computation subgraph; deeper ones' other messages are one remaining
+        part. The users who rated the item are one part together; the score left when every message is silenced
+        (with the integration error) is another, so the parts add up to the score exactly. History items get a
+        part each: the ``top`` largest and those in ``shown`` (the picture's), the others one together.
+        """
+        me, it = f"user:{user}", f"item:{item}"
+        near_user = {a for a, b, _ in messages if b == me}
+        near_item = {a for a, b, _ in messages if b == it}
+        part: dict[tuple[str, str], float] = defaultdict(float)  # (side, first step) -> attribution
+        further = 0.0
+        for a, b, v in messages:
+            if b in (me, it):
+                part[("user" if b == me else "item", a)] += v
+            elif b in near_user or b in near_item:
+                part[("user" if b in near_user else "item", b)] += v
+            else:
+                further += v
+        out: list[Contribution] = []
+        rated = sorted(((v, k) for (side, k), v in part.items() if side == "user" and k.startswith("item:")
+                        and int(k.split(":")[1]) in history), key=lambda x: (-x[0], x[1]))
+        own = [(v, k) for j, (v, k) in enumerate(rated) if j < self.top or k in shown]
+        rest = [v for j, (v, k) in enumerate(rated) if not (j < self.top or k in shown)]
+        out += [Contribution(self._label(k), "history", v, (k,)) for v, k in own]
+        if rest:
+            out.append(Contribution(f"{len(rest):,} other items you rated", "remainder", sum(rest)))
+        raters = [v for (side, k), v in part.items() if side == "item" and k.startswith("user:")]
+        if raters:
+            n, total = len(raters), int(self.train[:, item].nnz)  # fewer where the explainer samples neighbours
+            who = ("the one person" if n == 1 else f"the {n:,} people") if n >= total else f"{n:,} of the {total:,} people"
+            out.append(Contribution(f"{who} who rated it", "neighbor", sum(raters)))
+        rated_keys = {k for _, k in rated}
+        for (side, k), v in sorted(part.items()):
+            t = k.split(":")[0]
+            if (side == "user" and k in rated_keys) or (side == "item" and t == "user"):
+                continue  # history items and raters: above
+            if t in ("user", "item"):  # a graph with other links between users and items
+                out.append(Contribution(self._label(k), "neighbor" if t == "user" else "item", v, (k,)))
+            else:
+                whose = "your" if side == "user" else "its"
+                out.append(Contribution(f"{whose} {t.replace('_', ' ')} ({self._label(k)})", "attribute", v, (k,)))
+        if further:
+            out.append(Contribution("messages from further away", "remainder", further))
+        out.append(Contribution("its own features and yours, before any message (and the integration error)",
+                                "baseline", score - sum(v for _, _, v in messages)))
+        return tuple(sorted(out, key=lambda c: -c.value))
 
     def _sage_paths(self, user: int, item: int, merged: dict[tuple[str, str], float],
                     relation: dict[tuple[str, str], str], k: int = 5, width: int = 20

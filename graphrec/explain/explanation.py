@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ FORMATS = (".png", ".json", ".html", ".htm")
 LEAST_SHARE = 0.01
 #: the user's own embedding's share of the difference above which the sentence says it
 OWN_SHARE_SHOWN = 0.2
+#: the smallest share of a GraphSAGE score a first step (the item's raters, an attribute...) needs to be named
+CARRIER_SHARE = 0.05
 
 #: What the HTML page says of its two tables, which split the same difference (``{what}``: "lead" or "score") two
 #: ways.
@@ -38,6 +41,11 @@ CONTRIBUTIONS_CAPTION = ("The {what} split by node: each row is the part of one 
                          "walks from you reach it. The rows add up to the {what} too.")
 CONTRIBUTIONS_VS_VIA = (" So an item you rated has another value here than above, where its row holds everything "
                         "that reaches you through it, not its own embedding's part.")
+SAGE_VIA_CAPTION = ("The score split by the first step that the model's messages take into you or into the item: "
+                    "each row is everything that reaches you through one of your edges (an item you rated, an "
+                    "attribute of yours) or the item through one of its edges (the users who rated it, together; an "
+                    "attribute of its own), and one row is what is left when every message is silenced. The rows "
+                    "add up to the score; the sentence and the bars use them.")
 ATTRIBUTIONS_CAPTION = ("Each edge's integrated-gradient attribution (its two directions merged), then the other edges "
                         "of the computation subgraph and the no-message baseline (with the integration error): together "
                         "they add up to the score.")
@@ -46,7 +54,9 @@ ATTRIBUTIONS_CAPTION = ("Each edge's integrated-gradient attribution (its two di
 ROLES = ("user", "recommended", "history", "neighbor", "item", "attribute")
 _ROLE_NAMES = {"user": "the user", "recommended": "the item explained", "history": "items the user rated",
                "neighbor": "users who rated them and the item", "item": "other items", "attribute": "attributes"}
-_LAYERS = {"user": 0, "history": 1, "neighbor": 2, "item": 2, "attribute": 2, "recommended": 3}
+#: columns of the picture: attributes between the history and the co-users, so that no edge runs along a column
+#: through other nodes (an attribute links the user or a history item to a co-user or the item)
+_LAYERS = {"user": 0, "history": 1, "attribute": 2, "neighbor": 3, "item": 3, "recommended": 4}
 _ROLE_COLOURS = {"user": "#1f77b4", "recommended": "#d62728", "history": "#ff7f0e", "neighbor": "#9ecae1",
                  "item": "#fdd0a2", "attribute": "#2ca02c"}
 
@@ -107,7 +117,7 @@ class Contribution:
     Attributes:
         label: What it is, in words (``"history item Return of the Jedi (1983)"``).
         group: ``"user"``, ``"history"``, ``"neighbor"``, ``"item"``, ``"edge"``,
-            ``"attribute"`` or ``"remainder"``.
+            ``"attribute"``, ``"baseline"`` (GraphSAGE: the score with every message silenced) or ``"remainder"``.
         value: Its part of the score.
         nodes: Keys of the nodes (one) or edge ends (two) it belongs to; empty
             for aggregates.
@@ -149,7 +159,10 @@ class Explanation:
         seen: The user already interacted with the item (it is not ranked, only explained).
         via: The difference split by the user's first edge: one part per history item (everything that
             reaches the user through their interaction with it), the user's own embedding, and a
-            remainder; by decreasing value. What the sentence names, with their shares.
+            remainder; by decreasing value. What the sentence names, with their shares. For GraphSAGE, the
+            score's attributions split by the first step into the user or into the item (history items,
+            the item's raters together, each attribute of either, group ``"attribute"``) and the no-message
+            baseline (group ``"baseline"``).
         themes: For each attribute of the item (a genre...), the sum of the :attr:`via` parts of the history
             items that have it (``nodes``: the attribute, then those items); largest first. Themes overlap
             (an item has several genres), so they do not add up.
@@ -336,10 +349,10 @@ class Explanation:
             lead = f"{title} is your top recommendation"
         else:
             lead = f"{title} is ranked {ordinal(self.rank)} for you"
+        if self.method != "exact" and (self.via or self._user_to_item_paths()):
+            return lead + self._sage_reasons(verb, mark) + "."
         if self.via:
             return lead + self._contrastive_reasons(verb, mark) + "."
-        if self._user_to_item_paths():
-            return lead + self._path_reasons(verb, mark) + "."
         out = lead + self._attribution_reasons(verb, mark) + "."
         share = self.groups.get("neighbor", 0.0) / self.score if self.score > 0 else 0.0
         if 0.2 < share <= 1.0:
@@ -416,32 +429,75 @@ class Explanation:
         return theme.value / n > self.history_total / self.history_size
 
     def label_of(self, c: Contribution) -> str:
-        """The label of a contribution's node where the subgraph has it, else the contribution's own."""
-        if len(c.nodes) == 1:
+        """The label of a contribution's node where the subgraph has it, else the contribution's own (an
+        attribute's own says whose it is: "your occupation (writer)")."""
+        if len(c.nodes) == 1 and c.group != "attribute":
             try:
                 return self.node(c.nodes[0]).label
             except KeyError:
                 pass
         return c.label
 
-    def _path_reasons(self, verb: str, mark: Any) -> str:
-        """GraphSAGE: the history items that start the paths with the most attribution, and how each reaches
-        the item (through people who rated both, or an attribute they share)."""
-        picked: list[tuple[str, str]] = []  # (history item, how it reaches the item)
+    def carriers(self, most: int = 3, least: float | None = None) -> list[tuple[Contribution, float]]:
+        """The largest parts of :attr:`via` (at most ``most``, each at least ``least`` of :attr:`lift`; "other
+        items" and other aggregates of leftovers excepted), with their shares: what a GraphSAGE sentence names."""
+        least = CARRIER_SHARE if least is None else least
+        if self.lift <= 0:
+            return []
+        out: list[tuple[Contribution, float]] = []
+        for c in sorted(self.via, key=lambda c: -c.value):
+            share = c.value / self.lift
+            if len(out) >= most or share < least:
+                break
+            if c.group != "remainder":
+                out.append((c, share))
+        return out
+
+    def _sage_reasons(self, verb: str, mark: Any) -> str:
+        """GraphSAGE: the first steps from the user or the item that carry the most of its score (:attr:`via`),
+        with their shares; then how what the user rated reaches the item (the paths with the most attribution)."""
+        clauses = []
+        named = self.carriers()
+        if named:
+            words = [(self._carrier_words(c, verb, mark), share) for c, share in named]
+            (lead, plural), share = words[0]
+            clause = f"{lead} {'carry' if plural else 'carries'} {_share(share)} of what raises its score"
+            rest = [f"{w} {_share(x)}" for (w, _), x in words[1:]]
+            clauses.append(clause + (" and " + rest[0] if len(rest) == 1 else ", " + _join(rest) if rest else ""))
+        clauses += self._path_links(verb, mark)
+        return ": " + "; ".join(clauses) if clauses else ""
+
+    def _carrier_words(self, c: Contribution, verb: str, mark: Any) -> tuple[str, bool]:
+        """How the sentence names a part of :attr:`via`, and whether the words are plural."""
+        if c.group == "neighbor" and not c.nodes:  # "the 12 people who rated it", in the sentence's verb
+            return c.label.replace(" rated ", f" {verb} "), not c.label.startswith("the one person")
+        if c.group == "baseline":
+            return "its own features and yours", True
+        if c.group == "history":
+            return f"{mark(self.label_of(c))} (which you {verb})", False
+        return c.label, False
+
+    def _path_links(self, verb: str, mark: Any) -> list[str]:
+        """How the first two history items of :attr:`paths` reach the item: through people who rated both, or an
+        attribute they share."""
+        ways: dict[str, list[str]] = {}  # "user" or the attribute's key -> history items
+        picked: list[str] = []
         for p, _ in self.paths:
             h, via = p[1], p[2]
-            if h in (x for x, _ in picked):
+            if h in picked:
                 continue
-            how = (f"people who {verb} it {verb} this one too" if via.startswith("user:")
-                   else f"also {self.node(via).label}")
-            picked.append((h, how))
+            picked.append(h)
+            ways.setdefault("user" if via.startswith("user:") else via, []).append(h)
             if len(picked) == 2:
                 break
-        titles = [mark(self.node(h).label) for h, _ in picked]
-        if len(picked) == 2 and picked[0][1] == picked[1][1]:  # the same way: say it once
-            how = picked[0][1].replace(" it ", " them ")
-            return f", because you {verb} {titles[0]} and {titles[1]} ({how})"
-        return f", because you {verb} " + " and ".join(f"{t} ({how})" for t, (_, how) in zip(titles, picked, strict=True))
+        out = []
+        for way, items in ways.items():
+            titles = [mark(self.node(h).label) for h in items]
+            if way == "user":
+                out.append(f"people who {verb} {' or '.join(titles)} {verb} it too")
+            else:
+                out.append(f"it shares {self.node(way).label} with {_join(titles)}, which you {verb}")
+        return out
 
     def _user_to_item_paths(self) -> bool:
         return bool(self.paths) and all(p[0] == self.user and p[-1] == self.item for p, _ in self.paths)
@@ -459,15 +515,17 @@ class Explanation:
         return f", a {_join([a.label for a in attrs[:3]])} title" if attrs else ""
 
     def on_paths(self) -> list[ExplainNode]:
-        """The nodes on some path from the user to the item in the subgraph (the ones a picture needs): the
-        user, the item, and every node that reaches the item without passing through the user and reaches
-        the user without passing through the item."""
+        """The nodes on some simple path from the user to the item in the subgraph (the ones a picture needs):
+        the user, the item, and no dead end hanging off a path (a co-user's own attributes).
+
+        With an edge user–item added, a node lies on a simple user–item path exactly when it lies on a cycle
+        through that edge, that is, in the edge's biconnected component."""
         import networkx as nx
 
         g = self.to_networkx()
-        reach_item = nx.node_connected_component(g.subgraph([k for k in g.nodes if k != self.user]), self.item)
-        reach_user = nx.node_connected_component(g.subgraph([k for k in g.nodes if k != self.item]), self.user)
-        return [n for n in self.nodes if n.key in (self.user, self.item) or (n.key in reach_item and n.key in reach_user)]
+        g.add_edge(self.user, self.item)
+        block = next(c for c in nx.biconnected_components(g) if self.user in c and self.item in c)
+        return [n for n in self.nodes if n.key in block]
 
     def draw(self, path: str | Path, title: str | None = None, dpi: int = 120, sentence: bool = True) -> Path:
         """Render the explanation to a PNG: the subgraph's paths from the user to the item (colours by role,
@@ -485,7 +543,7 @@ class Explanation:
         g = self.to_networkx().subgraph(shown).copy()
         for _, data in g.nodes(data=True):
             data["layer"] = _LAYERS[data["role"]]
-        pos = nx.multipartite_layout(g, subset_key="layer", scale=1.0)
+        pos = _layout(g)
         parts = self._bars()
         fig = plt.figure(figsize=(14, 8 if sentence else 7.4))  # without the sentence, no room kept for it
         bottom = 0.17 if sentence else 0.11
@@ -554,7 +612,7 @@ class Explanation:
             low, high = min(0.0, *values), max(0.0, *values)
             span = (high - low) or 1.0
             bars.set_xlim(low - (0.02 * span if low < 0 else 0.0), high + 0.15 * span)  # room for the end labels
-            bars.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+            bars.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
         if sentence:
             fig.text(0.5, 0.015, _wrap(self.text(), 150), ha="center", va="bottom", fontsize=9)
         path = Path(path)
@@ -591,7 +649,9 @@ class Explanation:
         via = "".join(f"<tr><td>{e(c.label)}</td><td>{c.value:+.4f}</td><td>{c.value / self.lift:.0%}</td></tr>"
                       for c in self.via) if self.lift > 0 else ""
         what = "lead" if self.reference is not None else "score"
-        via_table = (f"<h2>Through which of your interactions</h2><p>{e(VIA_CAPTION.format(what=what))}</p><table>"
+        heading, via_caption = (("Through which of your interactions", VIA_CAPTION.format(what=what))
+                                if self.method == "exact" else ("Through which first steps", SAGE_VIA_CAPTION))
+        via_table = (f"<h2>{heading}</h2><p>{e(via_caption)}</p><table>"
                      f"<tr><th>part</th><th>value</th><th>share</th></tr>{via}</table>" if via else "")
         caption = (CONTRIBUTIONS_CAPTION.format(what=what) + (CONTRIBUTIONS_VS_VIA if via else "")
                    if self.method == "exact" else ATTRIBUTIONS_CAPTION)
@@ -610,6 +670,33 @@ class Explanation:
                 f"<table><tr><th>group</th><th>part</th><th>value</th></tr>{rows}</table>"
                 f"<h2>Edges</h2><table><tr><th>from</th><th>relation</th><th>to</th><th>importance</th></tr>{edges}"
                 "</table></body></html>\n")
+
+
+def _layout(g: nx.Graph, clearance: float = 0.2) -> dict[str, tuple[float, float]]:
+    """Node positions in columns by ``layer``, each column centred, one unit between its nodes; a column that an
+    edge crosses (an edge from the user to an attribute crosses the history's) moves by the smallest offset that
+    keeps every edge ``clearance`` away from its nodes, so that no edge passes through a node."""
+    columns: dict[int, list[str]] = defaultdict(list)
+    for key, data in g.nodes(data=True):
+        columns[data["layer"]].append(key)
+    x_of = {layer: float(j) for j, layer in enumerate(sorted(columns))}
+    pos = {key: (x_of[layer], (len(keys) - 1) / 2 - j) for layer, keys in columns.items() for j, key in enumerate(keys)}
+
+    def crossings(at: dict[str, tuple[float, float]]) -> int:
+        count = 0
+        for a, b in g.edges:
+            (xa, ya), (xb, yb) = at[a], at[b]
+            count += sum(1 for x, y in at.values()
+                         if min(xa, xb) < x < max(xa, xb) and abs(ya + (yb - ya) * (x - xa) / (xb - xa) - y) < clearance)
+        return count
+
+    offsets = sorted((k / 6 for k in range(-4, 5)), key=abs)  # the smallest move first, among equals
+    for _ in range(3):
+        for layer in sorted(columns)[1:-1]:  # the two ends stay centred
+            best = min(offsets, key=lambda dy: crossings(
+                {k: (x, y + dy if k in columns[layer] else y) for k, (x, y) in pos.items()}))
+            pos = {k: (x, y + best if k in columns[layer] else y) for k, (x, y) in pos.items()}
+    return pos
 
 
 def _json_default(value: Any) -> Any:

@@ -256,7 +256,16 @@ def test_graphsage_integrated_gradients():
     for p, _ in e.paths:
         assert int(p[1].split(":")[1]) in history and all(g.has_edge(a, b) for a, b in pairwise(p))
     assert nx.has_path(g, e.user, e.item) and e.node(e.user) in e.on_paths()
-    assert "because you rated" in e.text()
+    # the first-step split: every attribution once, plus the no-message baseline, adds up to the score exactly
+    assert math.isclose(sum(c.value for c in e.via), e.score, rel_tol=1e-9, abs_tol=1e-9)
+    assert math.isclose(sum(c.value for c in e.via if c.group != "baseline"),
+                        sum(c.value for c in (*e.contributions, e.remainder[0])), rel_tol=1e-6, abs_tol=1e-9)
+    raters = data["user", "interacts", "item"].edge_index[0][data["user", "interacts", "item"].edge_index[1] == 5]
+    assert [c.label for c in e.via if c.group == "neighbor"] == [f"the {len(raters)} people who rated it"]
+    listed = [c for c in e.via if c.group == "history"]
+    assert listed and all(int(c.nodes[0].split(":")[1]) in history for c in listed)
+    assert {c.label.split()[0] for c in e.via if c.group == "attribute"} <= {"your", "its"}
+    assert e.text().startswith(f"\u201c{e.node(e.item).label}\u201d is ranked ") and "of what raises its score" in e.text()
 
 
 def test_lightgcn_with_attribute_nodes_explains_genres_exactly():

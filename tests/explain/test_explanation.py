@@ -231,3 +231,66 @@ def test_html_prints_the_sentence_once_and_says_what_each_table_splits(tmp_path,
     no_via = replace(ex, via=(), reference=None).to_html(picture=False)  # the score itself, one table
     assert "The score split by node" in no_via and "above" not in no_via and "first step" not in no_via
     assert "integrated-gradient" in replace(ex, method="integrated-gradients", via=()).to_html(picture=False)
+
+
+def sage_example(raters: int = 2) -> Explanation:
+    """A GraphSAGE explanation by hand: two paths to the item, one through a co-rater, one through a genre."""
+    nodes = (
+        ExplainNode("user", 0, 196, "user 196", "user"),
+        ExplainNode("item", 9, 10, "Open Season (1996)", "recommended"),
+        ExplainNode("item", 1, 2, "Kolya (1996)", "history"),
+        ExplainNode("item", 2, 3, "Brain Candy (1996)", "history"),
+        ExplainNode("user", 7, 8, "user 8", "neighbor"),
+        ExplainNode("genre", 4, "Comedy", "Comedy", "attribute"),
+        ExplainNode("occupation", 3, "writer", "writer", "attribute"),
+    )
+    edges = (ExplainEdge("user:0", "item:1", "interacts", 0.01), ExplainEdge("user:0", "item:2", "interacts", 0.02),
+             ExplainEdge("user:7", "item:1", "interacts", 0.1), ExplainEdge("user:7", "item:9", "interacts", 1.5),
+             ExplainEdge("item:2", "genre:4", "has_genre", 0.1), ExplainEdge("item:9", "genre:4", "has_genre", 0.9),
+             ExplainEdge("user:7", "occupation:3", "has_occupation", 0.3))  # a dead end off the co-rater
+    who = "the one person" if raters == 1 else f"the {raters} people"
+    via = (Contribution(f"{who} who rated it", "neighbor", 2.0), Contribution("its genre (Comedy)", "attribute", 1.0,
+           ("genre:4",)), Contribution("your occupation (writer)", "attribute", 0.5, ("occupation:3",)),
+           Contribution("Kolya (1996)", "history", 0.05, ("item:1",)),
+           Contribution("its own features and yours, before any message", "baseline", -0.6))
+    paths = ((("user:0", "item:1", "user:7", "item:9"), 1.61), (("user:0", "item:2", "genre:4", "item:9"), 1.02))
+    return Explanation("GraphSAGE", "integrated-gradients", 2.95, "user:0", "item:9", nodes, edges,
+                       contributions=(), paths=paths, rank=3, via=via)
+
+
+def test_graphsage_sentence_names_what_carries_the_score_then_the_paths():
+    # lift: 2 + 1 + 0.5 + 0.05 = 3.55; shares 56%, 28%, 14% (Kolya's 1% is under the 5% a part needs)
+    assert sage_example().text() == (
+        "\u201cOpen Season (1996)\u201d is ranked 3rd for you: the 2 people who rated it carry 56% of what raises its "
+        "score, its genre (Comedy) 28% and your occupation (writer) 14%; people who rated \u201cKolya (1996)\u201d "
+        "rated it too; it shares Comedy with \u201cBrain Candy (1996)\u201d, which you rated.")
+    assert "the one person who watched it carries 56%" in sage_example(raters=1).text(verb="watched")
+    assert [label for label, _ in sage_example()._bars()][:4] == [  # by size, in the parts' own words
+        "the 2 people who rated it", "its genre (Comedy)", "its own features and yours, before any message",
+        "your occupation (writer)"]
+    assert "<h2>Through which first steps</h2>" in sage_example().to_html(picture=False)
+
+
+def test_on_paths_leaves_out_dead_ends():
+    # user 8's occupation hangs off the path user -> Kolya -> user 8 -> item: on no simple path to the item
+    keys = {n.key for n in sage_example().on_paths()}
+    assert keys == {"user:0", "item:9", "item:1", "item:2", "user:7", "genre:4"}
+
+
+def test_layout_keeps_edges_off_other_nodes():
+    import networkx as nx
+
+    from graphrec.explain.explanation import _LAYERS, _layout
+
+    # centred columns put history item h1 at y=0, on the straight line from the user (y=0) to the genre (y=0)
+    g = nx.Graph([("u", "h0"), ("u", "h1"), ("u", "h2"), ("u", "g"), ("g", "i"), ("h0", "w"), ("w", "i")])
+    roles = {"u": "user", "h0": "history", "h1": "history", "h2": "history", "g": "attribute", "w": "neighbor",
+             "i": "recommended"}
+    nx.set_node_attributes(g, {k: _LAYERS[r] for k, r in roles.items()}, "layer")
+    pos = _layout(g)
+    assert pos["u"][1] == pos["i"][1] == 0.0  # the two ends stay centred
+    for a, b in g.edges:
+        (xa, ya), (xb, yb) = pos[a], pos[b]
+        for k, (x, y) in pos.items():
+            if min(xa, xb) < x < max(xa, xb):
+                assert abs(ya + (yb - ya) * (x - xa) / (xb - xa) - y) >= 0.2, (a, b, k)
