@@ -642,7 +642,8 @@ def combine(outputs: list[str]) -> dict[str, Any]:
                 "sentence_share", "item_side_history_share", "item_side_best_three_share", "cited_jaccard",
                 "cited_jaccard_previous",
                 "rank_drop", "knn_control_rank_drop", "lightgcn_p50_ms") if "lightgcn_p50_ms" in last else \
-            ("sage_p50_ms", "sage_connected", "pyg_gnnexplainer_p50_ms", "pyg_captum_ig_p50_ms")
+            ("sage_p50_ms", "sage_connected", "sage_named_share", "sage_path_items_share", "pyg_gnnexplainer_p50_ms",
+             "pyg_captum_ig_p50_ms")
         out.update({k: last[k] for k in keys if k in last})
         if "sage_p50_ms" in last:
             out["sage_pairs"] = last["pairs"]

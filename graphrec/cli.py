@@ -565,10 +565,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"relative to {ex.reference_kind} ({ex.reference:.4f}): the parts below split the difference "
               f"{ex.difference:+.4f}")
     if ex.via:
-        print("through the user's interactions:")
+        exact = ex.method == "exact"
+        print("through the user's interactions:" if exact else "by the first step into the user or the item:")
         for c in ex.via:
             print(f"  {c.value:>+9.4f}  {c.label}")
-        print("by node:")
+        print("by node:" if exact else "by edge:")
     for c in (*ex.contributions, *ex.remainder):
         print(f"  {c.value:>+9.4f}  {c.label}")
     if written is not None:

@@ -487,7 +487,8 @@ class Explainer:
                     ) -> tuple[list[tuple[tuple[str, ...], float]], list[tuple[str, str]]]:
         """The ``k`` paths ``user – history item – (co-user | shared attribute) – item`` whose edges carry the most
         attribution (edges outside the computation subgraph count 0), among the ``width`` history items and
-        co-users with the largest attributions; and their edges in the graph's forward direction."""
+        co-users with the largest attributions, the best one through each co-user or attribute first; and their
+        edges in the graph's forward direction."""
         u, i = f"user:{user}", f"item:{item}"
         hist = self.train[user].indices
         hist = hist[hist != item]  # a seen item is the one explained, not one of its reasons
@@ -520,7 +521,13 @@ class Explainer:
         for e in (e for _, _, es in found for e in es):
             relation.setdefault(e, INTERACTS[1])
         found.sort(key=lambda p: -p[1])
-        chosen = found[:k]
+        # the best path through each way to the item first (each attribute, each co-user), so that one
+        # heavy attribute edge does not fill the picture, then the best of the rest; by weight again
+        first, rest, ways = [], [], set()
+        for f in found:
+            (first if f[0][2] not in ways else rest).append(f)
+            ways.add(f[0][2])
+        chosen = sorted((first + rest)[:k], key=lambda p: -p[1])
         return [(p, w) for p, w, _ in chosen], [e for _, _, es in chosen for e in es]
 
     # --- plumbing ---

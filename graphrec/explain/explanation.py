@@ -490,13 +490,15 @@ class Explanation:
             ways.setdefault("user" if via.startswith("user:") else via, []).append(h)
             if len(picked) == 2:
                 break
-        out = []
+        out, shared = [], []
         for way, items in ways.items():
             titles = [mark(self.node(h).label) for h in items]
             if way == "user":
                 out.append(f"people who {verb} {' or '.join(titles)} {verb} it too")
             else:
-                out.append(f"it shares {self.node(way).label} with {_join(titles)}, which you {verb}")
+                shared.append(f"{self.node(way).label} with {_join(titles)}")
+        if shared:
+            out.append(f"it shares {_join(shared)}, which you {verb}")
         return out
 
     def _user_to_item_paths(self) -> bool:
