@@ -523,7 +523,9 @@ class Explainer:
         found.sort(key=lambda p: -p[1])
         # the best path through each way to the item first (each attribute, each co-user), so that one
         # heavy attribute edge does not fill the picture, then the best of the rest; by weight again
-        first, rest, ways = [], [], set()
+        first: list[tuple[tuple[str, ...], float, list[tuple[str, str]]]] = []
+        rest: list[tuple[tuple[str, ...], float, list[tuple[str, str]]]] = []
+        ways: set[str] = set()
         for f in found:
             (first if f[0][2] not in ways else rest).append(f)
             ways.add(f[0][2])
