@@ -261,9 +261,19 @@ class Explainer:
         else:  # the genre the sentence names (Explanation.theme) first, linked to every shown item that has it
             named = ex.theme()
             top = named[0].nodes[0].split(":") if named is not None else None
+            shown_h = list(chosen_h)
+            if named is not None and not any(f"item:{h}" in named[0].nodes for h in chosen_h):
+                # none of the items shown has the named genre: show the one of its titles carrying the most, so
+                # that the picture has the genre's path to the item that the sentence speaks of
+                theirs = [int(k.split(":")[1]) for k in named[0].nodes[1:]]
+                h = max(theirs, key=lambda x: (via_of.get(nu + x, 0.0), -x))
+                shown_h.append(h)
+                nodes.append(self._node("item", h, "history", float(values[nu + h])))
+                edges.append(ExplainEdge(f"user:{user}", f"item:{h}", INTERACTS[1], via_of.get(nu + h, 0.0)))
+                ex = replace(ex, nodes=tuple(nodes), edges=tuple(edges))
             attr_nodes, attr_edges = self._attribute_context(item, chosen_h[:2] or chosen_h,
                                                              first=(top[0], int(top[1])) if top else None,
-                                                             first_history=chosen_h)
+                                                             first_history=shown_h)
         return replace(ex, nodes=(*ex.nodes, *attr_nodes), edges=(*ex.edges, *attr_edges))
 
     def _themes(self, item: int, hist: np.ndarray, parts: np.ndarray) -> tuple[Contribution, ...]:

@@ -324,3 +324,25 @@ def test_a_seen_item_is_never_its_own_reason():
     e = Explainer(m, g).explain(10, 100)  # u0 rated Alien (item 100)
     assert e.seen and [n.role for n in e.nodes if n.key == "item:0"] == ["recommended"]
     assert len({n.key for n in e.nodes}) == len(e.nodes)
+
+
+def test_the_named_genre_is_in_the_picture():
+    """Where the sentence names a genre (Explanation.theme), the picture holds a path through it, even when none
+    of the history items shown for their own parts has it (one of the genre's titles joins them)."""
+    from tests.sampling.test_neighbor import random_graph
+
+    data = random_graph(seed=1, users=12, items=15, edges=80)
+    torch.manual_seed(0)
+    m = LightGCN(12, 15, normalized_adjacency(data), dim=4, num_layers=2).eval()
+    ex = Explainer(m, data, max_history=1)
+    named = added = 0
+    for u in range(12):
+        for i in range(15):
+            e = ex.explain_index(u, i)
+            theme = e.theme()
+            if theme is None:
+                continue
+            named += 1
+            added += len(e.by_role("history")) > 1
+            assert theme[0].nodes[0] in {n.key for n in e.on_paths()}, (u, i)
+    assert named and added  # the case occurs on this graph: 7 named genres, 4 through an added title
