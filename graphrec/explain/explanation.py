@@ -9,6 +9,7 @@ and back without the model; :meth:`Explanation.to_networkx`,
 from __future__ import annotations
 
 import html
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Sequence
@@ -529,11 +530,13 @@ class Explanation:
         block = next(c for c in nx.biconnected_components(g) if self.user in c and self.item in c)
         return [n for n in self.nodes if n.key in block]
 
-    def draw(self, path: str | Path, title: str | None = None, dpi: int = 120, sentence: bool = True) -> Path:
+    def draw(self, path: str | Path, title: str | None = None, dpi: int = 120, sentence: bool = True,
+             font_scale: float = 1.0) -> Path:
         """Render the explanation to a PNG: the subgraph's paths from the user to the item (colours by role,
         widths by the part of the difference flowing along each edge, dashed context edges), each name beside
         its node, in full; the parts of the difference as a bar chart beside it; the sentence below (unless
-        ``sentence`` is False: :meth:`to_html` prints it above the picture)."""
+        ``sentence`` is False: :meth:`to_html` prints it above the picture). ``font_scale`` enlarges every text
+        (a page that shows the picture narrower than its pixels needs larger ones)."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -566,7 +569,9 @@ class Explanation:
                 nx.draw_networkx_nodes(g, pos, nodelist=keys, node_color=_ROLE_COLOURS[role], node_size=size,
                                        edgecolors="black" if role == "recommended" else "white",
                                        linewidths=3 if role == "recommended" else 1, ax=ax)
-        # each name beside its node (left of the item, right of the others), whole, wrapped; never over a node
+        # each name beside its node (left of the item, right of the others), whole, wrapped; never over a node:
+        # larger text wraps sooner, for the column to its right stays where it is
+        label_width = round(22 / font_scale**1.5)
         xs = [p[0] for p in pos.values()]
         span = (max(xs) - min(xs)) or 1.0
         for n in self.nodes:
@@ -575,8 +580,8 @@ class Explanation:
             x, y = pos[n.key]
             outside_left = n.key == self.user  # the two ends' names outside, away from their edges
             gap = span * (0.035 if n.role in ("user", "recommended") else 0.025)
-            ax.text(x - gap if outside_left else x + gap, y, _wrap(n.label, 22), ha="right" if outside_left else "left",
-                    va="center", fontsize=8, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8,
+            ax.text(x - gap if outside_left else x + gap, y, _wrap(n.label, label_width), ha="right" if outside_left else "left",
+                    va="center", fontsize=8 * font_scale, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8,
                                                    "pad": 0.8})
         ax.set_xlim(min(xs) - span * 0.15, max(xs) + span * 0.3)
         ax.axis("off")
@@ -584,7 +589,8 @@ class Explanation:
         what = (f"lead {self.difference:+.3f} over {self.reference_kind}" if self.reference is not None
                 else f"score {self.score:.3f}")
         where = "already interacted with" if self.seen else (f"rank {self.rank}" if self.rank else "")
-        fig.suptitle(title or f"{self.model}: why {item.label} ({what}{', ' + where if where else ''})", fontsize=12)
+        fig.suptitle(title or f"{self.model}: why {item.label} ({what}{', ' + where if where else ''})",
+                     fontsize=12 * font_scale, x=0.33)  # over the graph, clear of the bars' own title
         handles = [Line2D([], [], marker="o", linestyle="", markersize=8, markerfacecolor=_ROLE_COLOURS[r],
                           markeredgecolor="black" if r == "recommended" else "white", label=_ROLE_NAMES[r])
                    for r in ROLES if any(n.role == r and n.key in shown for n in self.nodes)]
@@ -598,25 +604,25 @@ class Explanation:
         if any(e.importance == 0 for e in edges):
             handles.append(Line2D([], [], color="#444444", linewidth=1, linestyle="dashed",
                                   label="dashed: context (a shared attribute the model does not propagate)"))
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.01), ncol=3, fontsize=8, frameon=False)
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.01), ncol=3, fontsize=8 * font_scale, frameon=False)
         if bars is not None:
-            labels = [_wrap(lab, 28) for lab, _ in parts]
+            labels = [_wrap(lab, round(28 / font_scale)) for lab, _ in parts]
             values = [v for _, v in parts]
             bars.barh(range(len(parts)), values, color=["#1f77b4" if v >= 0 else "#9467bd" for v in values])
-            bars.set_yticks(range(len(parts)), labels, fontsize=7)
+            bars.set_yticks(range(len(parts)), labels, fontsize=7 * font_scale)
             bars.invert_yaxis()
             bars.axvline(0, color="black", linewidth=0.5)
-            bars.tick_params(axis="x", labelsize=7)
-            bars.set_title("parts, as shares of the sum of the positive ones", fontsize=9)
+            bars.tick_params(axis="x", labelsize=7 * font_scale)
+            bars.set_title(_wrap("parts, as shares of the sum of the positive ones", round(50 / font_scale)), fontsize=9 * font_scale)
             for k, v in enumerate(values):
                 # at the bar's end; a negative one's right of zero, clear of the names on the left
-                bars.text(max(v, 0.0), k, f" {_share(v)}", va="center", ha="left", fontsize=7)
+                bars.text(max(v, 0.0), k, f" {_share(v)}", va="center", ha="left", fontsize=7 * font_scale)
             low, high = min(0.0, *values), max(0.0, *values)
             span = (high - low) or 1.0
             bars.set_xlim(low - (0.02 * span if low < 0 else 0.0), high + 0.15 * span)  # room for the end labels
             bars.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
         if sentence:
-            fig.text(0.5, 0.015, _wrap(self.text(), 150), ha="center", va="bottom", fontsize=9)
+            fig.text(0.5, 0.015, _wrap(self.text(), 150), ha="center", va="bottom", fontsize=9 * font_scale)
         path = Path(path)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=dpi, format="png")
@@ -643,8 +649,11 @@ class Explanation:
         img = ""
         if picture:
             with tempfile.TemporaryDirectory() as tmp:
-                data = base64.b64encode(self.draw(Path(tmp) / "why.png", sentence=False).read_bytes()).decode()
-            img = f"<p><img alt='explanation subgraph' style='max-width:100%' src='data:image/png;base64,{data}'></p>"
+                # drawn at 96 dpi with larger text: the page shows it at its own width, readable at 100% zoom
+                drawn = self.draw(Path(tmp) / "why.png", sentence=False, dpi=96, font_scale=1.25)
+                data = base64.b64encode(drawn.read_bytes()).decode()
+            img = ("<p class='wide'><img alt='explanation subgraph' style='max-width:100%' "
+                   f"src='data:image/png;base64,{data}'></p>")
         ref = (f"score {self.score:.4f}, {e(self.reference_kind)} {self.reference:.4f}: the parts below split the "
                f"difference {self.difference:+.4f}" if self.reference is not None else f"score {self.score:.4f}")
         rank = "already interacted with" if self.seen else (f"rank {self.rank}" if self.rank else "")
@@ -665,7 +674,8 @@ class Explanation:
         sentence = self._sentence("rated", lambda label: f"<em>{e(label)}</em>")
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(item.label)}</title>"
                 "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-                "table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd}</style></head>"
+                "table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"
+                ".wide{width:min(1344px,96vw);margin-left:calc(50% - min(672px,48vw))}</style></head>"
                 f"<body><h1>{e(item.label)}</h1><p>{sentence}</p>"
                 f"<p>{e(self.model)}, {e(self.method)}: {ref}{'; ' + rank if rank else ''}</p>{img}{via_table}"
                 f"<h2>Contributions</h2><p>{e(caption)}</p>"
@@ -674,14 +684,18 @@ class Explanation:
                 "</table></body></html>\n")
 
 
-def _layout(g: nx.Graph, clearance: float = 0.2) -> dict[str, tuple[float, float]]:
-    """Node positions in columns by ``layer``, each column centred, one unit between its nodes; a column that an
-    edge crosses (an edge from the user to an attribute crosses the history's) moves by the smallest offset that
-    keeps every edge ``clearance`` away from its nodes, so that no edge passes through a node."""
+def _layout(g: nx.Graph, clearance: float | None = None) -> dict[str, tuple[float, float]]:
+    """Node positions in columns by ``layer``, one unit between the nodes of a column, the two end columns
+    centred; the middle columns move up or down together, by the least that keeps every edge ``clearance`` away
+    from the nodes it skips (an edge from the user to an attribute skips the history's column) and every long name
+    away from the next column's nodes at its height: no edge passes through a node, no name runs over one (where
+    that can be had; else the fewest do)."""
     columns: dict[int, list[str]] = defaultdict(list)
     for key, data in g.nodes(data=True):
         columns[data["layer"]].append(key)
     x_of = {layer: float(j) for j, layer in enumerate(sorted(columns))}
+    if clearance is None:  # a node's radius in units grows with the tallest column, which sets the scale
+        clearance = 0.05 * max(4, *(len(keys) for keys in columns.values()))
     pos = {key: (x_of[layer], (len(keys) - 1) / 2 - j) for layer, keys in columns.items() for j, key in enumerate(keys)}
 
     def crossings(at: dict[str, tuple[float, float]]) -> int:
@@ -690,14 +704,27 @@ def _layout(g: nx.Graph, clearance: float = 0.2) -> dict[str, tuple[float, float
             (xa, ya), (xb, yb) = at[a], at[b]
             count += sum(1 for x, y in at.values()
                          if min(xa, xb) < x < max(xa, xb) and abs(ya + (yb - ya) * (x - xa) / (xb - xa) - y) < clearance)
+        # a long name runs right of its node (the first column's, left) into the next column's nodes at its height
+        count += sum(1 for xa, ya in (at[k] for k in long_names) for xb, yb in at.values()
+                     if xa > 0 and xb == xa + 1 and abs(ya - yb) < clearance)
         return count
 
-    offsets = sorted((k / 6 for k in range(-4, 5)), key=abs)  # the smallest move first, among equals
-    for _ in range(3):
-        for layer in sorted(columns)[1:-1]:  # the two ends stay centred
-            best = min(offsets, key=lambda dy: crossings(
-                {k: (x, y + dy if k in columns[layer] else y) for k, (x, y) in pos.items()}))
-            pos = {k: (x, y + best if k in columns[layer] else y) for k, (x, y) in pos.items()}
+    long_names = [k for k, data in g.nodes(data=True) if len(str(data.get("label", ""))) >= 14]
+
+    # every combination of moves of the middle columns, in quarter units: up to one unit, two for a column of one
+    # or two nodes (moving a long column far would leave the picture lopsided); the fewest crossings, then the
+    # smallest moves (at most 17 × 9 × 9 layouts of a few dozen edges: milliseconds)
+    middle = sorted(columns)[1:-1]  # the two ends stay centred
+    moves = [[k / 4 for k in range(-4 * (1 + few), 4 * (1 + few) + 1)]
+             for few in (len(columns[layer]) <= 2 for layer in middle)]
+    layer_of = {key: data["layer"] for key, data in g.nodes(data=True)}
+
+    def moved(by: tuple[float, ...]) -> dict[str, tuple[float, float]]:
+        shift = dict(zip(middle, by, strict=True))
+        return {k: (x, y + shift.get(layer_of[k], 0.0)) for k, (x, y) in pos.items()}
+
+    best = min(itertools.product(*moves), key=lambda by: (crossings(moved(by)), sum(abs(d) for d in by)))
+    pos = moved(best)
     return pos
 
 
