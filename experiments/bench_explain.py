@@ -419,8 +419,9 @@ def degree_matched(edges: EdgeList, chosen: np.ndarray, user: int, item: int, hi
 
 def sage_path_items_share(ex: Explanation) -> float:
     """The share of a GraphSAGE explanation's lift carried by the first two distinct history items of its paths
-    (their parts of the split by first step): what its sentence named as the reasons before it named the parts."""
-    items = list(dict.fromkeys(p[1] for p, _ in ex.paths))[:2]
+    (their parts of the split by first step): what its sentence named as the reasons before it named the parts
+    (approximately: the paths are chosen a little differently since, the best one through each way first)."""
+    items = list(dict.fromkeys(p[1] for p, _ in ex.paths if p[1].startswith("item:")))[:2]
     return sum(c.value for c in ex.via if c.group == "history" and c.nodes and c.nodes[0] in items) / ex.lift
 
 

@@ -134,6 +134,13 @@ class Explainer:
         for t in sorted(item_attributes):
             edge_type, self._attrs[t] = attribute_matrix(graph, t)
             self._relation[t] = edge_type[1]
+        # users × attribute links (occupation, age...), for the paths user – attribute – co-rater – item
+        self._user_attrs: dict[str, sp.csr_matrix] = {}
+        user_attributes = {dst_t for src_t, rel, dst_t in graph.edge_types
+                           if src_t == "user" and dst_t not in ("user", "item") and not rel.startswith("rev_")}
+        for t in sorted(user_attributes):
+            edge_type, self._user_attrs[t] = attribute_matrix(graph, t)
+            self._relation[t] = edge_type[1]
         self._cache: dict[str, torch.Tensor] = {}
 
     # --- entry points ---
@@ -446,8 +453,9 @@ class Explainer:
 
         A message into the user or the item belongs to its sender (a history item, an attribute of the user or of
         the item, a user who rated the item); a message into one of those belongs to its receiver. With two layers
-        that is every message of the pair's computation subgraph; deeper ones' other messages are one remaining
-        part. The users who rated the item are one part together; the score left when every message is silenced
+        that is every message of the pair's computation subgraph, each reaching one side only; deeper models'
+        other messages are one remaining part (and there a message into a near node may reach both sides: the
+        split is then a convention, still adding up to the score). The users who rated the item are one part together; the score left when every message is silenced
         (with the integration error) is another, so the parts add up to the score exactly. History items get a
         part each: the ``top`` largest and those in ``shown`` (the picture's), the others one together.
         """
@@ -464,6 +472,11 @@ class Explainer:
             else:
                 further += v
         out: list[Contribution] = []
+        # a seen item: the edge between the user and it is their own rating of it, on both sides, not a history
+        # item of the user's nor a rater of the item's
+        yours = part.pop(("user", it), 0.0) + part.pop(("item", me), 0.0)
+        if yours:
+            out.append(Contribution("your own rating of it", "user", yours, (me, it)))
         rated = sorted(((v, k) for (side, k), v in part.items() if side == "user" and k.startswith("item:")
                         and int(k.split(":")[1]) in history), key=lambda x: (-x[0], x[1]))
         own = [(v, k) for j, (v, k) in enumerate(rated) if j < self.top or k in shown]
@@ -473,7 +486,9 @@ class Explainer:
             out.append(Contribution(f"{len(rest):,} other items you rated", "remainder", sum(rest)))
         raters = [v for (side, k), v in part.items() if side == "item" and k.startswith("user:")]
         if raters:
-            n, total = len(raters), int(self.train[:, item].nnz)  # fewer where the explainer samples neighbours
+            # the other people who rated it (the user too for a seen item: their row is above); fewer where the
+            # explainer samples neighbours
+            n, total = len(raters), int(self.train[:, item].nnz) - int(self.train[user, item] != 0)
             who = ("the one person" if n == 1 else f"the {n:,} people") if n >= total else f"{n:,} of the {total:,} people"
             out.append(Contribution(f"{who} who rated it", "neighbor", sum(raters)))
         rated_keys = {k for _, k in rated}
@@ -497,13 +512,12 @@ class Explainer:
                     ) -> tuple[list[tuple[tuple[str, ...], float]], list[tuple[str, str]]]:
         """The ``k`` paths ``user – history item – (co-user | shared attribute) – item`` whose edges carry the most
         attribution (edges outside the computation subgraph count 0), among the ``width`` history items and
-        co-users with the largest attributions, the best one through each co-user or attribute first; and their
-        edges in the graph's forward direction."""
+        co-users with the largest attributions, the best one through each co-user or attribute first; then the
+        best ``user – attribute of the user – co-user who has it – item`` for each of the user's attributes whose
+        edge to the user carries a positive part; by weight. And their edges in the graph's forward direction."""
         u, i = f"user:{user}", f"item:{item}"
         hist = self.train[user].indices
         hist = hist[hist != item]  # a seen item is the one explained, not one of its reasons
-        if not len(hist):
-            return [], []
 
         def att(a: str, b: str) -> float:
             return merged.get((a, b), 0.0)
@@ -528,6 +542,25 @@ class Explainer:
                     found.append(((u, f"item:{h}", key, i), sum(att(*e) for e in es), es))
                     for e in es[1:]:
                         relation.setdefault(e, rel)
+        # user – an attribute of theirs (occupation, age...) – a co-rater who has it too – item: the best one
+        # through each of the user's attributes that carries a positive part is always shown, for the sentence
+        # names such parts ("your occupation (writer) 17%") and the picture must hold them
+        through_own: list[tuple[tuple[str, ...], float, list[tuple[str, str]]]] = []
+        for t, m in self._user_attrs.items():
+            rel = self._relation[t]
+            for a in m[user].indices.tolist():
+                key = f"{t}:{a}"
+                best = None
+                for w in (raters[np.asarray(m[raters][:, a].todense()).ravel() > 0].tolist() if len(raters) else []):
+                    es = [(u, key), (f"user:{w}", key), (f"user:{w}", i)]
+                    path = ((u, key, f"user:{w}", i), sum(att(*e) for e in es), es)
+                    if best is None or path[1] > best[1]:
+                        best = path
+                if best is not None:
+                    for e in best[2][:2]:
+                        relation.setdefault(e, rel)
+                    if att(u, key) > 0:
+                        through_own.append(best)
         for e in (e for _, _, es in found for e in es):
             relation.setdefault(e, INTERACTS[1])
         found.sort(key=lambda p: -p[1])
@@ -539,7 +572,7 @@ class Explainer:
         for f in found:
             (first if f[0][2] not in ways else rest).append(f)
             ways.add(f[0][2])
-        chosen = sorted((first + rest)[:k], key=lambda p: -p[1])
+        chosen = sorted((first + rest)[:k] + through_own, key=lambda p: -p[1])
         return [(p, w) for p, w, _ in chosen], [e for _, _, es in chosen for e in es]
 
     # --- plumbing ---

@@ -43,10 +43,12 @@ CONTRIBUTIONS_CAPTION = ("The {what} split by node: each row is the part of one 
 CONTRIBUTIONS_VS_VIA = (" So an item you rated has another value here than above, where its row holds everything "
                         "that reaches you through it, not its own embedding's part.")
 SAGE_VIA_CAPTION = ("The score split by the first step that the model's messages take into you or into the item: "
-                    "each row is everything that reaches you through one of your edges (an item you rated, an "
-                    "attribute of yours) or the item through one of its edges (the users who rated it, together; an "
-                    "attribute of its own), and one row is what is left when every message is silenced. The rows "
-                    "add up to the score; the sentence and the bars use them.")
+                    "each row is everything that reaches you through one of your edges (an item you rated; the "
+                    "others you rated together; an attribute of yours) or the item through one of its edges (the "
+                    "users who rated it, together; an attribute of its own), and one row is what is left when every "
+                    "message is silenced, with the integration error (a model of more than two layers adds one for "
+                    "the messages from further away). The rows add up to the score; the sentence and the bars use "
+                    "them.")
 ATTRIBUTIONS_CAPTION = ("Each edge's integrated-gradient attribution (its two directions merged), then the other edges "
                         "of the computation subgraph and the no-message baseline (with the integration error): together "
                         "they add up to the score.")
@@ -471,7 +473,7 @@ class Explanation:
     def _carrier_words(self, c: Contribution, verb: str, mark: Any) -> tuple[str, bool]:
         """How the sentence names a part of :attr:`via`, and whether the words are plural."""
         if c.group == "neighbor" and not c.nodes:  # "the 12 people who rated it", in the sentence's verb
-            return c.label.replace(" rated ", f" {verb} "), not c.label.startswith("the one person")
+            return c.label.replace(" rated ", f" {verb} "), not c.label.startswith(("the one person", "1 of "))
         if c.group == "baseline":
             return "its own features and yours", True
         if c.group == "history":
@@ -479,28 +481,34 @@ class Explanation:
         return c.label, False
 
     def _path_links(self, verb: str, mark: Any) -> list[str]:
-        """How the first two history items of :attr:`paths` reach the item: through people who rated both, or an
-        attribute they share."""
-        ways: dict[str, list[str]] = {}  # "user" or the attribute's key -> history items
+        """How the first two history items of :attr:`paths` that lift the item reach it: through people who rated
+        both, or an attribute they share; the heavier way first. Paths through the user's own attributes, and
+        paths whose edges weigh against the item, are not cited."""
+        ways: dict[str, list[tuple[str, str]]] = {}  # "user" or the attribute's key -> (history item, co-user)
         picked: list[str] = []
-        for p, _ in self.paths:
+        for p, weight in self.paths:
             h, via = p[1], p[2]
-            if h in picked:
+            if weight <= 0 or h in picked or not h.startswith("item:"):
                 continue
             picked.append(h)
-            ways.setdefault("user" if via.startswith("user:") else via, []).append(h)
+            ways.setdefault("user" if via.startswith("user:") else via, []).append((h, via))
             if len(picked) == 2:
                 break
-        out, shared = [], []
-        for way, items in ways.items():
-            titles = [mark(self.node(h).label) for h in items]
+        clauses: list[tuple[int, str]] = []  # (where the way's heaviest path comes, the clause)
+        shared: list[str] = []
+        shared_at = len(ways)
+        for at, (way, links) in enumerate(ways.items()):  # in the order of their heaviest paths
+            titles = [mark(self.node(h).label) for h, _ in links]
             if way == "user":
-                out.append(f"people who {verb} {' or '.join(titles)} {verb} it too")
+                one = len({w for _, w in links}) == 1  # one co-user who rated both, or each their own
+                who, items = ("someone", _join(titles)) if one else ("people", " or ".join(titles))
+                clauses.append((at, f"{who} who {verb} {items} {verb} it too"))
             else:
                 shared.append(f"{self.node(way).label} with {_join(titles)}")
+                shared_at = min(shared_at, at)
         if shared:
-            out.append(f"it shares {_join(shared)}, which you {verb}")
-        return out
+            clauses.append((shared_at, f"it shares {_join(shared)}, which you {verb}"))
+        return [clause for _, clause in sorted(clauses)]
 
     def _user_to_item_paths(self) -> bool:
         return bool(self.paths) and all(p[0] == self.user and p[-1] == self.item for p, _ in self.paths)
@@ -657,7 +665,7 @@ class Explanation:
         ref = (f"score {self.score:.4f}, {e(self.reference_kind)} {self.reference:.4f}: the parts below split the "
                f"difference {self.difference:+.4f}" if self.reference is not None else f"score {self.score:.4f}")
         rank = "already interacted with" if self.seen else (f"rank {self.rank}" if self.rank else "")
-        via = "".join(f"<tr><td>{e(c.label)}</td><td>{c.value:+.4f}</td><td>{c.value / self.lift:.0%}</td></tr>"
+        via = "".join(f"<tr><td>{e(c.label)}</td><td>{c.value:+.4f}</td><td>{_share(c.value / self.lift)}</td></tr>"
                       for c in self.via) if self.lift > 0 else ""
         what = "lead" if self.reference is not None else "score"
         heading, via_caption = (("Through which of your interactions", VIA_CAPTION.format(what=what))
@@ -713,7 +721,7 @@ def _layout(g: nx.Graph, clearance: float | None = None) -> dict[str, tuple[floa
 
     # every combination of moves of the middle columns, in quarter units: up to one unit, two for a column of one
     # or two nodes (moving a long column far would leave the picture lopsided); the fewest crossings, then the
-    # smallest moves (at most 17 × 9 × 9 layouts of a few dozen edges: milliseconds)
+    # smallest moves (at most 17³ layouts, when every middle column is short and the picture small: milliseconds)
     middle = sorted(columns)[1:-1]  # the two ends stay centred
     moves = [[k / 4 for k in range(-4 * (1 + few), 4 * (1 + few) + 1)]
              for few in (len(columns[layer]) <= 2 for layer in middle)]

@@ -346,3 +346,74 @@ def test_the_named_genre_is_in_the_picture():
             added += len(e.by_role("history")) > 1
             assert theme[0].nodes[0] in {n.key for n in e.on_paths()}, (u, i)
     assert named and added  # the case occurs on this graph: 7 named genres, 4 through an added title
+
+
+def test_graphsage_first_step_split_by_hand():
+    """Each message belongs to the first step into the user (u2) or the item (i5): its sender where it enters them,
+    its receiver where it enters one of their neighbours; further ones are one part; the baseline closes the sum."""
+    torch.manual_seed(0)
+    data = sage_graph()
+    ex = Explainer(GraphSAGE(data, hidden=8, num_layers=2, fanouts=[-1, -1]).eval(), data)
+    raters = int((data["user", "interacts", "item"].edge_index[1] == 5).sum())
+    messages = [
+        ("item:1", "user:2", 1.0),     # history item 1 -> the user
+        ("user:9", "item:1", 0.5),     # a co-user -> history item 1: still item 1's part
+        ("genre:0", "item:5", 2.0),    # the item's genre -> the item
+        ("user:7", "item:5", 0.25),    # a rater -> the item
+        ("item:3", "user:7", 0.125),   # the rater's other item -> the rater: the raters' part
+        ("genre:1", "user:2", -0.5),   # an attribute -> the user
+        ("item:8", "user:11", 4.0),    # into a node two steps away: further
+    ]
+    via = {c.label: c for c in ex._sage_via(messages, user=2, item=5, history={1}, score=10.0)}
+    assert via["item 1"].value == 1.5 and via["item 1"].group == "history"
+    assert via[f"1 of the {raters} people who rated it"].value == 0.375  # one rater's messages: the rest not sampled
+    assert via["its genre (genre 0)"].value == 2.0 and via["your genre (genre 1)"].value == -0.5
+    assert via["messages from further away"].value == 4.0
+    assert via["its own features and yours, before any message (and the integration error)"].value == 10.0 - 7.375
+    assert sum(c.value for c in via.values()) == 10.0
+
+
+def test_graphsage_seen_item_gets_one_row_for_the_users_own_rating():
+    torch.manual_seed(0)
+    data = sage_graph()
+    ex = Explainer(GraphSAGE(data, hidden=8, num_layers=2, fanouts=[-1, -1]).eval(), data)
+    ui = data["user", "interacts", "item"].edge_index
+    user, item = int(ui[0, 0]), int(ui[1, 0])
+    e = ex.explain_index(user, item)
+    assert e.seen and e.rank is None and e.text().startswith("You already rated")
+    own = [c for c in e.via if c.label == "your own rating of it"]
+    assert len(own) == 1 and own[0].nodes == (f"user:{user}", f"item:{item}")
+    assert all(f"item:{item}" not in c.nodes for c in e.via if c.group == "history")
+    raters = int((ui[1] == item).sum()) - 1  # the others
+    assert any(c.label.startswith(f"the {raters} people") or c.label.startswith("the one person") for c in e.via
+               if c.group == "neighbor") or raters == 0
+    assert math.isclose(sum(c.value for c in e.via), e.score, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_graphsage_picture_holds_the_users_attributes_the_sentence_names():
+    """A user attribute that carries a part gets a path user - attribute - co-rater who has it - item."""
+    from tests.sampling.test_neighbor import random_graph
+
+    torch.manual_seed(0)
+    data = random_graph(seed=3, users=20, items=25, edges=150)
+    occupation = torch.arange(20) % 3  # every user has one of three occupations
+    data["occupation"].num_nodes = 3
+    data["user", "has_occupation", "occupation"].edge_index = torch.stack([torch.arange(20), occupation])
+    data["occupation", "rev_has_occupation", "user"].edge_index = torch.stack([occupation, torch.arange(20)])
+    ui = data["user", "interacts", "item"].edge_index
+    data["user"].x = torch.zeros(20, data["item"].x.shape[1]).index_add_(0, ui[0], data["item"].x[ui[1]])
+    model = GraphSAGE(data, hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    ex = Explainer(model, data, steps=32)
+    checked = 0
+    for user in range(6):
+        for item in range(8):
+            e = ex.explain_index(user, item)
+            named = [c for c, _ in e.carriers() if c.group == "attribute" and c.label.startswith("your ")]
+            shown = {n.key for n in e.on_paths()}
+            for c in named:
+                raters_with_it = [int(w) for w in ui[0][ui[1] == item].tolist() if int(w) != user
+                                  and int(occupation[w]) == int(c.nodes[0].split(":")[1])]
+                if raters_with_it:  # a co-rater shares it: the picture has the path through it
+                    assert c.nodes[0] in shown, (user, item, c.label)
+                    checked += 1
+    assert checked

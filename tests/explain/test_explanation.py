@@ -1,6 +1,7 @@
 """The Explanation container: invariants, JSON round trip, networkx, PNG, HTML, text."""
 
 import json
+from dataclasses import replace
 
 import matplotlib.image
 import pytest
@@ -262,9 +263,23 @@ def test_graphsage_sentence_names_what_carries_the_score_then_the_paths():
     # lift: 2 + 1 + 0.5 + 0.05 = 3.55; shares 56%, 28%, 14% (Kolya's 1% is under the 5% a part needs)
     assert sage_example().text() == (
         "\u201cOpen Season (1996)\u201d is ranked 3rd for you: the 2 people who rated it carry 56% of what raises its "
-        "score, its genre (Comedy) 28% and your occupation (writer) 14%; people who rated \u201cKolya (1996)\u201d "
+        "score, its genre (Comedy) 28% and your occupation (writer) 14%; someone who rated \u201cKolya (1996)\u201d "
         "rated it too; it shares Comedy with \u201cBrain Candy (1996)\u201d, which you rated.")
     assert "the one person who watched it carries 56%" in sage_example(raters=1).text(verb="watched")
+    one_of = replace(sage_example(), via=(Contribution("1 of the 8 people who rated it", "neighbor", 2.0),
+                                          *sage_example().via[1:]))
+    assert "1 of the 8 people who rated it carries 56%" in one_of.text()
+
+
+def test_graphsage_sentence_cites_paths_that_lift_the_item_heaviest_first():
+    ex = sage_example()
+    (p1, _), (p2, _) = ex.paths
+    # the genre's path now weighs more: its clause comes first; a path against the item is not cited
+    heavier = replace(ex, paths=((p2, 2.0), (p1, 1.0)))
+    assert heavier.text().endswith("it shares Comedy with \u201cBrain Candy (1996)\u201d, which you rated; someone who "
+                                   "rated \u201cKolya (1996)\u201d rated it too.")
+    against = replace(ex, paths=((p1, 1.61), (p2, -0.2)))
+    assert "Comedy with" not in against.text() and "someone who rated \u201cKolya (1996)\u201d" in against.text()
     assert [label for label, _ in sage_example()._bars()][:4] == [  # by size, in the parts' own words
         "the 2 people who rated it", "its genre (Comedy)", "its own features and yours, before any message",
         "your occupation (writer)"]
