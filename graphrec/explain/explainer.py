@@ -443,11 +443,11 @@ class Explainer:
                            user=f"user:{user}", item=f"item:{item}", nodes=tuple(nodes), edges=tuple(edges),
                            contributions=contributions, remainder=remainder, groups=dict(groups),
                            paths=tuple(paths), rank=None if seen else self.rank_of(user, item), seen=seen,
-                           via=self._sage_via(messages, user, item, history, att.score,
+                           via=self._sage_via(messages, user, item, history, att.score, att.baseline,
                                               shown=frozenset(p[1] for p, _ in paths)))
 
     def _sage_via(self, messages: list[tuple[str, str, float]], user: int, item: int, history: set[int],
-                  score: float, shown: frozenset[str] = frozenset()) -> tuple[Contribution, ...]:
+                  score: float, baseline: float, shown: frozenset[str] = frozenset()) -> tuple[Contribution, ...]:
         """:attr:`Explanation.via` of a GraphSAGE score: the attributions split by the first step from the user or
         from the item that each message reaches them through.
 
@@ -455,9 +455,10 @@ class Explainer:
         the item, a user who rated the item); a message into one of those belongs to its receiver. With two layers
         that is every message of the pair's computation subgraph, each reaching one side only; deeper models'
         other messages are one remaining part (and there a message into a near node may reach both sides: the
-        split is then a convention, still adding up to the score). The users who rated the item are one part together; the score left when every message is silenced
-        (with the integration error) is another, so the parts add up to the score exactly. History items get a
-        part each: the ``top`` largest and those in ``shown`` (the picture's), the others one together.
+        split is then a convention, still adding up to the score). The users who rated the item are one part
+        together; the score left when every message is silenced (``baseline``) is another, and the integration
+        error a last one, so the parts add up to the score exactly. History items get a part each: the ``top``
+        largest and those in ``shown`` (the picture's), the others one together.
         """
         me, it = f"user:{user}", f"item:{item}"
         near_user = {a for a, b, _ in messages if b == me}
@@ -503,8 +504,10 @@ class Explainer:
                 out.append(Contribution(f"{whose} {t.replace('_', ' ')} ({self._label(k)})", "attribute", v, (k,)))
         if further:
             out.append(Contribution("messages from further away", "remainder", further))
-        out.append(Contribution("its own features and yours, before any message (and the integration error)",
-                                "baseline", score - sum(v for _, _, v in messages)))
+        out.append(Contribution("its own features and yours, before any message", "baseline", baseline))
+        error = score - baseline - sum(v for _, _, v in messages)
+        if error:
+            out.append(Contribution("the integration error (the Riemann sum's)", "remainder", error))
         return tuple(sorted(out, key=lambda c: -c.value))
 
     def _sage_paths(self, user: int, item: int, merged: dict[tuple[str, str], float],

@@ -46,9 +46,9 @@ SAGE_VIA_CAPTION = ("The score split by the first step that the model's messages
                     "each row is everything that reaches you through one of your edges (an item you rated; the "
                     "others you rated together; an attribute of yours) or the item through one of its edges (the "
                     "users who rated it, together; an attribute of its own), and one row is what is left when every "
-                    "message is silenced, with the integration error (a model of more than two layers adds one for "
-                    "the messages from further away). The rows add up to the score; the sentence and the bars use "
-                    "them.")
+                    "message is silenced, and one the integration error (a model of more than two layers adds one "
+                    "for the messages from further away). The rows add up to the score; the sentence and the bars "
+                    "use them.")
 ATTRIBUTIONS_CAPTION = ("Each edge's integrated-gradient attribution (its two directions merged), then the other edges "
                         "of the computation subgraph and the no-message baseline (with the integration error): together "
                         "they add up to the score.")
