@@ -7,9 +7,8 @@ module picks the nodes and edges worth showing and names them.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import cast
 
 import numpy as np
@@ -22,7 +21,7 @@ from graphrec.errors import ConfigError, UnknownIdError
 from graphrec.eval.topk import mask_seen, unseen_scores
 from graphrec.explain.explanation import Contribution, ExplainEdge, ExplainNode, Explanation
 from graphrec.explain.lightgcn import WalkTerms, edge_flows, first_hop, walk_terms
-from graphrec.explain.sage import graphsage_edge_attributions
+from graphrec.explain.sage import EdgeAttributions, graphsage_edge_attributions
 from graphrec.graph.builder import INTERACTS, node_labels, node_raw_ids
 from graphrec.graph.export import attribute_matrix, interaction_matrix
 from graphrec.nn.base import ScoringModel
@@ -31,6 +30,28 @@ from graphrec.nn.registry import MODELS, spec_of
 from graphrec.nn.sage import GraphSAGE
 
 _GROUPS = ("user", "history", "neighbor", "item", "recommended", "attribute")
+#: a GraphSAGE explanation's node roles, by code (:meth:`Explainer._roles`)
+_SAGE_ROLES = ("user", "recommended", "history", "neighbor", "item", "attribute")
+
+
+@dataclass(frozen=True)
+class _Messages:
+    """A GraphSAGE pair's attributions, one entry per directed message of its computation subgraph.
+
+    Attributes:
+        src, dst: ``[M]`` global node ids (:meth:`Explainer._gid`) of sender and receiver.
+        value: ``[M]`` integrated-gradients attributions (float64).
+        relation: ``[M]`` index into ``relations`` of the message's relation in the graph's forward direction.
+        forward: ``[M]`` whether the message runs in that direction (not a ``rev_`` edge type).
+        relations: The relation names.
+    """
+
+    src: np.ndarray
+    dst: np.ndarray
+    value: np.ndarray
+    relation: np.ndarray
+    forward: np.ndarray
+    relations: tuple[str, ...]
 #: what a LightGCN-style explanation is relative to (Explainer's ``reference``), and how the sentence names it
 REFERENCES = {"mean": "the mean of your candidates", "next": "the next item", "none": ""}
 _GROUP_NAMES = {"user": "the user's own embedding", "history": "history items", "neighbor": "co-interacting users",
@@ -142,6 +163,11 @@ class Explainer:
             edge_type, self._user_attrs[t] = attribute_matrix(graph, t)
             self._relation[t] = edge_type[1]
         self._cache: dict[str, torch.Tensor] = {}
+        # every node a global id: its type's offset plus its index (GraphSAGE's attributions as arrays)
+        self._node_types = list(graph.node_types)
+        sizes = [int(graph[t].num_nodes) for t in self._node_types]
+        self._offsets_all = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self._offset = {t: int(o) for t, o in zip(self._node_types, self._offsets_all[:-1], strict=True)}
 
     # --- entry points ---
 
@@ -386,68 +412,106 @@ class Explainer:
 
     def _graphsage(self, model: GraphSAGE, user: int, item: int) -> Explanation:
         att = graphsage_edge_attributions(model, user, item, steps=self.steps, fanouts=self.fanouts)
-        history = set(self.train[user].indices.tolist())
-        # merge the two directions of each undirected edge; node importance = what its messages carried
-        merged: dict[tuple[str, str], float] = defaultdict(float)  # (source, target) in forward direction
-        relation: dict[tuple[str, str], str] = {}
-        sent: dict[str, float] = defaultdict(float)
-        messages: list[tuple[str, str, float]] = []  # (sender, receiver, attribution), one per directed message
-        for (src_t, rel, dst_t), vals in att.values.items():
-            for s, d, v in zip(att.src[(src_t, rel, dst_t)].tolist(), att.dst[(src_t, rel, dst_t)].tolist(),
-                               vals.tolist(), strict=True):
-                a, b = f"{src_t}:{s}", f"{dst_t}:{d}"
-                fwd = not rel.startswith("rev_")
-                k = (a, b) if fwd else (b, a)
-                merged[k] += v
-                relation[k] = rel if fwd else rel[4:]
-                sent[a] += v
-                messages.append((a, b, v))
-        top = sorted(merged, key=lambda k: -abs(merged[k]))[: self.top]
+        history = self.train[user].indices
+        msg = self._messages(att)
+        n = self._offsets_all[-1]
+        # merge the two directions of each undirected edge (forward pair: its key a·N + b); node importance = what
+        # its messages carried
+        a = np.where(msg.forward, msg.src, msg.dst)
+        b = np.where(msg.forward, msg.dst, msg.src)
+        pairs, which = np.unique(a * n + b, return_inverse=True)
+        merged = np.bincount(which, weights=msg.value, minlength=len(pairs))
+        pair_relation = np.zeros(len(pairs), dtype=np.int64)
+        pair_relation[which] = msg.relation
+        sent = np.bincount(msg.src, weights=msg.value, minlength=n)
+        top_at = np.argsort(-np.abs(merged), kind="stable")[: self.top]
+        top = [(self._key_of(int(pairs[j] // n)), self._key_of(int(pairs[j] % n))) for j in top_at]
+        relation: dict[tuple[str, str], str] = {
+            k: msg.relations[int(pair_relation[j])] for k, j in zip(top, top_at.tolist(), strict=True)}
+        merged_at = dict(zip(pairs.tolist(), merged.tolist(), strict=True))
+
+        def attribution(x: str, y: str) -> float:
+            return merged_at.get(self._gid(x) * n + self._gid(y), 0.0)
+
+        roles = self._roles(user, item, history)
 
         def role(key: str) -> str:
-            t, j = key.split(":")
-            idx = int(j)
-            if key == f"user:{user}":
-                return "user"
-            if key == f"item:{item}":
-                return "recommended"
-            if t == "item":
-                return "history" if idx in history else "item"
-            return "neighbor" if t == "user" else "attribute"
+            return _SAGE_ROLES[roles[self._gid(key)]]
 
         # paths from the user to the item through the graph, chosen by the attribution of their edges:
         # user - history item - (a user who rated it and the item | an attribute they share) - item
-        paths, path_edges = self._sage_paths(user, item, merged, relation)
+        paths, path_edges = self._sage_paths(user, item, attribution, relation)
         keys = [f"user:{user}", f"item:{item}"] + [k for p, _ in paths for k in p]
         keys += [x for k in top for x in k]
         keys = list(dict.fromkeys(keys))
-        nodes = [self._node(k.split(":")[0], int(k.split(":")[1]), role(k), sent.get(k, 0.0)) for k in keys]
+        nodes = [self._node(k.split(":")[0], int(k.split(":")[1]), role(k), float(sent[self._gid(k)])) for k in keys]
         shown_edges = list(dict.fromkeys([*path_edges, *top]))
-        edges = [ExplainEdge(k[0], k[1], relation[k], merged.get(k, 0.0)) for k in shown_edges]
+        edges = [ExplainEdge(k[0], k[1], relation[k], attribution(*k)) for k in shown_edges]
 
         contributions = tuple(Contribution(f"{self._label(k[0])} –{relation[k]}– {self._label(k[1])}", "edge",
-                                           merged[k], k) for k in top)
-        listed = set(top)
-        rest = [v for k, v in merged.items() if k not in listed]
+                                           float(merged[j]), k) for k, j in zip(top, top_at.tolist(), strict=True))
+        total = float(merged.sum())
         remainder = (
-            Contribution(f"{len(rest):,} other edges of the computation subgraph", "edge", float(sum(rest))),
+            Contribution(f"{len(pairs) - len(top):,} other edges of the computation subgraph", "edge",
+                         total - float(merged[top_at].sum())),
             Contribution("no-message baseline (the user's and item's own inputs) and integration error",
-                         "remainder", att.score - sum(merged.values())),
+                         "remainder", att.score - total),
         )
-        groups: dict[str, float] = defaultdict(float)
-        for key, v in sent.items():
-            groups[role(key)] += v
+        by_role = np.bincount(roles[msg.src], weights=msg.value, minlength=len(_SAGE_ROLES))
+        present = np.bincount(roles[np.flatnonzero(np.bincount(msg.src, minlength=n))], minlength=len(_SAGE_ROLES))
+        groups = {name: float(by_role[r]) for r, name in enumerate(_SAGE_ROLES) if present[r]}
         groups["baseline"] = att.baseline
         seen = bool(self.seen[user, item])
         return Explanation(model=type(model).__name__, method="integrated-gradients", score=att.score,
                            user=f"user:{user}", item=f"item:{item}", nodes=tuple(nodes), edges=tuple(edges),
-                           contributions=contributions, remainder=remainder, groups=dict(groups),
+                           contributions=contributions, remainder=remainder, groups=groups,
                            paths=tuple(paths), rank=None if seen else self.rank_of(user, item), seen=seen,
-                           via=self._sage_via(messages, user, item, history, att.score, att.baseline,
+                           via=self._sage_via(msg, user, item, set(history.tolist()), att.score, att.baseline,
                                               shown=frozenset(p[1] for p, _ in paths)))
 
-    def _sage_via(self, messages: list[tuple[str, str, float]], user: int, item: int, history: set[int],
-                  score: float, baseline: float, shown: frozenset[str] = frozenset()) -> tuple[Contribution, ...]:
+    def _messages(self, att: EdgeAttributions) -> _Messages:
+        """The attributions as arrays over every directed message, nodes as global ids (:meth:`_gid`)."""
+        names: list[str] = []
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]] = []
+        for (src_t, rel, dst_t), vals in att.values.items():
+            forward = not rel.startswith("rev_")
+            name = rel if forward else rel[4:]
+            if name not in names:
+                names.append(name)
+            src = att.src[(src_t, rel, dst_t)].cpu().numpy().astype(np.int64) + self._offset[src_t]
+            dst = att.dst[(src_t, rel, dst_t)].cpu().numpy().astype(np.int64) + self._offset[dst_t]
+            parts.append((src, dst, vals.detach().cpu().double().numpy(),
+                          np.full(len(src), names.index(name), dtype=np.int64), forward))
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return _Messages(empty, empty, np.zeros(0), empty, np.zeros(0, dtype=bool), ())
+        return _Messages(np.concatenate([x[0] for x in parts]), np.concatenate([x[1] for x in parts]),
+                         np.concatenate([x[2] for x in parts]), np.concatenate([x[3] for x in parts]),
+                         np.concatenate([np.full(len(x[0]), x[4]) for x in parts]), tuple(names))
+
+    def _gid(self, key: str) -> int:
+        """A node key's global id: ``"item:4"`` → the items' offset + 4."""
+        t, j = key.split(":")
+        return self._offset[t] + int(j)
+
+    def _key_of(self, gid: int) -> str:
+        """Inverse of :meth:`_gid`."""
+        at = int(np.searchsorted(self._offsets_all, gid, side="right")) - 1
+        return f"{self._node_types[at]}:{gid - self._offsets_all[at]}"
+
+    def _roles(self, user: int, item: int, history: np.ndarray) -> np.ndarray:
+        """Every node's role code (:data:`_SAGE_ROLES`) for explaining ``(user, item)``, by global id."""
+        roles = np.full(self._offsets_all[-1], _SAGE_ROLES.index("attribute"), dtype=np.int64)
+        users, items = self._offset["user"], self._offset["item"]
+        roles[users: users + self.model.num_users] = _SAGE_ROLES.index("neighbor")
+        roles[items: items + self.model.num_items] = _SAGE_ROLES.index("item")
+        roles[items + history] = _SAGE_ROLES.index("history")
+        roles[users + user] = _SAGE_ROLES.index("user")
+        roles[items + item] = _SAGE_ROLES.index("recommended")
+        return roles
+
+    def _sage_via(self, msg: _Messages, user: int, item: int, history: set[int], score: float, baseline: float,
+                  shown: frozenset[str] = frozenset()) -> tuple[Contribution, ...]:
         """:attr:`Explanation.via` of a GraphSAGE score: the attributions split by the first step from the user or
         from the item that each message reaches them through.
 
@@ -460,24 +524,29 @@ class Explainer:
         error a last one, so the parts add up to the score exactly. History items get a part each: the ``top``
         largest and those in ``shown`` (the picture's), the others one together.
         """
-        me, it = f"user:{user}", f"item:{item}"
-        near_user = {a for a, b, _ in messages if b == me}
-        near_item = {a for a, b, _ in messages if b == it}
-        part: dict[tuple[str, str], float] = defaultdict(float)  # (side, first step) -> attribution
-        further = 0.0
-        for a, b, v in messages:
-            if b in (me, it):
-                part[("user" if b == me else "item", a)] += v
-            elif b in near_user or b in near_item:
-                part[("user" if b in near_user else "item", b)] += v
-            else:
-                further += v
+        n = self._offsets_all[-1]
+        me, it = self._offset["user"] + user, self._offset["item"] + item
+        near_user = np.zeros(n, dtype=bool)
+        near_user[msg.src[msg.dst == me]] = True
+        near_item = np.zeros(n, dtype=bool)
+        near_item[msg.src[msg.dst == it]] = True
+        into_me, into_it = msg.dst == me, msg.dst == it
+        first = np.where(into_me | into_it, msg.src, msg.dst)
+        user_side = into_me | (~into_it & near_user[msg.dst])
+        item_side = into_it | (~into_me & ~near_user[msg.dst] & near_item[msg.dst])
+        further = float(msg.value[~(user_side | item_side)].sum())
+        side_key = np.where(user_side, first, n + first)[user_side | item_side]  # user side: gid; item side: N + gid
+        present, which = np.unique(side_key, return_inverse=True)
+        sums = np.bincount(which, weights=msg.value[user_side | item_side], minlength=len(present))
+        part = {("user" if x < n else "item", self._key_of(int(x % n))): float(v)
+                for x, v in zip(present.tolist(), sums.tolist(), strict=True)}
+        me_key, it_key = f"user:{user}", f"item:{item}"
         out: list[Contribution] = []
         # a seen item: the edge between the user and it is their own rating of it, on both sides, not a history
         # item of the user's nor a rater of the item's
-        yours = part.pop(("user", it), 0.0) + part.pop(("item", me), 0.0)
+        yours = part.pop(("user", it_key), 0.0) + part.pop(("item", me_key), 0.0)
         if yours:
-            out.append(Contribution("your own rating of it", "user", yours, (me, it)))
+            out.append(Contribution("your own rating of it", "user", yours, (me_key, it_key)))
         rated = sorted(((v, k) for (side, k), v in part.items() if side == "user" and k.startswith("item:")
                         and int(k.split(":")[1]) in history), key=lambda x: (-x[0], x[1]))
         own = [(v, k) for j, (v, k) in enumerate(rated) if j < self.top or k in shown]
@@ -489,8 +558,9 @@ class Explainer:
         if raters:
             # the other people who rated it (the user too for a seen item: their row is above); fewer where the
             # explainer samples neighbours
-            n, total = len(raters), int(self.train[:, item].nnz) - int(self.train[user, item] != 0)
-            who = ("the one person" if n == 1 else f"the {n:,} people") if n >= total else f"{n:,} of the {total:,} people"
+            count, total = len(raters), int(self.train[:, item].nnz) - int(self.train[user, item] != 0)
+            who = (("the one person" if count == 1 else f"the {count:,} people") if count >= total
+                   else f"{count:,} of the {total:,} people")
             out.append(Contribution(f"{who} who rated it", "neighbor", sum(raters)))
         rated_keys = {k for _, k in rated}
         for (side, k), v in sorted(part.items()):
@@ -505,12 +575,12 @@ class Explainer:
         if further:
             out.append(Contribution("messages from further away", "remainder", further))
         out.append(Contribution("its own features and yours, before any message", "baseline", baseline))
-        error = score - baseline - sum(v for _, _, v in messages)
+        error = score - baseline - float(msg.value.sum())
         if error:
             out.append(Contribution("the integration error (the Riemann sum's)", "remainder", error))
         return tuple(sorted(out, key=lambda c: -c.value))
 
-    def _sage_paths(self, user: int, item: int, merged: dict[tuple[str, str], float],
+    def _sage_paths(self, user: int, item: int, att: Callable[[str, str], float],
                     relation: dict[tuple[str, str], str], k: int = 5, width: int = 20
                     ) -> tuple[list[tuple[tuple[str, ...], float]], list[tuple[str, str]]]:
         """The ``k`` paths ``user – history item – (co-user | shared attribute) – item`` whose edges carry the most
@@ -521,10 +591,6 @@ class Explainer:
         u, i = f"user:{user}", f"item:{item}"
         hist = self.train[user].indices
         hist = hist[hist != item]  # a seen item is the one explained, not one of its reasons
-
-        def att(a: str, b: str) -> float:
-            return merged.get((a, b), 0.0)
-
         hist = hist[np.argsort([-att(u, f"item:{h}") for h in hist], kind="stable")[:width]]
         raters = self.train[:, item].nonzero()[0]
         raters = raters[raters != user]
@@ -576,6 +642,8 @@ class Explainer:
             (first if f[0][2] not in ways else rest).append(f)
             ways.add(f[0][2])
         chosen = sorted((first + rest)[:k] + through_own, key=lambda p: -p[1])
+        for e in (e for _, _, es in chosen for e in es):  # what is not an attribute's edge is an interaction
+            relation.setdefault(e, INTERACTS[1])
         return [(p, w) for p, w, _ in chosen], [e for _, _, es in chosen for e in es]
 
     # --- plumbing ---

@@ -365,7 +365,12 @@ def test_graphsage_first_step_split_by_hand():
         ("genre:1", "user:2", -0.5),   # an attribute -> the user
         ("item:8", "user:11", 4.0),    # into a node two steps away: further
     ]
-    via = {c.label: c for c in ex._sage_via(messages, user=2, item=5, history={1}, score=10.0, baseline=2.5)}
+    from graphrec.explain.explainer import _Messages
+
+    arrays = _Messages(np.array([ex._gid(a) for a, _, _ in messages]), np.array([ex._gid(b) for _, b, _ in messages]),
+                       np.array([v for _, _, v in messages]), np.zeros(len(messages), dtype=np.int64),
+                       np.ones(len(messages), dtype=bool), ("interacts",))
+    via = {c.label: c for c in ex._sage_via(arrays, user=2, item=5, history={1}, score=10.0, baseline=2.5)}
     assert via["item 1"].value == 1.5 and via["item 1"].group == "history"
     assert via[f"1 of the {raters} people who rated it"].value == 0.375  # one rater's messages: the rest not sampled
     assert via["its genre (genre 0)"].value == 2.0 and via["your genre (genre 1)"].value == -0.5
