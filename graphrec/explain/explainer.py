@@ -577,7 +577,7 @@ class Explainer:
         out.append(Contribution("its own features and yours, before any message", "baseline", baseline))
         error = score - baseline - float(msg.value.sum())
         if error:
-            out.append(Contribution("the integration error (the Riemann sum's)", "remainder", error))
+            out.append(Contribution("the integration error (the Riemann sum's)", "error", error))
         return tuple(sorted(out, key=lambda c: -c.value))
 
     def _sage_paths(self, user: int, item: int, att: Callable[[str, str], float],

@@ -120,7 +120,8 @@ class Contribution:
     Attributes:
         label: What it is, in words (``"history item Return of the Jedi (1983)"``).
         group: ``"user"``, ``"history"``, ``"neighbor"``, ``"item"``, ``"edge"``,
-            ``"attribute"``, ``"baseline"`` (GraphSAGE: the score with every message silenced) or ``"remainder"``.
+            ``"attribute"``, ``"baseline"`` (GraphSAGE: the score with every message silenced), ``"error"``
+            (GraphSAGE: the integration error, no part of the model's reasons) or ``"remainder"``.
         value: Its part of the score.
         nodes: Keys of the nodes (one) or edge ends (two) it belongs to; empty
             for aggregates.
@@ -246,7 +247,7 @@ class Explanation:
         sentence and the picture are of. Parts of mixed signs can add up to a small difference, which would
         make shares of it run past 100%; of the lift they stay within it."""
         parts = self.via or (*self.contributions, *self.remainder)
-        return sum(c.value for c in parts if c.value > 0)
+        return sum(c.value for c in parts if c.value > 0 and c.group != "error")
 
     def named(self, max_items: int = 3, enough: float = 0.5, least: float | None = None) -> list[tuple[Contribution, float]]:
         """The history items the sentence names, with their shares of :attr:`difference`: the largest
@@ -452,7 +453,7 @@ class Explanation:
             share = c.value / self.lift
             if len(out) >= most or share < least:
                 break
-            if c.group != "remainder":
+            if c.group not in ("remainder", "error"):
                 out.append((c, share))
         return out
 

@@ -126,7 +126,9 @@ def graphsage_edge_attributions(model: GraphSAGE, user: int, item: int, steps: i
     _plain_mask_slots(model.encoder)
     try:
         total = {et: torch.zeros(e.shape[1], device=dev) for et, e in edges.items()}
-        for s in range(steps):  # one pass per step: batching the steps as copies of the subgraph was 2x slower on CPU
+        # one pass per step: batching the steps as copies of the subgraph was 2x slower on CPU; nothing to
+        # attribute where no message passes (fan-outs of 0, an isolated pair)
+        for s in range(steps if any(e.shape[1] for e in edges.values()) else 0):
             masks = {et: torch.full((e.shape[1],), (s + 0.5) / steps, device=dev, requires_grad=True)
                      for et, e in edges.items()}
             set_hetero_masks(model.encoder, masks, edges, apply_sigmoid=False)

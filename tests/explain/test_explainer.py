@@ -258,7 +258,11 @@ def test_graphsage_integrated_gradients():
     assert nx.has_path(g, e.user, e.item) and e.node(e.user) in e.on_paths()
     # the first-step split: every attribution once, plus the no-message baseline, adds up to the score exactly
     assert math.isclose(sum(c.value for c in e.via), e.score, rel_tol=1e-9, abs_tol=1e-9)
-    messages = [c for c in e.via if c.group != "baseline" and not c.label.startswith("the integration error")]
+    messages = [c for c in e.via if c.group not in ("baseline", "error")]
+    # the baseline is f(0) exactly; the error row is the Riemann sum's completeness error
+    assert [c.value for c in e.via if c.group == "baseline"] == [pytest.approx(f0, abs=1e-5)]
+    error = [c.value for c in e.via if c.group == "error"]
+    assert math.isclose(sum(error), e.score - f0 - sum(c.value for c in messages), abs_tol=1e-9)
     assert math.isclose(sum(c.value for c in messages),
                         sum(c.value for c in (*e.contributions, e.remainder[0])), rel_tol=1e-6, abs_tol=1e-9)
     raters = data["user", "interacts", "item"].edge_index[0][data["user", "interacts", "item"].edge_index[1] == 5]
@@ -424,3 +428,17 @@ def test_graphsage_picture_holds_the_users_attributes_the_sentence_names():
                     assert c.nodes[0] in shown, (user, item, c.label)
                     checked += 1
     assert checked
+
+
+def test_global_node_ids_round_trip_and_no_message_explanations():
+    torch.manual_seed(0)
+    data = sage_graph()
+    data["empty"].num_nodes = 0  # a node type without nodes shifts no id
+    model = GraphSAGE(sage_graph(), hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    ex = Explainer(model, data)
+    for t in data.node_types:
+        for j in range(data[t].num_nodes):
+            assert ex._key_of(ex._gid(f"{t}:{j}")) == f"{t}:{j}"
+    # fan-outs of 0: no message passes, nothing to attribute; the score is the baseline
+    e = Explainer(model, sage_graph(), fanouts=[0, 0]).explain_index(2, 5)
+    assert [c.group for c in e.via] == ["baseline"] and math.isclose(e.via[0].value, e.score, rel_tol=1e-6)

@@ -280,6 +280,14 @@ def test_graphsage_sentence_cites_paths_that_lift_the_item_heaviest_first():
                                    "rated \u201cKolya (1996)\u201d rated it too.")
     against = replace(ex, paths=((p1, 1.61), (p2, -0.2)))
     assert "Comedy with" not in against.text() and "someone who rated \u201cKolya (1996)\u201d" in against.text()
+    # two co-raters, one per history item: "people who rated A or B"; a path through the user's own attribute
+    # (user - occupation - co-rater - item) starts from no history item and is not cited
+    nodes = (*ex.nodes, ExplainNode("user", 8, 9, "user 9", "neighbor"))
+    edges = (*ex.edges, ExplainEdge("user:8", "item:2", "interacts", 0.1), ExplainEdge("user:8", "item:9", "interacts", 0.2))
+    two = replace(ex, nodes=nodes, edges=edges,
+                  paths=((("user:0", "occupation:3", "user:7", "item:9"), 3.0), (p1, 1.61),
+                         (("user:0", "item:2", "user:8", "item:9"), 1.5)))
+    assert two.text().endswith("people who rated \u201cKolya (1996)\u201d or \u201cBrain Candy (1996)\u201d rated it too.")
     assert [label for label, _ in sage_example()._bars()][:4] == [  # by size, in the parts' own words
         "the 2 people who rated it", "its genre (Comedy)", "its own features and yours, before any message",
         "your occupation (writer)"]
