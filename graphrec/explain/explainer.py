@@ -30,8 +30,20 @@ from graphrec.nn.registry import MODELS, spec_of
 from graphrec.nn.sage import GraphSAGE
 
 _GROUPS = ("user", "history", "neighbor", "item", "recommended", "attribute")
-#: a GraphSAGE explanation's node roles, by code (:meth:`Explainer._roles`)
-_SAGE_ROLES = ("user", "recommended", "history", "neighbor", "item", "attribute")
+
+
+def _role_codes(size: int, users: int, items: int, num_users: int, num_items: int, user: int, item: int,
+                history: np.ndarray) -> np.ndarray:
+    """Each of ``size`` nodes' role in explaining ``(user, item)``, as an index into ``_GROUPS``, for nodes laid out
+    with the users from ``users`` and the items from ``items``: the user, the item (``"recommended"``), the user's
+    history items, the other users (``"neighbor"``) and items, and every other node (``"attribute"``)."""
+    code = np.full(size, _GROUPS.index("attribute"))
+    code[users : users + num_users] = _GROUPS.index("neighbor")
+    code[items : items + num_items] = _GROUPS.index("item")
+    code[items + history] = _GROUPS.index("history")
+    code[users + user] = _GROUPS.index("user")
+    code[items + item] = _GROUPS.index("recommended")
+    return code
 
 
 @dataclass(frozen=True)
@@ -236,12 +248,8 @@ class Explainer:
         reached = np.flatnonzero(terms.weight.cpu().numpy())  # nodes within L hops of the user
         hist = self.train[user].indices
         hist = hist[hist != item]  # a seen item is the one explained, not one of its reasons
-        code = np.full(len(values), _GROUPS.index("item"))
-        code[:nu] = _GROUPS.index("neighbor")
-        code[user] = _GROUPS.index("user")
-        code[nu + hist] = _GROUPS.index("history")
-        code[nu + item] = _GROUPS.index("recommended")
-        code[nu + model.num_items :] = _GROUPS.index("attribute")  # extra nodes (genres...) in the propagation
+        # users, items, then the extra nodes (genres...) in the propagation: attributes
+        code = _role_codes(len(values), 0, nu, nu, model.num_items, user, item, hist)
         totals = np.bincount(code[reached], weights=values[reached], minlength=len(_GROUPS))
         groups = {g: float(t) for g, t in zip(_GROUPS, totals, strict=True) if np.any(code[reached] == _GROUPS.index(g))}
 
@@ -433,10 +441,11 @@ class Explainer:
         def attribution(x: str, y: str) -> float:
             return merged_at.get(self._gid(x) * n + self._gid(y), 0.0)
 
-        roles = self._roles(user, item, history)
+        roles = _role_codes(int(n), self._offset["user"], self._offset["item"], model.num_users, model.num_items,
+                            user, item, history)
 
         def role(key: str) -> str:
-            return _SAGE_ROLES[roles[self._gid(key)]]
+            return _GROUPS[roles[self._gid(key)]]
 
         # paths from the user to the item through the graph, chosen by the attribution of their edges:
         # user - history item - (a user who rated it and the item | an attribute they share) - item
@@ -457,9 +466,9 @@ class Explainer:
             Contribution("no-message baseline (the user's and item's own inputs) and integration error",
                          "remainder", att.score - total),
         )
-        by_role = np.bincount(roles[msg.src], weights=msg.value, minlength=len(_SAGE_ROLES))
-        present = np.bincount(roles[np.flatnonzero(np.bincount(msg.src, minlength=n))], minlength=len(_SAGE_ROLES))
-        groups = {name: float(by_role[r]) for r, name in enumerate(_SAGE_ROLES) if present[r]}
+        by_role = np.bincount(roles[msg.src], weights=msg.value, minlength=len(_GROUPS))
+        present = np.bincount(roles[np.unique(msg.src)], minlength=len(_GROUPS))  # the roles of the senders
+        groups = {name: float(by_role[r]) for r, name in enumerate(_GROUPS) if present[r]}
         groups["baseline"] = att.baseline
         seen = bool(self.seen[user, item])
         return Explanation(model=type(model).__name__, method="integrated-gradients", score=att.score,
@@ -498,17 +507,6 @@ class Explainer:
         """Inverse of :meth:`_gid`."""
         at = int(np.searchsorted(self._offsets_all, gid, side="right")) - 1
         return f"{self._node_types[at]}:{gid - self._offsets_all[at]}"
-
-    def _roles(self, user: int, item: int, history: np.ndarray) -> np.ndarray:
-        """Every node's role code (:data:`_SAGE_ROLES`) for explaining ``(user, item)``, by global id."""
-        roles = np.full(self._offsets_all[-1], _SAGE_ROLES.index("attribute"), dtype=np.int64)
-        users, items = self._offset["user"], self._offset["item"]
-        roles[users: users + self.model.num_users] = _SAGE_ROLES.index("neighbor")
-        roles[items: items + self.model.num_items] = _SAGE_ROLES.index("item")
-        roles[items + history] = _SAGE_ROLES.index("history")
-        roles[users + user] = _SAGE_ROLES.index("user")
-        roles[items + item] = _SAGE_ROLES.index("recommended")
-        return roles
 
     def _sage_via(self, msg: _Messages, user: int, item: int, history: set[int], score: float, baseline: float,
                   shown: frozenset[str] = frozenset()) -> tuple[Contribution, ...]:
@@ -625,13 +623,10 @@ class Explainer:
                     path = ((u, key, f"user:{w}", i), sum(att(*e) for e in es), es)
                     if best is None or path[1] > best[1]:
                         best = path
-                if best is not None:
+                if best is not None and att(u, key) > 0:
                     for e in best[2][:2]:
                         relation.setdefault(e, rel)
-                    if att(u, key) > 0:
-                        through_own.append(best)
-        for e in (e for _, _, es in found for e in es):
-            relation.setdefault(e, INTERACTS[1])
+                    through_own.append(best)
         found.sort(key=lambda p: -p[1])
         # the best path through each way to the item first (each attribute, each co-user), so that one
         # heavy attribute edge does not fill the picture, then the best of the rest; by weight again

@@ -732,9 +732,7 @@ def _layout(g: nx.Graph, clearance: float | None = None) -> dict[str, tuple[floa
         shift = dict(zip(middle, by, strict=True))
         return {k: (x, y + shift.get(layer_of[k], 0.0)) for k, (x, y) in pos.items()}
 
-    best = min(itertools.product(*moves), key=lambda by: (crossings(moved(by)), sum(abs(d) for d in by)))
-    pos = moved(best)
-    return pos
+    return moved(min(itertools.product(*moves), key=lambda by: (crossings(moved(by)), sum(abs(d) for d in by))))
 
 
 def _json_default(value: Any) -> Any:
