@@ -560,7 +560,7 @@ class Explanation:
         pos = _layout(g)
         parts = self._bars()
         fig = plt.figure(figsize=(14, 8 if sentence else 7.4))  # without the sentence, no room kept for it
-        bottom = 0.17 if sentence else 0.11
+        bottom = (0.17 if sentence else 0.11) * font_scale**2  # room for the legend, which grows with its text
         ax = fig.add_axes((0.01, bottom, 0.64, 0.92 - bottom))
         bars = fig.add_axes((0.75, bottom, 0.23, 0.92 - bottom)) if parts else None
         edges = [e for e in self.edges if e.source in shown and e.target in shown]
@@ -599,7 +599,7 @@ class Explanation:
                 else f"score {self.score:.3f}")
         where = "already interacted with" if self.seen else (f"rank {self.rank}" if self.rank else "")
         fig.suptitle(title or f"{self.model}: why {item.label} ({what}{', ' + where if where else ''})",
-                     fontsize=12 * font_scale, x=0.33)  # over the graph, clear of the bars' own title
+                     fontsize=12 * font_scale, x=0.01, ha="left")  # over the graph, clear of the bars' title
         handles = [Line2D([], [], marker="o", linestyle="", markersize=8, markerfacecolor=_ROLE_COLOURS[r],
                           markeredgecolor="black" if r == "recommended" else "white", label=_ROLE_NAMES[r])
                    for r in ROLES if any(n.role == r and n.key in shown for n in self.nodes)]
@@ -613,6 +613,8 @@ class Explanation:
         if any(e.importance == 0 for e in edges):
             handles.append(Line2D([], [], color="#444444", linewidth=1, linestyle="dashed",
                                   label="dashed: context (a shared attribute the model does not propagate)"))
+        for h in handles:  # the legend stays under the graph, clear of the bars' axis: larger text wraps sooner
+            h.set_label(_wrap(str(h.get_label()), round(88 / font_scale**2)))
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, -0.01), ncol=3, fontsize=8 * font_scale, frameon=False)
         if bars is not None:
             labels = [_wrap(lab, round(28 / font_scale)) for lab, _ in parts]
