@@ -44,7 +44,9 @@ class TrainConfig:
             users; dense Adam reads and writes every row of every table at
             every step. Not the same optimizer: a row's moments decay only
             on the steps that touch it. No ``weight_decay`` (use the model's
-            ``reg``), and not over NCCL (no sparse all-reduce).
+            ``reg``). Over several ranks, the rows' gradients are averaged
+            by graphrec (:func:`~graphrec.distributed.average_sparse_gradients`),
+            tested over gloo only: refused on GPU ranks (NCCL) until tested.
         lr: Learning rate.
         weight_decay: Optimizer weight decay (the models' own ``reg`` is the
             paper's L2 term; this one is usually 0).
@@ -263,6 +265,8 @@ class Trainer:
         # one process: the model's own loss; several: the same loss through DistributedDataParallel
         self._step = distributed.wrap(_WeightedLoss(self.model), self.device, self.world,
                                       find_unused=model.partial_gradients)
+        # row-sparse tables are not in DDP's care (see distributed.wrap): their gradients are averaged after backward
+        self._sparse_params = distributed.row_sparse_parameters(self.model) if self.world.distributed else []
         coo = sp.csr_matrix(train).tocoo()
         self.train_users = torch.from_numpy(coo.row.astype(np.int64))
         self.train_items = torch.from_numpy(coo.col.astype(np.int64))
@@ -288,8 +292,8 @@ class Trainer:
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         if self.config.optimizer == "sparse_adam" and self.world.distributed and self.device.type == "cuda":
-            raise ConfigError("train.optimizer sparse_adam: NCCL has no sparse all-reduce; use adam on GPUs, "
-                              "or sparse_adam on CPU ranks (gloo)")
+            raise ConfigError("train.optimizer sparse_adam over several GPU ranks (NCCL) is not tested yet; use adam "
+                              "on GPUs, or sparse_adam on CPU ranks (gloo)")
         return make_optimizer(self.model, self.config, self.device)
 
     # --- the loop ---
@@ -327,6 +331,7 @@ class Trainer:
             loss = self._step(u, p, n, weight)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.average_sparse_gradients(self._sparse_params, world)
             self.optimizer.step()
             total += float(loss.detach())
             steps += 1

@@ -90,7 +90,7 @@ def load_rank(path: Path, rank: int) -> tuple[dict[str, np.ndarray], list[dict]]
 @pytest.mark.parametrize(("model", "nproc", "batch"), [
     ("lightgcn", 2, 50),  # shards of 25; the 660 train pairs end with a batch of 10
     ("mf-bpr", 3, 7),  # the last batch has 2 pairs for 3 ranks: one rank's shard is empty
-    ("mf-bpr-sparse", 3, 7),  # sparse_adam: row-sparse gradients summed by gloo
+    ("mf-bpr-sparse", 3, 7),  # sparse_adam: row-sparse gradients averaged by graphrec's gathers, not DDP
     ("xsimgcl", 2, 50),  # InfoNCE over the whole batch's nodes on every rank, as one process
 ])
 def test_data_parallel_training_equals_one_process(tmp_path, model, nproc, batch):
@@ -108,6 +108,16 @@ def test_data_parallel_training_equals_one_process(tmp_path, model, nproc, batch
         for a, b in zip(hist_one, hist_many, strict=True):
             assert a["valid_ndcg@5"] == pytest.approx(b["valid_ndcg@5"], abs=1 / 55)
             assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+
+
+def test_row_sparse_gradients_are_averaged_over_ranks(tmp_path):
+    run_worker(3, "sparse-grads", str(tmp_path / "grads.npz"))
+    # the sum over ranks, row by row, divided by 3 ranks
+    expected = np.array([[4, 6], [0, 0], [9, 3], [0, 0], [9, -3]], dtype=np.float32) / 3
+    for rank in range(3):
+        grads = np.load(tmp_path / f"grads.rank{rank}.npz")
+        assert bool(grads["sparse"])
+        np.testing.assert_allclose(grads["grad"], expected, rtol=1e-6, err_msg=f"rank {rank}")
 
 
 def test_graphsage_ranks_sample_their_own_shards_and_stay_in_sync(tmp_path):

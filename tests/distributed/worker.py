@@ -4,6 +4,7 @@ Run as: python worker.py eval OUT.npz
         python worker.py train MODEL BATCH OUT.npz   (MODEL: lightgcn, mf-bpr, mf-bpr-sparse, graphsage)
         python worker.py resume MODEL DIR            (2 epochs, resumed to 3, against 3 straight)
         python worker.py fail-on-main OUT.json       (rank 0 raises inside on_main: every rank must return)
+        python worker.py sparse-grads OUT.npz        (3 ranks: row-sparse gradients averaged over ranks)
 Rank 0 writes OUT: the evaluation's top-K lists and hits; for train, every rank r writes OUT with ``.rank<r>``
 before its suffix: the trained weights and the history.
 """
@@ -95,11 +96,27 @@ def fail_on_main(out: str) -> None:
         json.dump(outcome, fh)
 
 
+def sparse_grads(out: str) -> None:
+    """Rank 0: rows 0, 0 (duplicated, not coalesced) and 2; rank 1: rows 2 and 4; rank 2: no gradient at all."""
+    world = distributed.init(torch.device("cpu"))
+    table = torch.nn.Parameter(torch.zeros(5, 2))
+    if world.rank == 0:
+        table.grad = torch.sparse_coo_tensor([[0, 0, 2]], [[1.0, 2.0], [3.0, 4.0], [6.0, 0.0]], (5, 2))
+    elif world.rank == 1:
+        table.grad = torch.sparse_coo_tensor([[2, 4]], [[3.0, 3.0], [9.0, -3.0]], (5, 2))
+    distributed.average_sparse_gradients([table], world)
+    assert table.grad is not None
+    np.savez(out.replace(".npz", f".rank{world.rank}.npz"), grad=table.grad.to_dense().numpy(),
+             sparse=table.grad.is_sparse)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "eval":
         evaluate(sys.argv[2])
     elif sys.argv[1] == "resume":
         resume(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "sparse-grads":
+        sparse_grads(sys.argv[2])
     elif sys.argv[1] == "fail-on-main":
         fail_on_main(sys.argv[2])
     else:
