@@ -505,7 +505,8 @@ class Explanation:
                 who, items = ("someone", _join(titles)) if one else ("people", " or ".join(titles))
                 clauses.append((at, f"{who} who {verb} {items} {verb} it too"))
             else:
-                shared.append(f"{self.node(way).label} with {_join(titles)}")
+                attr = self.node(way)  # "its decade (1950s)", as the parts name it
+                shared.append(f"its {attr.type.replace('_', ' ')} ({attr.label}) with {_join(titles)}")
                 shared_at = min(shared_at, at)
         if shared:
             clauses.append((shared_at, f"it shares {_join(shared)}, which you {verb}"))
@@ -565,8 +566,9 @@ class Explanation:
         bars = fig.add_axes((0.75, bottom, 0.23, 0.92 - bottom)) if parts else None
         edges = [e for e in self.edges if e.source in shown and e.target in shown]
         strongest = max((abs(e.importance) for e in edges), default=0.0) or 1.0
+        widths = {}
         for e in edges:
-            width = 0.8 + 6.0 * abs(e.importance) / strongest
+            width = widths[e.source, e.target] = 0.8 + 6.0 * abs(e.importance) / strongest
             style = "dashed" if e.importance == 0 else "solid"
             colour = "#444444" if e.importance >= 0 else "#9467bd"
             nx.draw_networkx_edges(g, pos, edgelist=[(e.source, e.target)], width=width, style=style,
@@ -578,21 +580,23 @@ class Explanation:
                 nx.draw_networkx_nodes(g, pos, nodelist=keys, node_color=_ROLE_COLOURS[role], node_size=size,
                                        edgecolors="black" if role == "recommended" else "white",
                                        linewidths=3 if role == "recommended" else 1, ax=ax)
-        # each name beside its node (left of the item, right of the others), whole, wrapped; never over a node:
-        # larger text wraps sooner, for the column to its right stays where it is
+        # each name beside its node (left of the user, right of the others), whole, wrapped; never over a node:
+        # larger text wraps sooner, for the column to its right stays where it is. Where that side would put the
+        # name over an edge (the node's own edge to a node at its height, an edge passing by), it goes above or
+        # below the node instead, whichever crosses the fewest edges and names (_place_names).
         label_width = round(22 / font_scale**1.5)
         xs = [p[0] for p in pos.values()]
         span = (max(xs) - min(xs)) or 1.0
+        ax.set_xlim(min(xs) - span * 0.15, max(xs) + span * 0.3)
+        names = []
         for n in self.nodes:
             if n.key not in shown:
                 continue
-            x, y = pos[n.key]
-            outside_left = n.key == self.user  # the two ends' names outside, away from their edges
-            gap = span * (0.035 if n.role in ("user", "recommended") else 0.025)
-            ax.text(x - gap if outside_left else x + gap, y, _wrap(n.label, label_width), ha="right" if outside_left else "left",
-                    va="center", fontsize=8 * font_scale, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8,
-                                                   "pad": 0.8})
-        ax.set_xlim(min(xs) - span * 0.15, max(xs) + span * 0.3)
+            big = n.role in ("user", "recommended")
+            names.append((n.key, _wrap(n.label, label_width), n.key == self.user, span * (0.035 if big else 0.025),
+                          (900 if big else 450) ** 0.5 / 2))
+        _place_names(ax, pos, [(e.source, e.target, widths[e.source, e.target]) for e in edges], names,
+                     8 * font_scale)
         ax.axis("off")
         item = self.node(self.item)
         what = (f"lead {self.difference:+.3f} over {self.reference_kind}" if self.reference is not None
@@ -735,6 +739,65 @@ def _layout(g: nx.Graph, clearance: float | None = None) -> dict[str, tuple[floa
         return {k: (x, y + shift.get(layer_of[k], 0.0)) for k, (x, y) in pos.items()}
 
     return moved(min(itertools.product(*moves), key=lambda by: (crossings(moved(by)), sum(abs(d) for d in by))))
+
+
+def _place_names(ax: Any, pos: dict[str, tuple[float, float]], edges: list[tuple[str, str, float]],
+                 names: list[tuple[str, str, bool, float, float]], fontsize: float) -> dict[str, str]:
+    """Write each name (``key, text, left, gap, radius``: ``gap`` in data units, the node's ``radius`` in points)
+    beside its node: on its side (left or right) unless the name's box there crosses an edge (``source, target,
+    width``) or an earlier name; then above or below the node, whichever covers the least: the crossed edges'
+    widths summed (a thick edge cut by a name is worse than a thin one), a node or a name under it counting as
+    ten of the widest. The side wins ties. Boxes and edges are compared in display coordinates, the edges'
+    segments sampled at every few pixels. Returns where each name went:
+    ``"side"``, ``"above"`` or ``"below"``."""
+    import numpy as np
+    from matplotlib.transforms import offset_copy
+
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    ax.get_ylim()  # settles the autoscaled limits, so that data maps to display coordinates for good
+    to_display = ax.transData.transform
+    samples, owner = [], []  # points along every edge, and the edge each belongs to
+    weight = np.array([w for _, _, w in edges] or [1.0])
+    heavy = 10 * float(weight.max())
+    for k, (a, b, _) in enumerate(edges):
+        (xa, ya), (xb, yb) = to_display([pos[a], pos[b]])
+        t = np.linspace(0, 1, max(2, int(np.hypot(xb - xa, yb - ya) / 3)))
+        samples.append(np.column_stack([xa + (xb - xa) * t, ya + (yb - ya) * t]))
+        owner.append(np.full(len(t), k))
+    points = np.concatenate(samples) if samples else np.zeros((0, 2))
+    edge_of = np.concatenate(owner) if owner else np.zeros(0, dtype=int)
+    centres = to_display(list(pos.values()))
+    taken: list[Any] = []
+    box = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.8}
+
+    def within(xy: np.ndarray, bb: Any) -> np.ndarray:
+        return (xy[:, 0] > bb.x0) & (xy[:, 0] < bb.x1) & (xy[:, 1] > bb.y0) & (xy[:, 1] < bb.y1)
+
+    def cost(text: Any) -> float:
+        bb = text.get_window_extent(renderer)
+        return (float(weight[np.unique(edge_of[within(points, bb)])].sum()) + heavy * int(within(centres, bb).sum())
+                + heavy * sum(bb.overlaps(other) for other in taken))
+
+    where: dict[str, str] = {}
+    for key, label, left, gap, radius in names:
+        x, y = pos[key]
+        best = ax.text(x - gap if left else x + gap, y, label, ha="right" if left else "left", va="center",
+                       fontsize=fontsize, bbox=box)
+        best_cost, where[key] = cost(best), "side"
+        for dy, va, name in ((radius + 2, "bottom", "above"), (-radius - 2, "top", "below")):
+            if not best_cost:
+                break
+            other = ax.text(x, y, label, ha="center", va=va, fontsize=fontsize, bbox=box,
+                            transform=offset_copy(ax.transData, fig=fig, y=dy, units="points"))
+            c = cost(other)
+            if c < best_cost:
+                best.remove()
+                best, best_cost, where[key] = other, c, name
+            else:
+                other.remove()
+        taken.append(best.get_window_extent(renderer))
+    return where
 
 
 def _json_default(value: Any) -> Any:

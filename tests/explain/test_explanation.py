@@ -264,7 +264,7 @@ def test_graphsage_sentence_names_what_carries_the_score_then_the_paths():
     assert sage_example().text() == (
         "\u201cOpen Season (1996)\u201d is ranked 3rd for you: the 2 people who rated it carry 56% of what raises its "
         "score, its genre (Comedy) 28% and your occupation (writer) 14%; someone who rated \u201cKolya (1996)\u201d "
-        "rated it too; it shares Comedy with \u201cBrain Candy (1996)\u201d, which you rated.")
+        "rated it too; it shares its genre (Comedy) with \u201cBrain Candy (1996)\u201d, which you rated.")
     assert "the one person who watched it carries 56%" in sage_example(raters=1).text(verb="watched")
     one_of = replace(sage_example(), via=(Contribution("1 of the 8 people who rated it", "neighbor", 2.0),
                                           *sage_example().via[1:]))
@@ -276,10 +276,11 @@ def test_graphsage_sentence_cites_paths_that_lift_the_item_heaviest_first():
     (p1, _), (p2, _) = ex.paths
     # the genre's path now weighs more: its clause comes first; a path against the item is not cited
     heavier = replace(ex, paths=((p2, 2.0), (p1, 1.0)))
-    assert heavier.text().endswith("it shares Comedy with \u201cBrain Candy (1996)\u201d, which you rated; someone who "
+    assert heavier.text().endswith("it shares its genre (Comedy) with \u201cBrain Candy (1996)\u201d, which you "
+                                   "rated; someone who "
                                    "rated \u201cKolya (1996)\u201d rated it too.")
     against = replace(ex, paths=((p1, 1.61), (p2, -0.2)))
-    assert "Comedy with" not in against.text() and "someone who rated \u201cKolya (1996)\u201d" in against.text()
+    assert "(Comedy) with" not in against.text() and "someone who rated \u201cKolya (1996)\u201d" in against.text()
     # two co-raters, one per history item: "people who rated A or B"; a path through the user's own attribute
     # (user - occupation - co-rater - item) starts from no history item and is not cited
     nodes = (*ex.nodes, ExplainNode("user", 8, 9, "user 9", "neighbor"))
@@ -317,3 +318,50 @@ def test_layout_keeps_edges_off_other_nodes():
         for k, (x, y) in pos.items():
             if min(xa, xb) < x < max(xa, xb):
                 assert abs(ya + (yb - ya) * (x - xa) / (xb - xa) - y) >= 0.2, (a, b, k)
+
+
+def test_a_name_that_would_sit_on_an_edge_goes_above_or_below_its_node():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from graphrec.explain.explanation import _place_names
+
+    # "a" has an edge to "b" at its height: a long name on its right would cover it; "c"'s edge leaves to the left
+    pos = {"a": (0.0, 0.0), "b": (1.0, 0.0), "c": (0.0, 1.0), "d": (-0.4, 2.0)}
+    fig = plt.figure(figsize=(6, 4))
+    ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+    ax.scatter(*zip(*pos.values(), strict=True))
+    ax.set_xlim(-0.5, 1.8)
+    ax.set_ylim(-1, 3)
+    names = [(k, f"a long name for {k}", False, 0.03, 10.0) for k in pos]
+    where = _place_names(ax, pos, [("a", "b", 1.0), ("c", "d", 1.0)], names, 8)
+    plt.close(fig)
+    assert where["a"] == "above"  # its own edge ran under the name; above, nothing is in the way
+    assert where["c"] == "side"  # its edge leaves to the left: the name on its right is clear of it
+    assert where["b"] == where["d"] == "side"  # nothing to their right
+
+
+def test_a_name_cuts_a_thin_edge_rather_than_a_thick_one():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from graphrec.explain.explanation import _place_names
+
+    # "a"'s name on its right covers the thin edge a-b; above covers the edge x-y, below the edge x2-y2, all passing
+    # just over and under "a": it stays on its side unless the edge there is the thickest
+    pos = {"a": (0.0, 0.0), "b": (1.0, 0.0), "x": (-1.0, 0.12), "y": (1.0, 0.12), "x2": (-1.0, -0.12),
+           "y2": (1.0, -0.12)}
+    where = {}
+    for side_width in (0.8, 20.0):
+        fig = plt.figure(figsize=(6, 4))
+        ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+        ax.set_xlim(-1.2, 1.8)
+        ax.set_ylim(-1, 1)
+        edges = [("a", "b", side_width), ("x", "y", 6.8), ("x2", "y2", 6.8)]
+        where[side_width] = _place_names(ax, pos, edges, [("a", "a long name for a", False, 0.03, 10.0)], 8)["a"]
+        plt.close(fig)
+    assert where[0.8] == "side" and where[20.0] in ("above", "below")
