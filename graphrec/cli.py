@@ -430,10 +430,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from graphrec import distributed
 
     out, metrics = run_experiment(config, run_dir, resume=args.resume is not None, overwrite=args.overwrite)
+    distributed.destroy()  # every rank is done: none waits on rank 0's printing (a closed pipe fails it alone)
     if distributed.current_world().is_main:
         print(format_metrics(metrics))
         print(f"run directory: {out}")
-    distributed.destroy()
     return 0
 
 

@@ -238,7 +238,8 @@ def rank_threads(threads: int | str, world: World) -> int | str:
 
 
 def wrap(model: torch.nn.Module, device: torch.device, world: World, find_unused: bool = False) -> torch.nn.Module:
-    """``model`` in :class:`~torch.nn.parallel.DistributedDataParallel` (as it is for one process).
+    """``model`` in :class:`~torch.nn.parallel.DistributedDataParallel` (as it is for one process), unless all its
+    parameters are row-sparse tables: then the caller averages their gradients (see below).
 
     The model's buffers (the normalised adjacency, index arrays) are the
     replicated graph, built identically on every rank: DDP neither
@@ -315,6 +316,9 @@ def average_sparse_gradients(params: Sequence[torch.Tensor], world: World) -> No
         dist.all_gather(counts, count)
         sizes = [int(c) for c in counts]
         longest = max(sizes)
+        if longest == 0:  # no rank reached it: no gradient, as in one process (SparseAdam then skips it)
+            p.grad = None
+            continue
         padded_rows = torch.zeros(longest, dtype=torch.int64, device=p.device)
         padded_rows[:len(rows)] = rows
         padded_values = torch.zeros((longest, *rows_shape), dtype=p.dtype, device=p.device)
@@ -325,7 +329,8 @@ def average_sparse_gradients(params: Sequence[torch.Tensor], world: World) -> No
         dist.all_gather(all_values, padded_values)
         rows = torch.cat([r[:n] for r, n in zip(all_rows, sizes, strict=True)])
         values = torch.cat([v[:n] for v, n in zip(all_values, sizes, strict=True)])
-        total = torch.sparse_coo_tensor(rows.unsqueeze(0), values, p.shape).coalesce()
+        # the rows come from valid gradients: no invariant check (and no warning about skipping it)
+        total = torch.sparse_coo_tensor(rows.unsqueeze(0), values, p.shape, check_invariants=False).coalesce()
         p.grad = total / world.size
 
 

@@ -583,7 +583,7 @@ class Explanation:
         # each name beside its node (left of the user, right of the others), whole, wrapped; never over a node:
         # larger text wraps sooner, for the column to its right stays where it is. Where that side would put the
         # name over an edge (the node's own edge to a node at its height, an edge passing by), it goes above or
-        # below the node instead, whichever crosses the fewest edges and names (_place_names).
+        # below the node instead, whichever covers the least (edge width, other nodes and names; _place_names).
         label_width = round(22 / font_scale**1.5)
         xs = [p[0] for p in pos.values()]
         span = (max(xs) - min(xs)) or 1.0
@@ -744,12 +744,12 @@ def _layout(g: nx.Graph, clearance: float | None = None) -> dict[str, tuple[floa
 def _place_names(ax: Any, pos: dict[str, tuple[float, float]], edges: list[tuple[str, str, float]],
                  names: list[tuple[str, str, bool, float, float]], fontsize: float) -> dict[str, str]:
     """Write each name (``key, text, left, gap, radius``: ``gap`` in data units, the node's ``radius`` in points)
-    beside its node: on its side (left or right) unless the name's box there crosses an edge (``source, target,
-    width``) or an earlier name; then above or below the node, whichever covers the least: the crossed edges'
-    widths summed (a thick edge cut by a name is worse than a thin one), a node or a name under it counting as
-    ten of the widest. The side wins ties. Boxes and edges are compared in display coordinates, the edges'
-    segments sampled at every few pixels. Returns where each name went:
-    ``"side"``, ``"above"`` or ``"below"``."""
+    beside its node: on its side (left or right) unless the name's box there covers something; then above or
+    below the node, whichever covers the least. What a box covers: the widths of the edges (``source, target,
+    width``) it crosses, summed (a thick edge cut by a name is worse than a thin one), and, each as ten of the
+    widest edge, another node's disk, an earlier name, or a way out of the axes (into the legend or the title).
+    The side wins ties. Boxes, disks and edges are compared in display coordinates, the edges sampled at every
+    few pixels. Returns where each name went: ``"side"``, ``"above"`` or ``"below"``."""
     import numpy as np
     from matplotlib.transforms import offset_copy
 
@@ -757,6 +757,7 @@ def _place_names(ax: Any, pos: dict[str, tuple[float, float]], edges: list[tuple
     renderer = fig.canvas.get_renderer()
     ax.get_ylim()  # settles the autoscaled limits, so that data maps to display coordinates for good
     to_display = ax.transData.transform
+    frame = ax.get_window_extent(renderer)
     samples, owner = [], []  # points along every edge, and the edge each belongs to
     weight = np.array([w for _, _, w in edges] or [1.0])
     heavy = 10 * float(weight.max())
@@ -767,30 +768,36 @@ def _place_names(ax: Any, pos: dict[str, tuple[float, float]], edges: list[tuple
         owner.append(np.full(len(t), k))
     points = np.concatenate(samples) if samples else np.zeros((0, 2))
     edge_of = np.concatenate(owner) if owner else np.zeros(0, dtype=int)
-    centres = to_display(list(pos.values()))
+    keys = list(pos)
+    centres = to_display([pos[k] for k in keys])
+    radius_of = {key: radius for key, _, _, _, radius in names}
+    radii = np.array([renderer.points_to_pixels(radius_of.get(k, 0.0)) for k in keys])
     taken: list[Any] = []
     box = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.8}
 
-    def within(xy: np.ndarray, bb: Any) -> np.ndarray:
-        return (xy[:, 0] > bb.x0) & (xy[:, 0] < bb.x1) & (xy[:, 1] > bb.y0) & (xy[:, 1] < bb.y1)
-
-    def cost(text: Any) -> float:
+    def cost(text: Any, own: str) -> float:
         bb = text.get_window_extent(renderer)
-        return (float(weight[np.unique(edge_of[within(points, bb)])].sum()) + heavy * int(within(centres, bb).sum())
-                + heavy * sum(bb.overlaps(other) for other in taken))
+        on_box = ((points[:, 0] > bb.x0) & (points[:, 0] < bb.x1) & (points[:, 1] > bb.y0) & (points[:, 1] < bb.y1))
+        # a disk is covered where the box comes nearer its centre than its radius (its own node's excepted)
+        dx = np.maximum(np.maximum(bb.x0 - centres[:, 0], centres[:, 0] - bb.x1), 0)
+        dy = np.maximum(np.maximum(bb.y0 - centres[:, 1], centres[:, 1] - bb.y1), 0)
+        disks = int(sum(1 for k, near in zip(keys, np.hypot(dx, dy) < radii, strict=True) if near and k != own))
+        outside = bb.x0 < frame.x0 or bb.x1 > frame.x1 or bb.y0 < frame.y0 or bb.y1 > frame.y1
+        return (float(weight[np.unique(edge_of[on_box])].sum())
+                + heavy * (disks + sum(bb.overlaps(other) for other in taken) + outside))
 
     where: dict[str, str] = {}
     for key, label, left, gap, radius in names:
         x, y = pos[key]
         best = ax.text(x - gap if left else x + gap, y, label, ha="right" if left else "left", va="center",
                        fontsize=fontsize, bbox=box)
-        best_cost, where[key] = cost(best), "side"
-        for dy, va, name in ((radius + 2, "bottom", "above"), (-radius - 2, "top", "below")):
+        best_cost, where[key] = cost(best, key), "side"
+        for dy_pt, va, name in ((radius + 2, "bottom", "above"), (-radius - 2, "top", "below")):
             if not best_cost:
                 break
             other = ax.text(x, y, label, ha="center", va=va, fontsize=fontsize, bbox=box,
-                            transform=offset_copy(ax.transData, fig=fig, y=dy, units="points"))
-            c = cost(other)
+                            transform=offset_copy(ax.transData, fig=fig, y=dy_pt, units="points"))
+            c = cost(other, key)
             if c < best_cost:
                 best.remove()
                 best, best_cost, where[key] = other, c, name

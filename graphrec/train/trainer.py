@@ -223,8 +223,9 @@ class Trainer:
     In a multi-process run (``graphrec run --nproc N``, or torchrun; see
     :mod:`graphrec.distributed`), every rank draws the same global batches
     and trains on its shard of each, the gradients averaged by
-    DistributedDataParallel with each shard weighted by its share of the
-    batch: a step is the one-process step on the whole batch, up to float
+    DistributedDataParallel (row-sparse ones by
+    :func:`~graphrec.distributed.average_sparse_gradients`) with each shard
+    weighted by its share of the batch: a step is the one-process step on the whole batch, up to float
     summation order. Validation is sharded too, so every rank takes the same
     early-stopping decision; rank 0 alone writes the run directory.
 
@@ -262,7 +263,8 @@ class Trainer:
         if self.world.distributed:
             self.model.set_rank(self.world.rank)  # a model's draws for its rank's shard alone: the rank's own stream
         self.optimizer = self._make_optimizer()  # before DDP's wrap: sparse_adam makes the tables' gradients sparse
-        # one process: the model's own loss; several: the same loss through DistributedDataParallel
+        # one process: the model's own loss; several: the same loss through DistributedDataParallel (but for
+        # models of row-sparse tables alone)
         self._step = distributed.wrap(_WeightedLoss(self.model), self.device, self.world,
                                       find_unused=model.partial_gradients)
         # row-sparse tables are not in DDP's care (see distributed.wrap): their gradients are averaged after backward

@@ -97,17 +97,19 @@ def fail_on_main(out: str) -> None:
 
 
 def sparse_grads(out: str) -> None:
-    """Rank 0: rows 0, 0 (duplicated, not coalesced) and 2; rank 1: rows 2 and 4; rank 2: no gradient at all."""
+    """Rank 0: rows 0, 0 (duplicated, not coalesced) and 2; rank 1: rows 2 and 4; rank 2: no gradient at all.
+    A second table no rank reached keeps no gradient."""
     world = distributed.init(torch.device("cpu"))
     table = torch.nn.Parameter(torch.zeros(5, 2))
     if world.rank == 0:
         table.grad = torch.sparse_coo_tensor([[0, 0, 2]], [[1.0, 2.0], [3.0, 4.0], [6.0, 0.0]], (5, 2))
     elif world.rank == 1:
         table.grad = torch.sparse_coo_tensor([[2, 4]], [[3.0, 3.0], [9.0, -3.0]], (5, 2))
-    distributed.average_sparse_gradients([table], world)
+    untouched = torch.nn.Parameter(torch.zeros(3, 2))
+    distributed.average_sparse_gradients([table, untouched], world)
     assert table.grad is not None
     np.savez(out.replace(".npz", f".rank{world.rank}.npz"), grad=table.grad.to_dense().numpy(),
-             sparse=table.grad.is_sparse)
+             sparse=table.grad.is_sparse, untouched_none=untouched.grad is None)
 
 
 if __name__ == "__main__":

@@ -340,7 +340,7 @@ def test_a_name_that_would_sit_on_an_edge_goes_above_or_below_its_node():
     plt.close(fig)
     assert where["a"] == "above"  # its own edge ran under the name; above, nothing is in the way
     assert where["c"] == "side"  # its edge leaves to the left: the name on its right is clear of it
-    assert where["b"] == where["d"] == "side"  # nothing to their right
+    assert where["b"] == "side"  # nothing to its right
 
 
 def test_a_name_cuts_a_thin_edge_rather_than_a_thick_one():
@@ -365,3 +365,24 @@ def test_a_name_cuts_a_thin_edge_rather_than_a_thick_one():
         where[side_width] = _place_names(ax, pos, edges, [("a", "a long name for a", False, 0.03, 10.0)], 8)["a"]
         plt.close(fig)
     assert where[0.8] == "side" and where[20.0] in ("above", "below")
+
+
+def test_a_name_keeps_off_other_nodes_and_inside_the_picture():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from graphrec.explain.explanation import _place_names
+
+    # "a"'s name on its right cuts the edge a-b; above it would cover the disk of "n" (whose centre it misses), and
+    # below it would leave the axes (into the legend): the edge is the least of the three
+    pos = {"a": (0.0, 0.0), "b": (1.0, 0.0), "n": (0.2, 0.24)}
+    fig = plt.figure(figsize=(6, 4))
+    ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+    ax.set_xlim(-0.5, 1.8)
+    ax.set_ylim(-0.15, 2)
+    names = [("a", "a long name for a", False, 0.03, 10.0), ("n", "n", False, 0.03, 10.0)]
+    where = _place_names(ax, pos, [("a", "b", 1.0)], names, 8)
+    plt.close(fig)
+    assert where["a"] == "side"
