@@ -566,9 +566,10 @@ class Explanation:
         bars = fig.add_axes((0.75, bottom, 0.23, 0.92 - bottom)) if parts else None
         edges = [e for e in self.edges if e.source in shown and e.target in shown]
         strongest = max((abs(e.importance) for e in edges), default=0.0) or 1.0
-        widths = {}
+        drawn = []  # (source, target, width): what the names keep off
         for e in edges:
-            width = widths[e.source, e.target] = 0.8 + 6.0 * abs(e.importance) / strongest
+            width = 0.8 + 6.0 * abs(e.importance) / strongest
+            drawn.append((e.source, e.target, width))
             style = "dashed" if e.importance == 0 else "solid"
             colour = "#444444" if e.importance >= 0 else "#9467bd"
             nx.draw_networkx_edges(g, pos, edgelist=[(e.source, e.target)], width=width, style=style,
@@ -576,8 +577,8 @@ class Explanation:
         for role in ROLES:
             keys = [n.key for n in self.nodes if n.role == role and n.key in shown]
             if keys:
-                size = 900 if role in ("user", "recommended") else 450
-                nx.draw_networkx_nodes(g, pos, nodelist=keys, node_color=_ROLE_COLOURS[role], node_size=size,
+                nx.draw_networkx_nodes(g, pos, nodelist=keys, node_color=_ROLE_COLOURS[role],
+                                       node_size=_node_size(role),
                                        edgecolors="black" if role == "recommended" else "white",
                                        linewidths=3 if role == "recommended" else 1, ax=ax)
         # each name beside its node (left of the user, right of the others), whole, wrapped; never over a node:
@@ -592,11 +593,9 @@ class Explanation:
         for n in self.nodes:
             if n.key not in shown:
                 continue
-            big = n.role in ("user", "recommended")
-            names.append((n.key, _wrap(n.label, label_width), n.key == self.user, span * (0.035 if big else 0.025),
-                          (900 if big else 450) ** 0.5 / 2))
-        _place_names(ax, pos, [(e.source, e.target, widths[e.source, e.target]) for e in edges], names,
-                     8 * font_scale)
+            gap = span * (0.035 if n.role in ("user", "recommended") else 0.025)
+            names.append((n.key, _wrap(n.label, label_width), n.key == self.user, gap, _node_size(n.role) ** 0.5 / 2))
+        _place_names(ax, pos, drawn, names, 8 * font_scale)
         ax.axis("off")
         item = self.node(self.item)
         what = (f"lead {self.difference:+.3f} over {self.reference_kind}" if self.reference is not None
@@ -741,6 +740,11 @@ def _layout(g: nx.Graph, clearance: float | None = None) -> dict[str, tuple[floa
     return moved(min(itertools.product(*moves), key=lambda by: (crossings(moved(by)), sum(abs(d) for d in by))))
 
 
+def _node_size(role: str) -> int:
+    """A node's disk in the picture, in points² (matplotlib's marker area): the two ends drawn larger."""
+    return 900 if role in ("user", "recommended") else 450
+
+
 def _place_names(ax: Any, pos: dict[str, tuple[float, float]], edges: list[tuple[str, str, float]],
                  names: list[tuple[str, str, bool, float, float]], fontsize: float) -> dict[str, str]:
     """Write each name (``key, text, left, gap, radius``: ``gap`` in data units, the node's ``radius`` in points)
@@ -769,6 +773,7 @@ def _place_names(ax: Any, pos: dict[str, tuple[float, float]], edges: list[tuple
     points = np.concatenate(samples) if samples else np.zeros((0, 2))
     edge_of = np.concatenate(owner) if owner else np.zeros(0, dtype=int)
     keys = list(pos)
+    index = {k: j for j, k in enumerate(keys)}
     centres = to_display([pos[k] for k in keys])
     radius_of = {key: radius for key, _, _, _, radius in names}
     radii = np.array([renderer.points_to_pixels(radius_of.get(k, 0.0)) for k in keys])
@@ -781,10 +786,11 @@ def _place_names(ax: Any, pos: dict[str, tuple[float, float]], edges: list[tuple
         # a disk is covered where the box comes nearer its centre than its radius (its own node's excepted)
         dx = np.maximum(np.maximum(bb.x0 - centres[:, 0], centres[:, 0] - bb.x1), 0)
         dy = np.maximum(np.maximum(bb.y0 - centres[:, 1], centres[:, 1] - bb.y1), 0)
-        disks = int(sum(1 for k, near in zip(keys, np.hypot(dx, dy) < radii, strict=True) if near and k != own))
+        near = np.hypot(dx, dy) < radii
+        near[index[own]] = False
         outside = bb.x0 < frame.x0 or bb.x1 > frame.x1 or bb.y0 < frame.y0 or bb.y1 > frame.y1
         return (float(weight[np.unique(edge_of[on_box])].sum())
-                + heavy * (disks + sum(bb.overlaps(other) for other in taken) + outside))
+                + heavy * (int(near.sum()) + sum(bb.overlaps(other) for other in taken) + outside))
 
     where: dict[str, str] = {}
     for key, label, left, gap, radius in names:
