@@ -93,6 +93,12 @@ class ExplainNode:
         """``"type:index"``, the id edges and contributions refer to."""
         return f"{self.type}:{self.index}"
 
+    @property
+    def caption(self) -> str:
+        """The name a picture shows: an attribute with its type (``"gender: M"``, ``"decade: 1950s"``), for a
+        value alone can say little; a user or an item by its label."""
+        return self.label if self.type in ("user", "item") else f"{self.type.replace('_', ' ')}: {self.label}"
+
 
 @dataclass(frozen=True)
 class ExplainEdge:
@@ -594,7 +600,7 @@ class Explanation:
             if n.key not in shown:
                 continue
             gap = span * (0.035 if n.role in ("user", "recommended") else 0.025)
-            names.append((n.key, _wrap(n.label, label_width), n.key == self.user, gap, _node_size(n.role) ** 0.5 / 2))
+            names.append((n.key, _wrap(n.caption, label_width), n.key == self.user, gap, _node_size(n.role) ** 0.5 / 2))
         _place_names(ax, pos, drawn, names, 8 * font_scale)
         ax.axis("off")
         item = self.node(self.item)
@@ -682,8 +688,8 @@ class Explanation:
                    if self.method == "exact" else ATTRIBUTIONS_CAPTION)
         rows = "".join(f"<tr><td>{e(c.group)}</td><td>{e(c.label)}</td><td>{c.value:+.4f}</td></tr>"
                        for c in (*self.contributions, *self.remainder))
-        edges = "".join(f"<tr><td>{e(self.node(x.source).label)}</td><td>{e(x.type)}</td>"
-                        f"<td>{e(self.node(x.target).label)}</td><td>{x.importance:+.4f}</td></tr>"
+        edges = "".join(f"<tr><td>{e(self.node(x.source).caption)}</td><td>{e(x.type)}</td>"
+                        f"<td>{e(self.node(x.target).caption)}</td><td>{x.importance:+.4f}</td></tr>"
                         for x in sorted(self.edges, key=lambda x: -x.importance))
         sentence = self._sentence("rated", lambda label: f"<em>{e(label)}</em>")
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(item.label)}</title>"

@@ -178,6 +178,26 @@ def test_the_legend_says_what_the_widest_edge_carries(tmp_path, monkeypatch):
     assert [_share(x) for x in (0.14, 0.004, -0.004, -0.42)] == ["14%", "<1%", "<1%", "-42%"]
 
 
+def test_an_attribute_is_named_with_its_type_in_the_picture_and_the_html(tmp_path, monkeypatch):
+    """A value alone can say little ("M", "35-44"): the picture and the HTML's edge table name an attribute node
+    with its type; users and items keep their labels."""
+    import matplotlib.axes
+
+    names = []
+    original = matplotlib.axes.Axes.text
+
+    def text(self, x, y, s, *args, **kwargs):
+        names.append(s)
+        return original(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "text", text)
+    example().draw(tmp_path / "why.png")
+    assert {"genre: Sci-Fi", "genre: Action", "user 196", "Star Wars (1977)"} <= set(names)
+    assert "Sci-Fi" not in names
+    html = example().to_html(picture=False)
+    assert "<td>Star Wars (1977)</td><td>has_genre</td><td>genre: Sci-Fi</td>" in html
+
+
 def _themed(theme_items: int, theme_value: float, history_size: int, history_total: float) -> Explanation:
     from dataclasses import replace
 
