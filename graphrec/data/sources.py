@@ -107,12 +107,26 @@ def _data_dir(data_dir: str | None) -> Path | None:
     return Path(d).expanduser() if d else None
 
 
-def _resolve(path: str, data_dir: str | None) -> Path:
-    """``path`` as written, or relative to ``data_dir`` when it is relative and does not exist as written."""
+def _resolve(path: str, data_dir: str | None, key: str) -> Path:
+    """``path`` as written (absolute, or relative to the current folder), else relative to the data folder
+    (``data_dir``, else ``$GRAPHREC_DATA_DIR``).
+
+    Raises:
+        DatasetNotFoundError: naming ``key`` (``"dataset.path"``) and each place it looked.
+    """
     p = Path(path).expanduser()
-    if p.is_absolute() or p.exists() or data_dir is None:
+    if p.exists():
         return p
-    return Path(data_dir).expanduser() / p
+    tried = [p if p.is_absolute() else Path.cwd() / p]
+    folder = _data_dir(data_dir)
+    if not p.is_absolute() and folder is not None:
+        if (folder / p).exists():
+            return folder / p
+        tried.append(folder / p)
+    where = " nor at ".join(str(t) for t in tried)
+    hint = ("; a relative path is read from the current folder, then from the data folder (--data-dir or "
+            f"$GRAPHREC_DATA_DIR{', neither of which is set' if folder is None else ''})") if not p.is_absolute() else ""
+    raise DatasetNotFoundError(f"{key} {path!r}: not found at {where}{hint}")
 
 
 @dataclass(frozen=True)
@@ -152,7 +166,7 @@ class LightGCNSource(SourceConfig):
     def folder(self) -> Path:
         data_dir = _data_dir(self.data_dir)
         if self.path is not None:
-            return _resolve(self.path, str(data_dir) if data_dir else None)
+            return _resolve(self.path, str(data_dir) if data_dir else None, "dataset.path")
         if data_dir is None:
             raise DatasetNotFoundError(f"dataset {self.name!r}: no path; set dataset.path, or put the folder "
                                        f"{self.name}/ in --data-dir or $GRAPHREC_DATA_DIR")
@@ -212,7 +226,8 @@ class TableSource(SourceConfig):
         columns: Which columns hold user, item, rating and timestamp.
         items: The item table (text and attribute columns), if any.
         sep: Field separator of a CSV log.
-        data_dir: Where relative paths are looked up when they do not exist as written.
+        data_dir: Where relative paths are looked up when they do not exist as written (default
+            ``$GRAPHREC_DATA_DIR``).
     """
 
     format: Literal["csv", "parquet"] = "csv"
@@ -228,16 +243,16 @@ class TableSource(SourceConfig):
             raise ConfigError(f"path: a {self.format} dataset needs the log's path")
 
     def read(self, download: bool = False) -> Dataset:
-        path = _resolve(self.path, self.data_dir)
+        path = _resolve(self.path, self.data_dir, "dataset.path")
         ds = load_interactions(path, self.columns.mapping(), sep=self.sep, name=self.name)
         return ds if self.items is None else attach_item_table(ds, self.items, self.data_dir)
 
 
 def read_item_table(table: ItemTable, data_dir: str | None = None) -> pd.DataFrame:
     """The item table's id, text and attribute columns, as strings (ConfigError / DataFormatError naming the file)."""
-    path = _resolve(table.path, data_dir)
+    path = _resolve(table.path, data_dir, "dataset.items.path")
     if not path.is_file():
-        raise DatasetNotFoundError(f"{path}: item table not found (dataset.items.path)")
+        raise DatasetNotFoundError(f"dataset.items.path {table.path!r}: {path} is not a file")
     wanted = [table.id, *table.text, *table.attributes]
     if path.suffix.lower() in (".parquet", ".pq"):
         frame = read_parquet(path)

@@ -19,7 +19,7 @@ from graphrec.data.sources import (
     source_config,
     synthetic_dataset,
 )
-from graphrec.errors import ConfigError, DataFormatError
+from graphrec.errors import ConfigError, DataFormatError, DatasetNotFoundError
 from graphrec.fs import file_digest
 from graphrec.run import load_config, run_experiment
 from tests.conftest import REPO
@@ -116,6 +116,28 @@ def test_csv_log_with_item_table_runs(tmp_path):
     metrics = run_cli(exp, tmp_path / "run")
     assert metrics["epochs_run"] == 2 and metrics["model"].startswith("LightGCN(")
     assert "extra_nodes={'category': 3, 'brand': 5}" in metrics["model"]  # the item table's attribute nodes
+
+
+def test_a_relative_path_is_read_from_here_then_the_data_folder_and_a_miss_says_where_it_looked(
+        tmp_path, monkeypatch):
+    shop_files(tmp_path)
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    monkeypatch.delenv("GRAPHREC_DATA_DIR", raising=False)
+    log = {"name": "shop", "format": "csv", "path": "clicks.csv",
+           "columns": {"user": "uid", "item": "sku", "rating": "stars", "timestamp": "ts"}}
+    here = tmp_path / "here" / "clicks.csv"
+    with pytest.raises(DatasetNotFoundError, match=rf"dataset.path 'clicks.csv': not found at {here}; .*"
+                                                   r"\$GRAPHREC_DATA_DIR, neither of which is set\)"):
+        source_config(log).load()
+    assert len(source_config({**log, "data_dir": str(tmp_path)}).load()) > 0  # --data-dir
+    monkeypatch.setenv("GRAPHREC_DATA_DIR", str(tmp_path))  # the environment's, for a log as for a folder
+    assert len(source_config(log).load()) > 0
+    items = {"path": "goods.csv", "id": "sku", "text": ["title"]}
+    with pytest.raises(DatasetNotFoundError, match=rf"dataset.items.path 'goods.csv': not found at "
+                                                   rf"{here.with_name('goods.csv')} nor at "
+                                                   rf"{tmp_path / 'goods.csv'}; a relative path"):
+        source_config({**log, "items": items}).load()
 
 
 def test_parquet_log_runs(tmp_path):
