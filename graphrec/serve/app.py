@@ -17,7 +17,8 @@ Endpoints (OpenAPI docs at ``/docs``):
 Every list of items has one shape: ``{"user": U, "items": [{"item": I,
 "score": 4.21, "title": "..."}]}``. Errors are JSON ``{"detail": "..."}``:
 404 for an unknown user or item (named), 422 for a malformed request or a
-value out of range, 409 for a conflict, 401 without the token, 503 where the
+value out of range, 415 for a body not sent as JSON (``content-type:
+application/json``), 409 for a conflict, 401 without the token, 503 where the
 text encoder is missing; never a traceback.
 """
 
@@ -137,6 +138,11 @@ def _items(user: object, recs: list[Recommendation]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
+def _is_json(content_type: str) -> bool:
+    """Whether a request's media type (``"application/json"``, ``"application/problem+json"``) holds JSON."""
+    return content_type == "application/json" or (content_type.startswith("application/") and content_type.endswith("+json"))
+
+
 def _split_ids(values: list[str]) -> list[str]:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
@@ -165,7 +171,12 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
         app.add_exception_handler(exc_type, answer_with(status))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors()) and not _is_json(kind):
+            # FastAPI reads a body of another type as no JSON at all: "Input should be a valid list" would mislead
+            return error(415, f"the body must be JSON, sent with the header content-type: application/json "
+                              f"(this request's content-type: {kind or 'none'})")
         parts = []
         for e in exc.errors()[:5]:
             loc = tuple(e.get("loc", ()))

@@ -115,7 +115,10 @@ BAD = [
     ("post", "/events", {"json": []}, 422, "at least 1"),
     ("post", "/events", {"json": {"user": "u0", "item": "sku1"}}, 422, "list"),
     ("post", "/events", {"json": [{"user": "u0"}]}, 422, "item"),
-    ("post", "/events", {"content": b"[]", "headers": {"content-type": "text/plain"}}, 422, "list"),
+    ("post", "/events", {"content": b"[]", "headers": {"content-type": "text/plain"}}, 415,
+     "content-type: application/json (this request's content-type: text/plain)"),
+    ("post", "/events", {"content": b'[{"user": "u0", "item": "sku1"}]',  # curl -d without -H
+                         "headers": {"content-type": "application/x-www-form-urlencoded"}}, 415, "must be JSON"),
     ("post", "/events", {"json": [{"user": None, "item": "sku1"}]}, 422, "user"),
     ("post", "/events", {"json": [{"user": "u0", "item": "sku1"}] * (MAX_BATCH + 1)}, 422, "at most"),
     ("post", "/events", {"content": b"\xff\xfe garbage", "headers": {"content-type": "application/json"}}, 422, "JSON"),
