@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--k", type=int, default=10, help="how many items")
     rc.add_argument("--include-seen", action="store_true", help="do not leave out the user's train/valid items")
     rc.add_argument("--explain", action="store_true", help="a sentence per item: why it was recommended")
+    rc.add_argument("--live", action="store_true", help="answer as 'graphrec serve' does now: with what the service recorded since training (RUN_DIR/serving/events.log)")
     rc.add_argument("--data-dir", default=None,
                     help="only for a run written before bundles: where its dataset is (the bundle is written once)")
 
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--user", required=True, help="raw user id (as in the dataset)")
     ex.add_argument("--item", default=None, help="raw item id (default: the user's top-1 recommendation)")
     ex.add_argument("--out", default=None, help="write the explanation: .png (drawing), .json or .html, by extension")
+    ex.add_argument("--live", action="store_true", help="answer as 'graphrec serve' does now: with what the service recorded since training (RUN_DIR/serving/events.log)")
     ex.add_argument("--data-dir", default=None,
                     help="only for a run written before bundles: where its dataset is (the bundle is written once)")
 
@@ -530,16 +532,45 @@ def _deployed(run_dir: str, data_dir: str | None = None):  # type: ignore[no-unt
     return graphrec.load(run)
 
 
+def _served_since(run_dir: str, live: bool) -> None:
+    """Without ``--live``, say on stderr when the service has recorded writes the trained run's answers leave out."""
+    log = Path(run_dir) / "serving" / "events.log"
+    if not live and log.is_file() and log.stat().st_size > 0:
+        print(f"note: the service has recorded writes since training ({log}); these are the trained run's "
+              "answers, --live gives the service's", file=sys.stderr)
+
+
+def _live(run_dir: str, data_dir: str | None):  # type: ignore[no-untyped-def]
+    """The run as 'graphrec serve' answers: its bundle with the service's log replayed."""
+    from graphrec.serve.live import open_live
+
+    _deployed(run_dir, data_dir)  # a run written before bundles gets one first
+    return open_live(run_dir)
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
-    model = _deployed(args.run_dir, args.data_dir)
-    user = _raw_id(model.users.ids, args.user, "user", args.run_dir)
-    items, scores = model.recommend(user, k=args.k, exclude_seen=not args.include_seen)
-    listed = [(item, score) for item, score in zip(items.tolist(), scores.tolist(), strict=True) if item is not None]
-    # explained before anything is printed: a model without explanations is refused with an empty output
-    why = [model.explain(user, item).text() for item, _ in listed] if args.explain else None
-    print(f"top {args.k} for user {user} ({type(model.model).__name__}, {args.run_dir}):")
-    for rank, (item, score) in enumerate(listed, start=1):
-        print(f"{rank:>3}. item {item:<8}{score:>9.4f}  {model.item_label(item)}")
+    _served_since(args.run_dir, args.live)
+    if args.live:
+        if args.include_seen:
+            raise GraphrecError("--include-seen with --live: the service always leaves out what a user interacted with")
+        live = _live(args.run_dir, args.data_dir)
+        recs = live.recommend(args.user, k=args.k)
+        listed = [(r.item, r.score, r.title) for r in recs]
+        why = [live.explain(args.user, item).text() for item, _, _ in listed] if args.explain else None
+        user: object = args.user
+        kind = f"{type(live.deployed.model).__name__}, live"
+    else:
+        model = _deployed(args.run_dir, args.data_dir)
+        user = _raw_id(model.users.ids, args.user, "user", args.run_dir)
+        items, scores = model.recommend(user, k=args.k, exclude_seen=not args.include_seen)
+        listed = [(item, score, model.item_label(item))
+                  for item, score in zip(items.tolist(), scores.tolist(), strict=True) if item is not None]
+        # explained before anything is printed: a model without explanations is refused with an empty output
+        why = [model.explain(user, item).text() for item, _, _ in listed] if args.explain else None
+        kind = type(model.model).__name__
+    print(f"top {args.k} for user {user} ({kind}, {args.run_dir}):")
+    for rank, (item, score, title) in enumerate(listed, start=1):
+        print(f"{rank:>3}. item {item!s:<8}{score:>9.4f}  {title}")
         if why is not None:
             print(f"       {why[rank - 1]}")
     return 0
@@ -550,13 +581,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     if args.out is not None and Path(args.out).suffix.lower() not in FORMATS:  # before loading the run
         raise GraphrecError(f"--out {args.out}: unknown explanation format; use .png, .json or .html")
-    model = _deployed(args.run_dir, args.data_dir)
-    user = _raw_id(model.users.ids, args.user, "user", args.run_dir)
-    if args.item is None:
-        item = model.recommend(user, k=1)[0][0]
+    _served_since(args.run_dir, args.live)
+    if args.live:
+        live = _live(args.run_dir, args.data_dir)
+        ex = live.explain(args.user, live.recommend(args.user, k=1)[0].item if args.item is None else args.item)
     else:
-        item = _raw_id(model.items.ids, args.item, "item", args.run_dir)
-    ex = model.explain(user, item)
+        model = _deployed(args.run_dir, args.data_dir)
+        user = _raw_id(model.users.ids, args.user, "user", args.run_dir)
+        if args.item is None:
+            item = model.recommend(user, k=1)[0][0]
+        else:
+            item = _raw_id(model.items.ids, args.item, "item", args.run_dir)
+        ex = model.explain(user, item)
     written = ex.save(args.out) if args.out is not None else None  # before printing: a closed pipe loses no file
     print(ex.text())
     where = "already interacted with" if ex.seen else f"rank {ex.rank} among the user's unseen items"

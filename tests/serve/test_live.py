@@ -207,3 +207,28 @@ def test_integer_ids_outside_64_bits_are_unknown(ml100k_run):
     with pytest.raises(UnknownIdError, match="64-bit"):
         live.add_events([{"user": 2**64, "item": 1}])
     live.log.close()
+
+
+def test_the_command_line_answers_as_the_service_with_live(served, capsys):
+    """`graphrec recommend/explain` answer from the trained run and say when the service has recorded more;
+    with --live they answer as the service does: the log replayed, new users known."""
+    from graphrec.cli import main
+
+    run = served("lightgcn")
+    live, _ = live_of(run)
+    top = live.recommend("u0", k=1)[0].item
+    live.add_events([{"user": "u0", "item": top}, {"user": "newbie", "item": "sku3"}])
+    assert main(["recommend", str(run), "--user", "u0", "--k", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert f"  1. item {top} " in out and "--live gives the service's" in err  # the trained run's answer
+    assert main(["recommend", str(run), "--user", "u0", "--k", "3", "--live"]) == 0
+    out, err = capsys.readouterr()
+    want = live.recommend("u0", k=3)
+    assert f"item {top} " not in out and "note:" not in err
+    assert [line.split()[2] for line in out.splitlines()[1:]] == ids(want)
+    assert main(["recommend", str(run), "--user", "newbie", "--k", "2", "--live"]) == 0
+    assert [line.split()[2] for line in capsys.readouterr().out.splitlines()[1:]] == ids(live.recommend("newbie", k=2))
+    assert main(["explain", str(run), "--user", "u0", "--item", str(top), "--live"]) == 0
+    assert "already interacted with" in capsys.readouterr().out
+    assert main(["recommend", str(run), "--user", "u0", "--live", "--include-seen"]) == 2
+    assert "--include-seen with --live" in capsys.readouterr().err
