@@ -198,14 +198,14 @@ def tune(config: ExperimentConfig, trials: int, out: str | Path | None = None,
             validation part, or a tune directory holding another study.
         GraphrecError: optuna is not installed, or every trial failed.
     """
+    if trials < 1:
+        raise ConfigError(f"trials (--trials) must be >= 1, got {trials}")
     try:
         import optuna
     except ImportError:
         raise GraphrecError("graphrec tune needs optuna: pip install 'graphrec[tune]'") from None
     from graphrec.run.pipeline import run_experiment
 
-    if trials < 1:
-        raise ConfigError(f"--trials must be >= 1, got {trials}")
     space = dict(default_space(config) if space is None else space)
     check_space(config, space)
     directory = Path(out) if out is not None else Path(config.output) / "tune" / config.name

@@ -152,4 +152,4 @@ def test_cli_tune_show_space_and_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "trial 1 (2/2 done): valid ndcg@20" in out and "best configuration:" in out
     assert main(["tune", exp, "--trials", "0", "--out", str(tmp_path / "tune")]) == 2
-    assert "--trials must be >= 1" in capsys.readouterr().err
+    assert "trials (--trials) must be >= 1" in capsys.readouterr().err
