@@ -122,7 +122,8 @@ def _resolve(path: str, data_dir: str | None, key: str) -> Path:
     if not p.is_absolute() and folder is not None:
         if (folder / p).exists():
             return folder / p
-        tried.append(folder / p)
+        if (folder / p).resolve() != tried[0].resolve():  # --data-dir . is the current folder again
+            tried.append(folder / p)
     where = " nor at ".join(str(t) for t in tried)
     hint = ("; a relative path is read from the current folder, then from the data folder (--data-dir or "
             f"$GRAPHREC_DATA_DIR{', neither of which is set' if folder is None else ''})") if not p.is_absolute() else ""

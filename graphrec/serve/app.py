@@ -17,9 +17,10 @@ Endpoints (OpenAPI docs at ``/docs``):
 Every list of items has one shape: ``{"user": U, "items": [{"item": I,
 "score": 4.21, "title": "..."}]}``. Errors are JSON ``{"detail": "..."}``:
 404 for an unknown user or item (named), 422 for a malformed request or a
-value out of range, 415 for a body not sent as JSON (``content-type:
-application/json``), 409 for a conflict, 401 without the token, 503 where the
-text encoder is missing; never a traceback.
+value out of range, 415 for a body sent without a JSON content-type
+(curl's ``-d`` without ``-H 'content-type: application/json'``), 409 for a
+conflict, 401 without the token, 503 where the text encoder is missing;
+never a traceback.
 """
 
 from __future__ import annotations
@@ -173,8 +174,9 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors()) and not _is_json(kind):
-            # FastAPI reads a body of another type as no JSON at all: "Input should be a valid list" would mislead
+        if not _is_json(kind) and any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors()):
+            # FastAPI (strict_content_type) reads a body without a JSON content-type as no JSON at all:
+            # "Input should be a valid list" would mislead
             return error(415, f"the body must be JSON, sent with the header content-type: application/json "
                               f"(this request's content-type: {kind or 'none'})")
         parts = []

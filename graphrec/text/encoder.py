@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import json
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,7 +92,7 @@ class TextEncoder:
             has bf16 instructions). The compute dtype is part of the cache
             key (:meth:`config_key`): vectors computed in one precision are
             never returned for another.
-        progress: Show a progress bar for runs of more than 10 batches (on a terminal only).
+        progress: Show a progress bar for runs of more than 10 batches.
 
     Raises:
         ConfigError: An unknown pooling or dtype, ``max_length < 2``,
@@ -273,7 +272,7 @@ class TextEncoder:
         pad_id = self._tokenizer.pad_token_id or 0
         out = torch.empty((len(texts), dim), dtype=torch.float32, device=self.device)
         bar = None
-        if self.progress and len(texts) > 10 * self.batch_size and sys.stderr.isatty():  # redirected: only noise
+        if self.progress and len(texts) > 10 * self.batch_size:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(texts), unit="text", desc="encoding", leave=False)

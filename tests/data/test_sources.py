@@ -1,6 +1,7 @@
 """Dataset sources and manifests: every format through one registry, each run end to end by ``graphrec run``."""
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -127,16 +128,19 @@ def test_a_relative_path_is_read_from_here_then_the_data_folder_and_a_miss_says_
     log = {"name": "shop", "format": "csv", "path": "clicks.csv",
            "columns": {"user": "uid", "item": "sku", "rating": "stars", "timestamp": "ts"}}
     here = tmp_path / "here" / "clicks.csv"
-    with pytest.raises(DatasetNotFoundError, match=rf"dataset.path 'clicks.csv': not found at {here}; .*"
-                                                   r"\$GRAPHREC_DATA_DIR, neither of which is set\)"):
+    with pytest.raises(DatasetNotFoundError, match=rf"dataset.path 'clicks.csv': not found at {re.escape(str(here))}; "
+                                                   r".*\$GRAPHREC_DATA_DIR, neither of which is set\)"):
         source_config(log).load()
-    assert len(source_config({**log, "data_dir": str(tmp_path)}).load()) > 0  # --data-dir
+    assert len(source_config({**log, "data_dir": str(tmp_path)}).load()) == 150  # --data-dir
+    pd.read_csv(tmp_path / "clicks.csv").head(10).to_csv(here, index=False)
+    assert len(source_config({**log, "data_dir": str(tmp_path)}).load()) == 10  # the current folder's first
+    here.unlink()
     monkeypatch.setenv("GRAPHREC_DATA_DIR", str(tmp_path))  # the environment's, for a log as for a folder
     assert len(source_config(log).load()) > 0
     items = {"path": "goods.csv", "id": "sku", "text": ["title"]}
     with pytest.raises(DatasetNotFoundError, match=rf"dataset.items.path 'goods.csv': not found at "
-                                                   rf"{here.with_name('goods.csv')} nor at "
-                                                   rf"{tmp_path / 'goods.csv'}; a relative path"):
+                                                   rf"{re.escape(str(here.with_name('goods.csv')))} nor at "
+                                                   rf"{re.escape(str(tmp_path / 'goods.csv'))}; a relative path"):
         source_config({**log, "items": items}).load()
 
 

@@ -119,6 +119,7 @@ BAD = [
      "content-type: application/json (this request's content-type: text/plain)"),
     ("post", "/events", {"content": b'[{"user": "u0", "item": "sku1"}]',  # curl -d without -H
                          "headers": {"content-type": "application/x-www-form-urlencoded"}}, 415, "must be JSON"),
+    ("post", "/events", {"content": b"[]"}, 415, "(this request's content-type: none)"),  # no type: not read as JSON
     ("post", "/events", {"json": [{"user": None, "item": "sku1"}]}, 422, "user"),
     ("post", "/events", {"json": [{"user": "u0", "item": "sku1"}] * (MAX_BATCH + 1)}, 422, "at most"),
     ("post", "/events", {"content": b"\xff\xfe garbage", "headers": {"content-type": "application/json"}}, 422, "JSON"),

@@ -215,19 +215,26 @@ def test_the_command_line_answers_as_the_service_with_live(served, capsys):
     from graphrec.cli import main
 
     run = served("lightgcn")
+    log = run / "serving" / "events.log"
+    assert main(["recommend", str(run), "--user", "u0", "--k", "3", "--live"]) == 0  # nothing recorded yet
+    trained, err = capsys.readouterr()
+    assert "note:" not in err and not (log.is_file() and log.stat().st_size)  # read-only: no log written
     live, _ = live_of(run)
     top = live.recommend("u0", k=1)[0].item
     live.add_events([{"user": "u0", "item": top}, {"user": "newbie", "item": "sku3"}])
     assert main(["recommend", str(run), "--user", "u0", "--k", "3"]) == 0
     out, err = capsys.readouterr()
     assert f"  1. item {top} " in out and "--live gives the service's" in err  # the trained run's answer
+    assert out.splitlines()[1:] == trained.splitlines()[1:]
     assert main(["recommend", str(run), "--user", "u0", "--k", "3", "--live"]) == 0
     out, err = capsys.readouterr()
     want = live.recommend("u0", k=3)
     assert f"item {top} " not in out and "note:" not in err
     assert [line.split()[2] for line in out.splitlines()[1:]] == ids(want)
-    assert main(["recommend", str(run), "--user", "newbie", "--k", "2", "--live"]) == 0
-    assert [line.split()[2] for line in capsys.readouterr().out.splitlines()[1:]] == ids(live.recommend("newbie", k=2))
+    assert main(["recommend", str(run), "--user", "newbie", "--k", "2", "--live", "--explain"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[2] for line in out[1::2]] == ids(live.recommend("newbie", k=2))
+    assert out[2].strip().startswith("(no explanation: user 'newbie' was added after training")
     assert main(["explain", str(run), "--user", "u0", "--item", str(top), "--live"]) == 0
     assert "already interacted with" in capsys.readouterr().out
     assert main(["recommend", str(run), "--user", "u0", "--live", "--include-seen"]) == 2
