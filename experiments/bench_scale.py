@@ -8,7 +8,7 @@ as a Parquet file first (not timed), then one fresh process per size runs
 the pipeline as ``graphrec run`` does, stage by stage:
 
 - ``load``: the Parquet log through the ``parquet`` dataset source;
-- ``split``: per-user random 80/10/10;
+- ``split``: per-user random 80/10/10 (graphrec's default shuffle, ``grouped``);
 - ``graph``: the heterogeneous train graph, its CSR and the normalised
   adjacency (item features: seeded random 384-d vectors standing in for the
   BERT embeddings, whose cost ``bench_text.py`` measures);
@@ -278,7 +278,7 @@ def run_size(log_path: Path, interactions: int, a: argparse.Namespace, run_dir: 
         deployed = graphrec.load(run_dir)
         deployed.recommend(ds.users.ids[0], k=10)
     return {"interactions": interactions, "users": ds.num_users, "items": ds.num_items, "train": int(train.nnz),
-            "base_rss_mb": st.base_mb, "peak_reset": st.resettable, "stages": st.rows}
+            "split": split.method, "base_rss_mb": st.base_mb, "peak_reset": st.resettable, "stages": st.rows}
 
 
 # ---------------------------------------------------------------- parent
@@ -376,7 +376,8 @@ def main() -> None:
                         f"{info['seconds']:.1f} s ({info['bytes'] / 2**20:,.0f} MiB Parquet)")
             path.unlink()
             results.append(info)
-            out(f"{n:,}: train {info['train']:,}, process RSS after imports {info['base_rss_mb']:,.0f} MB")
+            out(f"{n:,}: {info.get('split', 'random')}: train {info['train']:,}, process RSS after imports "
+                f"{info['base_rss_mb']:,.0f} MB")
 
     sizes = [r["interactions"] for r in results]
     names = list(results[0]["stages"])

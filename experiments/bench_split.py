@@ -1,18 +1,18 @@
-"""Where the per-user random split's time goes as the data grows, and what a cache-friendly shuffle would change.
+"""Where the per-user random split's time goes as the data grows: the global shuffle against the grouped one.
 
-``bench_scale.py`` measures the ``random`` split growing with exponent 1.23
-from 1M to 25M interactions, the one stage that must be linear and is not.
-This script times the split's steps one by one on the same synthetic logs
-(ml-25m's shape, graphrec's seeded power-law source) to show which steps
-grow faster than the data, and times a candidate that graphrec does *not*
-ship: a grouped shuffle, which first groups each user's interactions (one
-sort), then orders each group by a uniform random key (a sort that only
-moves entries within their group, so its memory accesses stay local). Both
-give every user a uniformly random order of their interactions, but not the
-same one for the same seed: adopting the candidate would change the split of
-every ``random`` experiment, and so every figure measured on them. The
-script checks that the candidate's parts have the current split's sizes for
-every user and that its train, valid and test are a partition.
+``graphrec.data.random_split`` draws each user's order one of two ways
+(``split.shuffle``). ``global`` (the split of every figure recorded before
+2026-12-07) permutes the whole log, then regroups it by user: random memory
+accesses over the whole log, which grow faster than the log once it leaves
+the CPU's cache (``bench_scale.py`` measured exponent 1.23 from 1M to 25M
+interactions with it). ``grouped`` (the default since) groups each user's
+interactions (one sort), then orders each group by a uniform random key (a
+sort that only moves entries within their group, so its memory accesses stay
+local). Both give every user a uniformly random order of their interactions,
+but not the same one for the same seed. This script times each one's steps
+and each whole split on the same synthetic logs (ml-25m's shape, graphrec's
+seeded power-law source), and checks that the two have the same part sizes
+for every user and that each is a partition of the log.
 
 Each step is timed ``--repeats`` times (median), and each whole split end to
 end the same way (its steps' medians do not add up to it: the whole also
@@ -20,7 +20,7 @@ holds the small steps not timed apart). The exponent of a step is the
 least-squares slope of log(seconds) over log(interactions).
 
 Usage: python experiments/bench_split.py [--sizes 1000000 5000000 25000000] [--repeats 3] [--threads 2] [--out FILE]
-Last line: {"sizes": [...], "current": {"seconds": [...], "exponent": ...}, "grouped": {...}, "steps": {...}}
+Last line: {"sizes": [...], "global": {"seconds": [...], "exponent": ...}, "grouped": {...}, "steps": {...}}
 """
 
 from __future__ import annotations
@@ -62,51 +62,38 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     return float(np.median(secs)), out
 
 
-def grouped_order(user: np.ndarray, num_users: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The candidate: positions grouped by user (one stable sort), each group in the order of a uniform key."""
-    by_user = stable_argsort(user)
-    counts = np.bincount(user, minlength=num_users)
-    key = np.repeat(np.arange(num_users, dtype=np.float64), counts) + np.random.default_rng(seed).random(len(user))
-    return by_user[np.argsort(key, kind="stable")], counts
-
-
 def run_size(n: int, repeats: int, say: Callable[[str], None]) -> dict[str, dict[str, float]]:
     users, items = shape(n, ML25M_ITEMS)
     ds = synthetic_dataset(users, items, n, seed=0, name=f"synthetic-{n}")
     user = ds.interactions.user
     r = S._check_ratios(RATIOS)
-    cur: dict[str, float] = {}
-    cur["duplicate check"], _ = timed(lambda: S._require_unique_pairs(ds), repeats)
-    cur["permutation"], perm = timed(lambda: np.random.default_rng(SEED).permutation(len(user)), repeats)
-    cur["gather user[perm]"], g = timed(lambda: user[perm], repeats)
-    cur["group sort"], idx = timed(lambda: stable_argsort(g), repeats)
-    cur["gather perm[order]"], order = timed(lambda: perm[idx], repeats)
+    glob: dict[str, float] = {}
+    glob["duplicate check"], _ = timed(lambda: S._require_unique_pairs(ds), repeats)
+    glob["permutation"], perm = timed(lambda: np.random.default_rng(SEED).permutation(len(user)), repeats)
+    glob["gather user[perm]"], g = timed(lambda: user[perm], repeats)
+    glob["group sort"], idx = timed(lambda: stable_argsort(g), repeats)
+    glob["gather perm[order]"], order = timed(lambda: perm[idx], repeats)
     counts = np.bincount(g, minlength=ds.num_users)
-    cur["cut into parts"], parts = timed(lambda: S._assign_by_rank(order, counts, len(user), r), repeats)
-    cur["Split checks"], _ = timed(lambda: S.Split(ds, *parts, "x"), repeats)
-    cur["whole random_split"], split = timed(lambda: S.random_split(ds, RATIOS, SEED), repeats)
+    glob["cut into parts"], parts = timed(lambda: S._assign_by_rank(order, counts, len(user), r), repeats)
+    glob["Split checks"], _ = timed(lambda: S.Split(ds, *parts, "x"), repeats)
+    glob["whole random_split"], split = timed(lambda: S.random_split(ds, RATIOS, SEED, shuffle="global"), repeats)
 
-    alt: dict[str, float] = {"duplicate check": cur["duplicate check"], "Split checks": cur["Split checks"]}
-    alt["group, then order by key"], (alt_order, alt_counts) = timed(
-        lambda: grouped_order(user, ds.num_users, SEED), repeats)
-    alt["cut into parts"], alt_parts = timed(lambda: S._assign_by_rank(alt_order, alt_counts, len(user), r), repeats)
-
-    def grouped_split() -> S.Split:  # end to end, as random_split is timed: checks, grouping, cut, Split
-        S._require_unique_pairs(ds)
-        order_, counts_ = grouped_order(user, ds.num_users, SEED)
-        return S.Split(ds, *S._assign_by_rank(order_, counts_, len(user), S._check_ratios(RATIOS)), "grouped")
-
-    alt["whole candidate"], _ = timed(grouped_split, repeats)
-    # the candidate's parts: a partition, with the current split's sizes for every user
-    for name, a, b in zip(S.PARTS, alt_parts, (split.train, split.valid, split.test), strict=True):
-        per_user = np.bincount(user[a], minlength=ds.num_users)
-        if not np.array_equal(per_user, np.bincount(user[b], minlength=ds.num_users)):
-            raise AssertionError(f"the candidate's {name} part has other per-user sizes than the current split's")
-    if not np.array_equal(np.sort(np.concatenate(alt_parts)), np.arange(n)):
-        raise AssertionError("the candidate's parts are not a partition of the log")
-    say(f"{n:,} interactions ({ds.num_users:,} users): current {cur['whole random_split']:.2f} s, "
-        f"candidate {alt['whole candidate']:.2f} s")
-    return {"current": cur, "grouped": alt}
+    grp: dict[str, float] = {"duplicate check": glob["duplicate check"], "Split checks": glob["Split checks"]}
+    grp["group, then shuffle within"], (g_order, g_counts) = timed(
+        lambda: S._shuffled_within(user, ds.num_users, np.random.default_rng(SEED)), repeats)
+    grp["cut into parts"], _ = timed(lambda: S._assign_by_rank(g_order, g_counts, len(user), r), repeats)
+    grp["whole random_split"], grouped = timed(lambda: S.random_split(ds, RATIOS, SEED, shuffle="grouped"), repeats)
+    # the two: partitions of the log, with the same part sizes for every user
+    for name in S.PARTS:
+        a, b = getattr(grouped, name), getattr(split, name)
+        if not np.array_equal(np.bincount(user[a], minlength=ds.num_users), np.bincount(user[b], minlength=ds.num_users)):
+            raise AssertionError(f"the grouped shuffle's {name} part has other per-user sizes than the global one's")
+    for which in (split, grouped):
+        if not np.array_equal(np.sort(np.concatenate([which.train, which.valid, which.test])), np.arange(n)):
+            raise AssertionError(f"{which.method}: the parts are not a partition of the log")
+    say(f"{n:,} interactions ({ds.num_users:,} users): global {glob['whole random_split']:.2f} s, "
+        f"grouped {grp['whole random_split']:.2f} s")
+    return {"global": glob, "grouped": grp}
 
 
 def main() -> None:
@@ -131,7 +118,8 @@ def main() -> None:
     say()
     head = "| step | " + " | ".join(f"{n / 1e6:g}M s" for n in sizes) + " | exponent |"
     result: dict[str, Any] = {"sizes": sizes, "steps": {}}
-    for which, title in (("current", "current split (graphrec)"), ("grouped", "candidate: grouped shuffle")):
+    for which, title in (("global", "shuffle: global (the recorded figures' split)"),
+                         ("grouped", "shuffle: grouped (the default)")):
         say(f"{title}:")
         say(head)
         say("|" + " --- |" * (head.count("|") - 1))
@@ -143,10 +131,10 @@ def main() -> None:
             result["steps"][which][step] = {"seconds": [round(s, 4) for s in secs],
                                             "exponent": None if exp is None else round(exp, 3)}
         say()
-    for which, whole in (("current", "whole random_split"), ("grouped", "whole candidate")):
-        result[which] = result["steps"][which][whole]
-    ratio = [c / g for c, g in zip(result["current"]["seconds"], result["grouped"]["seconds"], strict=True)]
-    say("current / candidate: " + ", ".join(f"{n / 1e6:g}M {x:.2f}×" for n, x in zip(sizes, ratio, strict=True)))
+    for which in ("global", "grouped"):
+        result[which] = result["steps"][which]["whole random_split"]
+    ratio = [c / g for c, g in zip(result["global"]["seconds"], result["grouped"]["seconds"], strict=True)]
+    say("global / grouped: " + ", ".join(f"{n / 1e6:g}M {x:.2f}×" for n, x in zip(sizes, ratio, strict=True)))
     say(json.dumps(result))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -220,7 +220,7 @@ def dataset_from_tsv(paths: dict[str, Path]) -> Split:
 def exported_split(data: Dataset, seed: int, say: Callable[..., Any]) -> Iterator[tuple[dict[str, Path], Split]]:
     """Seed ``seed``'s per-user random 80/10/10 split, exported as TSV files into a temporary folder that lives
     for the ``with`` block: ``(paths, the split as graphrec reads those files back)``; prints the seed's heading."""
-    split = random_split(data, (0.8, 0.1, 0.1), seed=seed)
+    split = random_split(data, (0.8, 0.1, 0.1), seed=seed, shuffle="global")  # the split of the recorded figures
     with tempfile.TemporaryDirectory() as tmp:
         paths = split.export_tsv(tmp)
         sizes = {}

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how to split")
     sp.add_argument("--ratios", default="0.8,0.1,0.1", help="train,valid,test ratios (default 0.8,0.1,0.1)")
     sp.add_argument("--seed", type=int, default=2020, help="seed of the random methods")
+    sp.add_argument("--shuffle", default="grouped", choices=["grouped", "global"],
+                    help="each user's order for --method random and cold-items: grouped (linear in the log) or "
+                         "global (the figures recorded before 2026-12-07)")
     sp.add_argument("--fixed", default=None, help="official split name for --method fixed (ML-100K: u1..u5, ua, ub)")
     sp.add_argument("--implicit", type=float, default=None, metavar="THRESHOLD",
                     help="keep interactions rated at least THRESHOLD, as implicit feedback")
@@ -216,7 +219,8 @@ def _encoder(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from graphrec.text import TextEncoder
 
     return TextEncoder(args.model, batch_size=args.batch_size, device=args.device,
-                       cache_dir=None if args.no_cache else "default")
+                       cache_dir=None if args.no_cache else "default",
+                       progress=sys.stderr.isatty())  # redirected to a file, a bar is only noise
 
 
 def _source(name: str, data_dir: str | None):  # type: ignore[no-untyped-def]
@@ -310,7 +314,7 @@ def cmd_split(args: argparse.Namespace) -> int:
         dataset = to_implicit(dataset, args.implicit)
     if args.k_core is not None:
         dataset = k_core(dataset, args.k_core)
-    split = make_split(dataset, args.method, ratios=ratios, seed=args.seed, fixed=args.fixed)
+    split = make_split(dataset, args.method, ratios=ratios, seed=args.seed, fixed=args.fixed, shuffle=args.shuffle)
     paths = split.export_tsv(args.out)
     print(format_split(split))
     for _name, path in paths.items():
@@ -518,45 +522,75 @@ def _raw_id(ids: Any, value: str, what: str, dataset: str) -> object:
     return value
 
 
-def _deployed(run_dir: str, data_dir: str | None = None):  # type: ignore[no-untyped-def]
-    """The run's bundle (no dataset needed); a run written before bundles gets one first, from its data."""
-    import graphrec
-
-    run = Path(run_dir)
+def _ensure_bundle(run: Path, data_dir: str | None) -> None:
+    """A run written before bundles gets one, once, from its data."""
     if not (run / "bundle.json").is_file() and (run / "best.pt").is_file() and (run / "config.yaml").is_file():
         from graphrec.run.pipeline import export_bundle
 
         print(f"{run}: no bundle yet (a run of an earlier graphrec); writing it once from the run's data",
               file=sys.stderr)
         export_bundle(run, data_dir=data_dir)
-    return graphrec.load(run)
 
 
-def _served_since(run_dir: str, live: bool) -> None:
-    """Without ``--live``, say on stderr when the service has recorded writes the trained run's answers leave out."""
+def _deployed(run_dir: str, data_dir: str | None = None):  # type: ignore[no-untyped-def]
+    """The run's bundle (no dataset needed); a run written before bundles gets one first, from its data."""
+    import graphrec
+
+    _ensure_bundle(Path(run_dir), data_dir)
+    return graphrec.load(run_dir)
+
+
+def _service_log(run_dir: str) -> Path | None:
+    """The service's log of a run where it holds writes (``graphrec serve`` answers with them), else None."""
     log = Path(run_dir) / "serving" / "events.log"
-    if not live and log.is_file() and log.stat().st_size > 0:
+    return log if log.is_file() and log.stat().st_size > 0 else None
+
+
+def _live(run_dir: str, data_dir: str | None):  # type: ignore[no-untyped-def]
+    """The run as ``graphrec serve`` answers now: its bundle with the service's log replayed; None where the
+    service has recorded nothing (then the trained run's answers are the service's). Read-only: no log is
+    created, and the text encoder is loaded only where the log holds items added from their text."""
+    log = _service_log(run_dir)
+    if log is None:
+        return None
+    _ensure_bundle(Path(run_dir), data_dir)
+    from graphrec.serve.live import TextUnavailable, open_live
+
+    try:
+        try:
+            return open_live(run_dir, text=False)
+        except TextUnavailable:
+            return open_live(run_dir)
+    except PermissionError as exc:
+        raise GraphrecError(f"{log}: {exc.strerror}; --live opens the service's log as the service does") from None
+
+
+def _note_trained(run_dir: str, live: object) -> None:
+    """Answering from the trained run, say on stderr when the service has recorded writes since."""
+    log = _service_log(run_dir)
+    if live is None and log is not None:
         print(f"note: the service has recorded writes since training ({log}); these are the trained run's "
               "answers, --live gives the service's", file=sys.stderr)
 
 
-def _live(run_dir: str, data_dir: str | None):  # type: ignore[no-untyped-def]
-    """The run as 'graphrec serve' answers: its bundle with the service's log replayed."""
-    from graphrec.serve.live import open_live
+def _why_live(live, user: object, item: object) -> str:  # type: ignore[no-untyped-def]
+    from graphrec.serve.live import NotExplainable
 
-    _deployed(run_dir, data_dir)  # a run written before bundles gets one first
-    return open_live(run_dir)
+    try:
+        return live.explain(user, item).text()
+    except NotExplainable as exc:
+        return f"(no explanation: {exc})"
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    _served_since(args.run_dir, args.live)
-    if args.live:
-        if args.include_seen:
-            raise GraphrecError("--include-seen with --live: the service always leaves out what a user interacted with")
-        live = _live(args.run_dir, args.data_dir)
-        recs = live.recommend(args.user, k=args.k)
-        listed = [(r.item, r.score, r.title) for r in recs]
-        why = [live.explain(args.user, item).text() for item, _, _ in listed] if args.explain else None
+    if args.live and args.include_seen:
+        raise GraphrecError("--include-seen with --live: the service always leaves out what a user interacted with")
+    live = _live(args.run_dir, args.data_dir) if args.live else None
+    _note_trained(args.run_dir, live)
+    if live is not None:
+        listed = [(r.item, r.score, r.title) for r in live.recommend(args.user, k=args.k)]
+        # an item or a user added through the service has no explanation: said in its place
+        why = [_why_live(live, args.user, item) for item, _, _ in listed] if args.explain else None
         user: object = args.user
         kind = f"{type(live.deployed.model).__name__}, live"
     else:
@@ -581,10 +615,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     if args.out is not None and Path(args.out).suffix.lower() not in FORMATS:  # before loading the run
         raise GraphrecError(f"--out {args.out}: unknown explanation format; use .png, .json or .html")
-    _served_since(args.run_dir, args.live)
-    if args.live:
-        live = _live(args.run_dir, args.data_dir)
-        ex = live.explain(args.user, live.recommend(args.user, k=1)[0].item if args.item is None else args.item)
+    live = _live(args.run_dir, args.data_dir) if args.live else None
+    _note_trained(args.run_dir, live)
+    if live is not None:
+        if args.item is None:  # the user's first recommendation the trained model can explain (not one added since)
+            trained = [r.item for r in live.recommend(args.user, k=live.items_count)
+                       if live.item_index(r.item) < live.num_items]
+            item = trained[0] if trained else None
+        ex = live.explain(args.user, item if args.item is None else args.item)
     else:
         model = _deployed(args.run_dir, args.data_dir)
         user = _raw_id(model.users.ids, args.user, "user", args.run_dir)

@@ -44,7 +44,8 @@ def graphrec_side(a: argparse.Namespace, work: Path) -> dict[str, Any]:
     from graphrec.graph import normalized_adjacency
     from graphrec.nn import LightGCN
 
-    split = random_split(load_movielens("ml-100k", a.data_dir, download=False), (0.8, 0.1, 0.1), seed=a.seed)
+    split = random_split(load_movielens("ml-100k", a.data_dir, download=False), (0.8, 0.1, 0.1), seed=a.seed,
+                         shuffle="global")  # the split of the recorded figures
     same = dataset_from_tsv(split.export_tsv(work))
     ds, tr = same.dataset, same.part("train")
     adj = normalized_adjacency(to_csr(tr.user, tr.item, ds.num_users, ds.num_items))

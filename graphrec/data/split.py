@@ -32,6 +32,9 @@ from graphrec.matrices import count_repeats, in_sorted, stable_argsort
 PARTS = ("train", "valid", "test")
 TimeCutoff = Literal["none", "global", "per-user"]
 SplitMethod = Literal["random", "temporal", "user-temporal", "leave-one-out", "fixed", "cold-items"]
+#: how :func:`random_split` draws each user's order (see there)
+Shuffle = Literal["grouped", "global"]
+SHUFFLES: tuple[Shuffle, ...] = ("grouped", "global")
 
 
 @dataclass(frozen=True)
@@ -228,15 +231,62 @@ def _grouped(perm: np.ndarray, group: np.ndarray, num_groups: int) -> tuple[np.n
     return perm[stable_argsort(g)], np.bincount(g, minlength=num_groups)
 
 
-def random_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 2020) -> Split:
-    """Per-user random split: each user's interactions shuffled and cut by ``ratios``."""
+def _shuffled_within(group: np.ndarray, num_groups: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Positions grouped by ``group`` (one sort), each group in a uniformly random order, and the group sizes.
+
+    Within its group each position gets a uniform random integer key below the group's own key range, so one
+    stable argsort of ``group << s | random`` over the grouped positions orders every group at random while
+    moving entries only inside it: its memory accesses stay local (a permutation of the whole log is a random
+    access per entry, which grows faster than the log once it leaves the CPU's cache). Ties of the random keys
+    (``s`` >= 32 bits for up to 2^31 groups) keep the log's order.
+    """
+    by_group = stable_argsort(group)
+    counts = np.bincount(group, minlength=num_groups)
+    shift = 63 - max(1, int(num_groups - 1).bit_length())
+    key = np.repeat(np.arange(num_groups, dtype=np.int64) << shift, counts)
+    key |= rng.integers(0, 1 << shift, size=len(group), dtype=np.int64)
+    return by_group[np.argsort(key, kind="stable")], counts
+
+
+def _per_user_order(positions: np.ndarray | None, user: np.ndarray, num_users: int, rng: np.random.Generator,
+                    shuffle: Shuffle) -> tuple[np.ndarray, np.ndarray]:
+    """``positions`` (None: the whole log) grouped by user, each user's in a random order drawn by ``shuffle``
+    (:func:`random_split`), and the users' counts."""
+    if shuffle == "global":
+        perm = rng.permutation(len(user) if positions is None else len(positions))
+        return _grouped(perm if positions is None else positions[perm], user, num_users)
+    if shuffle == "grouped":
+        if positions is None:
+            return _shuffled_within(user, num_users, rng)
+        order, counts = _shuffled_within(user[positions], num_users, rng)
+        return positions[order], counts
+    raise ValueError(f"shuffle must be one of {list(SHUFFLES)}, got {shuffle!r}")
+
+
+def random_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 2020,
+                 shuffle: Shuffle = "grouped") -> Split:
+    """Per-user random split: each user's interactions in a uniformly random order, cut by ``ratios``.
+
+    Args:
+        shuffle: How that order is drawn. Both give every user a uniformly random order, but not the same one
+            for a seed. ``"grouped"`` groups each user's interactions, then shuffles inside each group: its
+            time grows linearly with the log. ``"global"`` permutes the whole log, then regroups it by user:
+            the split of every figure graphrec recorded before 2026-12-07 (the experiment files that hold them
+            say ``shuffle: global``); its random accesses over the whole log grow faster than the log once it
+            leaves the CPU's cache (``python experiments/bench_split.py`` times both).
+    """
     _require_unique_pairs(dataset)
     r = _check_ratios(ratios)
     user = dataset.interactions.user
-    perm = np.random.default_rng(seed).permutation(len(user))
-    order, counts = _grouped(perm, user, dataset.num_users)
+    order, counts = _per_user_order(None, user, dataset.num_users, np.random.default_rng(seed), shuffle)
     train, valid, test = _assign_by_rank(order, counts, len(user), r)
-    return Split(dataset, train, valid, test, f"random {_fmt(r)} seed={seed}")
+    return Split(dataset, train, valid, test, f"random {_fmt(r)} seed={seed}" + _shuffle_name(shuffle))
+
+
+def _shuffle_name(shuffle: Shuffle) -> str:
+    """The method name's suffix: the global shuffle's splits were recorded as "random ... seed=S", which keeps
+    that meaning."""
+    return " shuffle=grouped" if shuffle == "grouped" else ""
 
 
 def temporal_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), per_user: bool = False) -> Split:
@@ -341,12 +391,13 @@ def _fmt(r: np.ndarray) -> str:
 
 
 def cold_item_split(dataset: Dataset, item_fraction: float = 0.1, ratios: Sequence[float] = (0.8, 0.1, 0.1),
-                    seed: int = 2020) -> Split:
+                    seed: int = 2020, shuffle: Shuffle = "grouped") -> Split:
     """Cold-start items: a random ``item_fraction`` of the items with interactions is held out entirely.
 
     Every interaction with a held-out item goes to test, so the model never
     sees them in train; the other interactions are split per user by
-    ``ratios`` (RecBole's rule), their test part also going to test. Which
+    ``ratios`` (RecBole's rule, each user's order drawn as ``shuffle`` says:
+    :func:`random_split`), their test part also going to test. Which
     items are cold: :meth:`Split.stats` (``cold_items["test"]``), or the items
     of test without train interactions.
     """
@@ -360,19 +411,21 @@ def cold_item_split(dataset: Dataset, item_fraction: float = 0.1, ratios: Sequen
     cold = rng.choice(active, size=max(1, round(item_fraction * len(active))), replace=False)
     is_cold = np.isin(inter.item, cold)
     warm = np.flatnonzero(~is_cold)
-    order, counts = _grouped(warm[rng.permutation(len(warm))], inter.user, dataset.num_users)
+    order, counts = _per_user_order(warm, inter.user, dataset.num_users, rng, shuffle)
     train, valid, test = _assign_by_rank(order, counts, len(inter), r)
     test = np.sort(np.concatenate([test, np.flatnonzero(is_cold)]))
-    return Split(dataset, train, valid, test, f"cold-items {item_fraction:g} + random {_fmt(r)} seed={seed}")
+    method = f"cold-items {item_fraction:g} + random {_fmt(r)} seed={seed}" + _shuffle_name(shuffle)
+    return Split(dataset, train, valid, test, method)
 
 
 def make_split(dataset: Dataset, method: str, *, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 2020,
-               fixed: str | None = None, cold_fraction: float = 0.1) -> Split:
-    """Dispatch by method name: ``random``, ``temporal``, ``user-temporal``, ``leave-one-out``, ``fixed``, ``cold-items``."""
+               fixed: str | None = None, cold_fraction: float = 0.1, shuffle: Shuffle = "grouped") -> Split:
+    """Dispatch by method name: ``random``, ``temporal``, ``user-temporal``, ``leave-one-out``, ``fixed``, ``cold-items``
+    (``shuffle``: :func:`random_split`'s, also read by ``cold-items``)."""
     if method == "random":
-        return random_split(dataset, ratios, seed)
+        return random_split(dataset, ratios, seed, shuffle)
     if method == "cold-items":
-        return cold_item_split(dataset, cold_fraction, ratios, seed)
+        return cold_item_split(dataset, cold_fraction, ratios, seed, shuffle)
     if method == "temporal":
         return temporal_split(dataset, ratios, per_user=False)
     if method == "user-temporal":

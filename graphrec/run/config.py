@@ -31,13 +31,17 @@ LEGACY_MODELS: dict[str, dict[str, Any]] = {"text-lightgcn": {"name": "lightgcn"
 @dataclass(frozen=True)
 class SplitSection:
     """Attributes: method (random, temporal, user-temporal, leave-one-out, fixed, cold-items), ratios, seed,
-    fixed (an official split's name), cold_fraction (share of items held out entirely by ``cold-items``)."""
+    fixed (an official split's name), cold_fraction (share of items held out entirely by ``cold-items``),
+    shuffle (each user's order in ``random`` and ``cold-items``, which alone read it, as ``seed``: ``grouped``,
+    linear in the log, or ``global``, the split of the figures recorded before 2026-12-07;
+    :func:`graphrec.data.random_split`)."""
 
     method: Literal["random", "temporal", "user-temporal", "leave-one-out", "fixed", "cold-items"] = "random"
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 2020
     fixed: str | None = None
     cold_fraction: float = 0.1
+    shuffle: Literal["grouped", "global"] = "grouped"
 
     def __post_init__(self) -> None:
         if any(r < 0 for r in self.ratios) or self.ratios[0] <= 0 or abs(sum(self.ratios) - 1.0) > 1e-6:
@@ -210,7 +214,11 @@ def with_overrides(config: ExperimentConfig, overrides: dict[str, Any], where: s
 
 
 def _only_read(raw: dict[str, Any]) -> dict[str, Any]:
-    """``raw`` without the keys its model does not read (see :func:`check_unused`), old model names translated."""
+    """``raw`` without the keys its model does not read (see :func:`check_unused`), old model names translated;
+    a random split written before ``split.shuffle`` existed is the global shuffle it was made with."""
+    split = raw.get("split")
+    if split is None or (isinstance(split, dict) and "shuffle" not in split):
+        raw = {**raw, "split": {**(split or {}), "shuffle": "global"}}
     section = raw.get("model")
     model: dict[str, Any] = dict(section) if isinstance(section, dict) else {}
     name = model.get("name", DEFAULT_MODEL)

@@ -63,7 +63,7 @@ def prepare(config: ExperimentConfig, with_text: bool | None = None) -> Prepared
     c = config
     ds = c.dataset.load(download=True)
     split = make_split(ds, c.split.method, ratios=c.split.ratios, seed=c.split.seed, fixed=c.split.fixed,
-                       cold_fraction=c.split.cold_fraction)
+                       cold_fraction=c.split.cold_fraction, shuffle=c.split.shuffle)
     needs = c.model.needs()
     need_text = needs.item_text if with_text is None else with_text
     encoder = None

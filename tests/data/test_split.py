@@ -104,12 +104,13 @@ def unique_pairs(users, items, ts):
 
 
 @settings(max_examples=60, deadline=None)
-@given(logs, st.integers(0, 2**32 - 1), st.sampled_from(["random", "temporal", "user-temporal", "loo"]))
+@given(logs, st.integers(0, 2**32 - 1), st.sampled_from(["random", "random-global", "temporal", "user-temporal", "loo"]))
 def test_split_invariants(log, seed, method):
     users, items, ts = unique_pairs(*log)
     ds = make_dataset(users, items, timestamps=ts, num_users=8, num_items=12)
     make = {
         "random": lambda: random_split(ds, (0.7, 0.15, 0.15), seed=seed),
+        "random-global": lambda: random_split(ds, (0.7, 0.15, 0.15), seed=seed, shuffle="global"),
         "temporal": lambda: temporal_split(ds, (0.7, 0.15, 0.15)),
         "user-temporal": lambda: temporal_split(ds, (0.7, 0.15, 0.15), per_user=True),
         "loo": lambda: leave_one_out(ds),
@@ -136,6 +137,44 @@ def test_different_seed_different_split(ml100k):
     np.testing.assert_array_equal(random_split(ml100k, seed=1).test, a.test)
 
 
+def test_the_global_shuffle_is_the_split_of_the_recorded_figures(ml100k):
+    """shuffle="global" is, entry for entry, the split every figure before 2026-12-07 was measured on: one
+    permutation of the log, regrouped by user in its order, each user's last floor(10%) test, the 10% before
+    valid (ML-100K users have >= 20 interactions: no share rounds to zero)."""
+    s = random_split(ml100k, (0.8, 0.1, 0.1), seed=2020, shuffle="global")
+    user = ml100k.interactions.user
+    perm = np.random.default_rng(2020).permutation(len(user))
+    order = perm[np.argsort(user[perm], kind="stable")]
+    n = np.bincount(user)
+    end = np.cumsum(n)
+    tenth = n // 10
+    want_test = np.concatenate([order[e - t:e] for e, t in zip(end, tenth, strict=True)])
+    want_valid = np.concatenate([order[e - 2 * t:e - t] for e, t in zip(end, tenth, strict=True)])
+    np.testing.assert_array_equal(s.test, np.sort(want_test))
+    np.testing.assert_array_equal(s.valid, np.sort(want_valid))
+    assert s.method == "random 0.8/0.1/0.1 seed=2020"  # the name the recorded runs carry
+    grouped = random_split(ml100k, (0.8, 0.1, 0.1), seed=2020)
+    assert grouped.method == "random 0.8/0.1/0.1 seed=2020 shuffle=grouped" and not np.array_equal(grouped.test, s.test)
+
+
+@pytest.mark.parametrize("shuffle", ["grouped", "global"])
+def test_each_interaction_of_a_user_is_equally_likely_held_out(shuffle):
+    """Two users of 10 interactions: each split holds out 1 of each user's 10 in valid and 1 in test. Over 2,000
+    seeds every interaction's test count is Binomial(2000, 0.1): mean 200, sd 13.4; 200 +- 60 is 4.5 sd."""
+    ds = make_dataset([0] * 10 + [1] * 10, list(range(10)) * 2)
+    test, valid = np.zeros(20), np.zeros(20)
+    for seed in range(2000):
+        s = random_split(ds, (0.8, 0.1, 0.1), seed=seed, shuffle=shuffle)
+        test[s.test] += 1
+        valid[s.valid] += 1
+    assert 140 < test.min() and test.max() < 260 and 140 < valid.min() and valid.max() < 260
+
+
+def test_a_random_split_refuses_an_unknown_shuffle(ml100k):
+    with pytest.raises(ValueError, match=r"shuffle must be one of \['grouped', 'global'\], got 'local'"):
+        random_split(ml100k, shuffle="local")  # type: ignore[arg-type]
+
+
 def test_cold_item_split_holds_items_out_entirely(ml100k):
     from graphrec.data import cold_item_split
 
@@ -152,6 +191,11 @@ def test_cold_item_split_holds_items_out_entirely(ml100k):
     in_cold = np.isin(inter.item, list(cold))
     assert set(np.flatnonzero(in_cold).tolist()) <= set(s.test.tolist())
     assert cold_item_split(ml100k, 0.1, seed=3).test.tolist() == s.test.tolist()
+    # the same items held out with either shuffle (drawn first); the warm interactions' cut differs
+    old = cold_item_split(ml100k, 0.1, seed=3, shuffle="global")
+    total = np.bincount(inter.item, minlength=ml100k.num_items)
+    held = lambda sp: set(np.flatnonzero(np.bincount(inter.item[sp.test], minlength=ml100k.num_items) == total))  # noqa: E731
+    assert len(held(old) & held(s)) >= round(0.1 * 1682) and not np.array_equal(old.test, s.test)
 
 
 def _tagged() -> Dataset:

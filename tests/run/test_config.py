@@ -111,3 +111,14 @@ def test_old_run_directory_config_is_translated(tmp_path):
     c = load_config(write(tmp_path, old), strict=False)
     assert (c.model.name, c.model.item_features, c.model.dim, c.text.batch_size) == ("lightgcn", "text", 32, 16)
     assert load_config(write(tmp_path, dump_config(c))) == c
+
+
+def test_a_run_directory_written_before_split_shuffle_keeps_the_global_shuffle(tmp_path):
+    """A run's config.yaml without split.shuffle was split with the global shuffle: read from a run directory
+    (strict=False: resume, retrain, bundles) it stays so; an experiment file without it gets the default."""
+    old = write(tmp_path, "name: t\nsplit:\n  method: random\n  seed: 7\nmodel:\n  name: mf-bpr\n")
+    assert load_config(old, strict=False).split.shuffle == "global"
+    assert load_config(old).split.shuffle == "grouped"
+    assert load_config(write(tmp_path, "name: t\nmodel:\n  name: mf-bpr\n"), strict=False).split.shuffle == "global"
+    new = load_config(write(tmp_path, "name: t\nmodel:\n  name: mf-bpr\n"))
+    assert load_config(write(tmp_path, dump_config(new)), strict=False).split.shuffle == "grouped"  # written since
