@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--ratios", default="0.8,0.1,0.1", help="train,valid,test ratios (default 0.8,0.1,0.1)")
     sp.add_argument("--seed", type=int, default=2020, help="seed of the random methods")
     sp.add_argument("--shuffle", default="grouped", choices=["grouped", "global"],
-                    help="each user's order for --method random and cold-items: grouped (linear in the log) or "
-                         "global (the figures recorded before 2026-12-07)")
+                    help="each user's order for --method random and cold-items: grouped (shuffled within each "
+                         "user: local memory access) or global (the figures recorded before 2026-12-07)")
     sp.add_argument("--fixed", default=None, help="official split name for --method fixed (ML-100K: u1..u5, ua, ub)")
     sp.add_argument("--implicit", type=float, default=None, metavar="THRESHOLD",
                     help="keep interactions rated at least THRESHOLD, as implicit feedback")

@@ -269,8 +269,8 @@ def random_split(dataset: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), se
 
     Args:
         shuffle: How that order is drawn. Both give every user a uniformly random order, but not the same one
-            for a seed. ``"grouped"`` groups each user's interactions, then shuffles inside each group: its
-            time grows linearly with the log. ``"global"`` permutes the whole log, then regroups it by user:
+            for a seed. ``"grouped"`` groups each user's interactions, then shuffles inside each group (two
+            sorts whose memory accesses stay local). ``"global"`` permutes the whole log, then regroups it by user:
             the split of every figure graphrec recorded before 2026-12-07 (the experiment files that hold them
             say ``shuffle: global``); its random accesses over the whole log grow faster than the log once it
             leaves the CPU's cache (``python experiments/bench_split.py`` times both).

@@ -33,7 +33,7 @@ class SplitSection:
     """Attributes: method (random, temporal, user-temporal, leave-one-out, fixed, cold-items), ratios, seed,
     fixed (an official split's name), cold_fraction (share of items held out entirely by ``cold-items``),
     shuffle (each user's order in ``random`` and ``cold-items``, which alone read it, as ``seed``: ``grouped``,
-    linear in the log, or ``global``, the split of the figures recorded before 2026-12-07;
+    local memory access, or ``global``, the split of the figures recorded before 2026-12-07;
     :func:`graphrec.data.random_split`)."""
 
     method: Literal["random", "temporal", "user-temporal", "leave-one-out", "fixed", "cold-items"] = "random"
@@ -213,12 +213,23 @@ def with_overrides(config: ExperimentConfig, overrides: dict[str, Any], where: s
     return config_from_dict(config.to_dict(), overrides, where=where)
 
 
+def with_recorded_shuffle(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` (an experiment's sections, as a run directory or a tune study recorded them) with ``split.shuffle:
+    global`` where a shuffling split (``random``, ``cold-items``) was written before the key existed: the split
+    it was made with."""
+    split = raw.get("split")
+    if split is not None and not isinstance(split, dict):
+        return raw
+    split = dict(split or {})
+    if "shuffle" in split or split.get("method", "random") not in ("random", "cold-items"):
+        return raw
+    return {**raw, "split": {**split, "shuffle": "global"}}
+
+
 def _only_read(raw: dict[str, Any]) -> dict[str, Any]:
     """``raw`` without the keys its model does not read (see :func:`check_unused`), old model names translated;
     a random split written before ``split.shuffle`` existed is the global shuffle it was made with."""
-    split = raw.get("split")
-    if split is None or (isinstance(split, dict) and "shuffle" not in split):
-        raw = {**raw, "split": {**(split or {}), "shuffle": "global"}}
+    raw = with_recorded_shuffle(raw)
     section = raw.get("model")
     model: dict[str, Any] = dict(section) if isinstance(section, dict) else {}
     name = model.get("name", DEFAULT_MODEL)

@@ -40,7 +40,7 @@ import yaml
 from graphrec.errors import ConfigError, GraphrecError
 from graphrec.fs import atomic_write_text
 from graphrec.nn.spec import Choice, FloatRange, IntRange, Range
-from graphrec.run.config import ExperimentConfig, dump_config, with_overrides
+from graphrec.run.config import ExperimentConfig, dump_config, with_overrides, with_recorded_shuffle
 
 #: evaluations every trial gets before the pruner may stop it
 WARMUP_EVALS = 30
@@ -278,12 +278,20 @@ def _check_same_study(directory: Path, config: ExperimentConfig, space: Mapping[
                                sort_keys=False)
     marker = directory / "tune.yaml"
     if (directory / STUDY_FILE).exists() and marker.exists():
-        if marker.read_text() != described:
+        if marker.read_text() != described and _recorded(marker.read_text()) != described:
             raise ConfigError(f"{directory} holds a study of another experiment or search space ({marker}); "
                               "give another --out, or delete the directory to start over")
     elif (directory / STUDY_FILE).exists():
         raise ConfigError(f"{directory / STUDY_FILE} exists without {marker.name}: not a graphrec tune directory")
     atomic_write_text(marker, described)
+
+
+def _recorded(text: str) -> str | None:
+    """A ``tune.yaml`` written before ``split.shuffle`` existed, as it reads now (its split was the global one)."""
+    stored = yaml.safe_load(text)
+    if not isinstance(stored, dict) or not isinstance(stored.get("experiment"), dict):
+        return None
+    return yaml.safe_dump({**stored, "experiment": with_recorded_shuffle(stored["experiment"])}, sort_keys=False)
 
 
 def _counted(study: Any, optuna: Any) -> int:

@@ -120,5 +120,7 @@ def test_a_run_directory_written_before_split_shuffle_keeps_the_global_shuffle(t
     assert load_config(old, strict=False).split.shuffle == "global"
     assert load_config(old).split.shuffle == "grouped"
     assert load_config(write(tmp_path, "name: t\nmodel:\n  name: mf-bpr\n"), strict=False).split.shuffle == "global"
+    fixed = write(tmp_path, "name: t\nsplit:\n  method: fixed\n  fixed: u1\nmodel:\n  name: mf-bpr\n")
+    assert load_config(fixed, strict=False) == load_config(fixed)  # no shuffle to keep: resumes as written
     new = load_config(write(tmp_path, "name: t\nmodel:\n  name: mf-bpr\n"))
     assert load_config(write(tmp_path, dump_config(new)), strict=False).split.shuffle == "grouped"  # written since

@@ -153,3 +153,25 @@ def test_cli_tune_show_space_and_run(tmp_path, capsys):
     assert "trial 1 (2/2 done): valid ndcg@20" in out and "best configuration:" in out
     assert main(["tune", exp, "--trials", "0", "--out", str(tmp_path / "tune")]) == 2
     assert "trials (--trials) must be >= 1" in capsys.readouterr().err
+
+
+def test_a_study_recorded_before_split_shuffle_continues_as_the_global_shuffle(tmp_path):
+    """A tune.yaml written before split.shuffle existed holds no key: its trials were split with the global
+    shuffle, so the same experiment pinned to it continues the study; the grouped default is another one."""
+    from dataclasses import replace
+
+    from graphrec.run.tuning import STUDY_FILE, _check_same_study, default_space
+
+    pinned = with_overrides(experiment(tmp_path, "model:\n  name: ease\n"), {"split.shuffle": "global"})
+    space = default_space(pinned)
+    study = tmp_path / "study"
+    study.mkdir()
+    old = pinned.to_dict()
+    del old["split"]["shuffle"]
+    (study / "tune.yaml").write_text(yaml.safe_dump({"experiment": old, "space": {k: repr(v) for k, v in space.items()}},
+                                                    sort_keys=False))
+    (study / STUDY_FILE).write_text("")
+    with pytest.raises(ConfigError, match="holds a study of another experiment"):
+        _check_same_study(study, replace(pinned, split=replace(pinned.split, shuffle="grouped")), space)
+    _check_same_study(study, pinned, space)  # continues, and records the key from now on
+    assert yaml.safe_load((study / "tune.yaml").read_text())["experiment"]["split"]["shuffle"] == "global"
