@@ -66,6 +66,11 @@ def _dataset_names() -> str:
 _NAME_HELP = "a dataset: one of the manifests' names (graphrec datasets list), or a YAML file with a dataset: section"
 
 
+#: graphrec recommend / explain --live
+LIVE_HELP = ("answer as 'graphrec serve' does now: with what the service recorded since training "
+             "(RUN_DIR/serving/events.log)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from graphrec import __version__
 
@@ -149,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--k", type=int, default=10, help="how many items")
     rc.add_argument("--include-seen", action="store_true", help="do not leave out the user's train/valid items")
     rc.add_argument("--explain", action="store_true", help="a sentence per item: why it was recommended")
-    rc.add_argument("--live", action="store_true", help="answer as 'graphrec serve' does now: with what the service recorded since training (RUN_DIR/serving/events.log)")
+    rc.add_argument("--live", action="store_true", help=LIVE_HELP)
     rc.add_argument("--data-dir", default=None,
                     help="only for a run written before bundles: where its dataset is (the bundle is written once)")
 
@@ -158,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--user", required=True, help="raw user id (as in the dataset)")
     ex.add_argument("--item", default=None, help="raw item id (default: the user's top-1 recommendation)")
     ex.add_argument("--out", default=None, help="write the explanation: .png (drawing), .json or .html, by extension")
-    ex.add_argument("--live", action="store_true", help="answer as 'graphrec serve' does now: with what the service recorded since training (RUN_DIR/serving/events.log)")
+    ex.add_argument("--live", action="store_true", help=LIVE_HELP)
     ex.add_argument("--data-dir", default=None,
                     help="only for a run written before bundles: where its dataset is (the bundle is written once)")
 
@@ -565,10 +570,10 @@ def _live(run_dir: str, data_dir: str | None):  # type: ignore[no-untyped-def]
         raise GraphrecError(f"{log}: {exc.strerror}; --live opens the service's log as the service does") from None
 
 
-def _note_trained(run_dir: str, live: object) -> None:
+def _note_trained(run_dir: str) -> None:
     """Answering from the trained run, say on stderr when the service has recorded writes since."""
     log = _service_log(run_dir)
-    if live is None and log is not None:
+    if log is not None:
         print(f"note: the service has recorded writes since training ({log}); these are the trained run's "
               "answers, --live gives the service's", file=sys.stderr)
 
@@ -586,7 +591,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if args.live and args.include_seen:
         raise GraphrecError("--include-seen with --live: the service always leaves out what a user interacted with")
     live = _live(args.run_dir, args.data_dir) if args.live else None
-    _note_trained(args.run_dir, live)
+    if live is None:
+        _note_trained(args.run_dir)
     if live is not None:
         listed = [(r.item, r.score, r.title) for r in live.recommend(args.user, k=args.k)]
         # an item or a user added through the service has no explanation: said in its place
@@ -616,10 +622,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.out is not None and Path(args.out).suffix.lower() not in FORMATS:  # before loading the run
         raise GraphrecError(f"--out {args.out}: unknown explanation format; use .png, .json or .html")
     live = _live(args.run_dir, args.data_dir) if args.live else None
-    _note_trained(args.run_dir, live)
+    if live is None:
+        _note_trained(args.run_dir)
     if live is not None:
-        if args.item is None:  # the user's first recommendation the trained model can explain (not one added since)
-            trained = [r.item for r in live.recommend(args.user, k=live.items_count)
+        if args.item is None:  # the user's first recommendation the trained model can explain (not one added since):
+            added = live.items_count - live.num_items  # among the first 1 + (items added since) of the list
+            trained = [r.item for r in live.recommend(args.user, k=min(live.items_count, 1 + added))
                        if live.item_index(r.item) < live.num_items]
             item = trained[0] if trained else None
         ex = live.explain(args.user, item if args.item is None else args.item)

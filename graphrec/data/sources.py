@@ -165,9 +165,9 @@ class LightGCNSource(SourceConfig):
     data_dir: str | None = None
 
     def folder(self) -> Path:
-        data_dir = _data_dir(self.data_dir)
         if self.path is not None:
-            return _resolve(self.path, str(data_dir) if data_dir else None, "dataset.path")
+            return _resolve(self.path, self.data_dir, "dataset.path")
+        data_dir = _data_dir(self.data_dir)
         if data_dir is None:
             raise DatasetNotFoundError(f"dataset {self.name!r}: no path; set dataset.path, or put the folder "
                                        f"{self.name}/ in --data-dir or $GRAPHREC_DATA_DIR")

@@ -19,7 +19,7 @@ from torch_geometric.data import HeteroData
 from graphrec.data.vocab import Vocabulary
 from graphrec.errors import ConfigError, UnknownIdError
 from graphrec.eval.topk import mask_seen, unseen_scores
-from graphrec.explain.explanation import Contribution, ExplainEdge, ExplainNode, Explanation
+from graphrec.explain.explanation import Contribution, ExplainEdge, ExplainNode, Explanation, type_name
 from graphrec.explain.lightgcn import WalkTerms, edge_flows, first_hop, walk_terms
 from graphrec.explain.sage import EdgeAttributions, graphsage_edge_attributions
 from graphrec.graph.builder import INTERACTS, node_labels, node_raw_ids
@@ -569,7 +569,7 @@ class Explainer:
                 out.append(Contribution(self._label(k), "neighbor" if t == "user" else "item", v, (k,)))
             else:
                 whose = "your" if side == "user" else "its"
-                out.append(Contribution(f"{whose} {t.replace('_', ' ')} ({self._label(k)})", "attribute", v, (k,)))
+                out.append(Contribution(f"{whose} {type_name(t)} ({self._label(k)})", "attribute", v, (k,)))
         if further:
             out.append(Contribution("messages from further away", "remainder", further))
         out.append(Contribution("its own features and yours, before any message", "baseline", baseline))

@@ -64,6 +64,11 @@ _ROLE_COLOURS = {"user": "#1f77b4", "recommended": "#d62728", "history": "#ff7f0
                  "item": "#fdd0a2", "attribute": "#2ca02c"}
 
 
+def type_name(node_type: str) -> str:
+    """A node type in words (``"release_decade"`` -> ``"release decade"``), as sentences and pictures name it."""
+    return node_type.replace("_", " ")
+
+
 @dataclass(frozen=True)
 class ExplainNode:
     """One node of an explanation subgraph.
@@ -97,7 +102,7 @@ class ExplainNode:
     def caption(self) -> str:
         """The name a picture shows: an attribute with its type (``"gender: M"``, ``"decade: 1950s"``), for a
         value alone can say little; a user or an item by its label."""
-        return self.label if self.type in ("user", "item") else f"{self.type.replace('_', ' ')}: {self.label}"
+        return self.label if self.type in ("user", "item") else f"{type_name(self.type)}: {self.label}"
 
 
 @dataclass(frozen=True)
@@ -512,7 +517,7 @@ class Explanation:
                 clauses.append((at, f"{who} who {verb} {items} {verb} it too"))
             else:
                 attr = self.node(way)  # "its decade (1950s)", as the parts name it
-                shared.append(f"its {attr.type.replace('_', ' ')} ({attr.label}) with {_join(titles)}")
+                shared.append(f"its {type_name(attr.type)} ({attr.label}) with {_join(titles)}")
                 shared_at = min(shared_at, at)
         if shared:
             clauses.append((shared_at, f"it shares {_join(shared)}, which you {verb}"))

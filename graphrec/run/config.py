@@ -12,6 +12,7 @@ import yaml
 
 from graphrec.config import from_dict
 from graphrec.data.sources import MovieLensSource, SourceConfig
+from graphrec.data.split import Shuffle
 from graphrec.errors import ConfigError
 from graphrec.graph.config import GraphConfig
 from graphrec.nn.lightgcn import LightGCNConfig
@@ -41,7 +42,7 @@ class SplitSection:
     seed: int = 2020
     fixed: str | None = None
     cold_fraction: float = 0.1
-    shuffle: Literal["grouped", "global"] = "grouped"
+    shuffle: Shuffle = "grouped"
 
     def __post_init__(self) -> None:
         if any(r < 0 for r in self.ratios) or self.ratios[0] <= 0 or abs(sum(self.ratios) - 1.0) > 1e-6:

@@ -278,7 +278,8 @@ def _check_same_study(directory: Path, config: ExperimentConfig, space: Mapping[
                                sort_keys=False)
     marker = directory / "tune.yaml"
     if (directory / STUDY_FILE).exists() and marker.exists():
-        if marker.read_text() != described and _recorded(marker.read_text()) != described:
+        recorded = marker.read_text()
+        if recorded != described and _recorded(recorded) != described:
             raise ConfigError(f"{directory} holds a study of another experiment or search space ({marker}); "
                               "give another --out, or delete the directory to start over")
     elif (directory / STUDY_FILE).exists():
