@@ -130,7 +130,9 @@ class GraphSAGE(ScoringModel):
     Args:
         data: The train graph (:class:`~graphrec.graph.GraphBuilder`); its
             ``x`` per node type are the inputs.
-        hidden, num_layers, dropout: Encoder size.
+        dim, num_layers, dropout: Encoder size (``dim``: the width of every
+            layer and of the output embeddings; ``hidden=`` is its old,
+            deprecated name).
         fanouts: Neighbours sampled per hop during training (-1: all).
         reg: L2 weight on the batch's output embeddings.
         objective: ``"bpr"`` (pairwise, default) or ``"bce"`` (binary
@@ -141,9 +143,13 @@ class GraphSAGE(ScoringModel):
     trainable = True
     partial_gradients = True
 
-    def __init__(self, data: HeteroData, hidden: int = 64, num_layers: int = 2, fanouts: Sequence[int] = (10, 10),
+    def __init__(self, data: HeteroData, dim: int = 64, num_layers: int = 2, fanouts: Sequence[int] = (10, 10),
                  dropout: float = 0.0, reg: float = 1e-4, objective: str = "bpr", seed: int = 0,
-                 exclude_target_edges: bool = False) -> None:
+                 exclude_target_edges: bool = False, *, hidden: int | None = None) -> None:
+        if hidden is not None:
+            warnings.warn("GraphSAGE(hidden=...) is now GraphSAGE(dim=...), the name its config "
+                          "(model.dim) and the other models use", FutureWarning, stacklevel=2)
+            dim = hidden
         if "user" not in data.node_types or "item" not in data.node_types:
             raise ConfigError("GraphSAGE needs 'user' and 'item' node types")
         super().__init__(data["user"].num_nodes, data["item"].num_nodes)
@@ -152,12 +158,12 @@ class GraphSAGE(ScoringModel):
         self.objective = objective
         if len(fanouts) != num_layers:
             raise ConfigError(f"fanouts needs one entry per layer ({num_layers}), got {list(fanouts)}")
-        self.hidden, self.num_layers, self.fanouts, self.dropout, self.reg, self.seed = (
-            hidden, num_layers, list(fanouts), dropout, reg, seed)
+        self.dim, self.num_layers, self.fanouts, self.dropout, self.reg, self.seed = (
+            dim, num_layers, list(fanouts), dropout, reg, seed)
         self.graph = copy.copy(data).cpu()  # HeteroData.cpu() moves in place: leave the caller's graph alone
         in_dims = {t: int(data[t].x.shape[1]) for t in data.node_types if "x" in data[t]}
         num_nodes = {t: int(data[t].num_nodes) for t in data.node_types}
-        self.encoder = HeteroSAGE(data.node_types, data.edge_types, in_dims, num_nodes, hidden, num_layers, dropout)
+        self.encoder = HeteroSAGE(data.node_types, data.edge_types, in_dims, num_nodes, dim, num_layers, dropout)
         self._on: dict[str, tuple[HeteroData, NeighborSampler]] = {}  # device -> (graph, sampler)
         self._sampler_seed = seed  # this rank's stream (set_rank)
         self._rng_pending: dict[str, Tensor] = {}  # device -> sampler state restored before that sampler was built
@@ -166,7 +172,7 @@ class GraphSAGE(ScoringModel):
         self._pair_index: dict[str, tuple[Tensor, Tensor]] = {}  # device -> (sorted user*I+item keys, edge ids)
 
     def hparams(self) -> dict[str, Any]:
-        return {**super().hparams(), "hidden": self.hidden, "num_layers": self.num_layers, "fanouts": self.fanouts,
+        return {**super().hparams(), "dim": self.dim, "num_layers": self.num_layers, "fanouts": self.fanouts,
                 "dropout": self.dropout, "reg": self.reg, "objective": self.objective,
                 "exclude_target_edges": self.exclude_target_edges}
 
@@ -514,7 +520,7 @@ class GraphSAGEConfig(ModelConfig):
 
 
 def _build(c: GraphSAGEConfig, x: ModelInputs) -> GraphSAGE:
-    return GraphSAGE(x.graph, hidden=c.dim, num_layers=c.num_layers, fanouts=c.fanouts or (10,) * c.num_layers,
+    return GraphSAGE(x.graph, dim=c.dim, num_layers=c.num_layers, fanouts=c.fanouts or (10,) * c.num_layers,
                      dropout=c.dropout, reg=c.reg, objective=c.objective, seed=x.seed,
                      exclude_target_edges=c.exclude_target_edges)
 

@@ -40,8 +40,8 @@ def test_lightgcn_explanation_on_cuda_equals_cpu():
 def test_graphsage_explanation_on_cuda_equals_cpu():
     torch.manual_seed(0)
     data = sage_graph()
-    cpu = GraphSAGE(data, hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
-    gpu = GraphSAGE(data, hidden=8, num_layers=2, fanouts=[-1, -1])
+    cpu = GraphSAGE(data, dim=8, num_layers=2, fanouts=[-1, -1]).eval()
+    gpu = GraphSAGE(data, dim=8, num_layers=2, fanouts=[-1, -1])
     gpu.load_state_dict(cpu.state_dict())
     gpu = gpu.cuda().eval()
     a, b = Explainer(cpu, data, steps=8).explain_index(2, 5), Explainer(gpu, data, steps=8).explain_index(2, 5)

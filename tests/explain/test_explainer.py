@@ -229,7 +229,7 @@ def sage_scores_with_and_without_messages(model: GraphSAGE, user: int, item: int
 def test_graphsage_integrated_gradients():
     torch.manual_seed(0)
     data = sage_graph()
-    model = GraphSAGE(data, hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    model = GraphSAGE(data, dim=8, num_layers=2, fanouts=[-1, -1]).eval()
     ex = Explainer(model, data, steps=64)
     e = ex.explain_index(2, 5)
     assert e.method == "integrated-gradients"
@@ -358,7 +358,7 @@ def test_graphsage_first_step_split_by_hand():
     its receiver where it enters one of their neighbours; further ones are one part; the baseline closes the sum."""
     torch.manual_seed(0)
     data = sage_graph()
-    ex = Explainer(GraphSAGE(data, hidden=8, num_layers=2, fanouts=[-1, -1]).eval(), data)
+    ex = Explainer(GraphSAGE(data, dim=8, num_layers=2, fanouts=[-1, -1]).eval(), data)
     raters = int((data["user", "interacts", "item"].edge_index[1] == 5).sum())
     messages = [
         ("item:1", "user:2", 1.0),     # history item 1 -> the user
@@ -387,7 +387,7 @@ def test_graphsage_first_step_split_by_hand():
 def test_graphsage_seen_item_gets_one_row_for_the_users_own_rating():
     torch.manual_seed(0)
     data = sage_graph()
-    ex = Explainer(GraphSAGE(data, hidden=8, num_layers=2, fanouts=[-1, -1]).eval(), data)
+    ex = Explainer(GraphSAGE(data, dim=8, num_layers=2, fanouts=[-1, -1]).eval(), data)
     ui = data["user", "interacts", "item"].edge_index
     user, item = int(ui[0, 0]), int(ui[1, 0])
     e = ex.explain_index(user, item)
@@ -413,7 +413,7 @@ def test_graphsage_picture_holds_the_users_attributes_the_sentence_names():
     data["occupation", "rev_has_occupation", "user"].edge_index = torch.stack([occupation, torch.arange(20)])
     ui = data["user", "interacts", "item"].edge_index
     data["user"].x = torch.zeros(20, data["item"].x.shape[1]).index_add_(0, ui[0], data["item"].x[ui[1]])
-    model = GraphSAGE(data, hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    model = GraphSAGE(data, dim=8, num_layers=2, fanouts=[-1, -1]).eval()
     ex = Explainer(model, data, steps=32)
     checked = 0
     for user in range(6):
@@ -434,7 +434,7 @@ def test_global_node_ids_round_trip_and_no_message_explanations():
     torch.manual_seed(0)
     data = sage_graph()
     data["empty"].num_nodes = 0  # a node type without nodes shifts no id
-    model = GraphSAGE(sage_graph(), hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    model = GraphSAGE(sage_graph(), dim=8, num_layers=2, fanouts=[-1, -1]).eval()
     ex = Explainer(model, data)
     for t in data.node_types:
         for j in range(data[t].num_nodes):

@@ -9,7 +9,7 @@ from tests.nn.test_sage import graph
 
 def model() -> GraphSAGE:
     torch.manual_seed(0)
-    return GraphSAGE(graph(), hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    return GraphSAGE(graph(), dim=8, num_layers=2, fanouts=[-1, -1]).eval()
 
 
 def test_completeness_and_score():
@@ -48,7 +48,7 @@ def test_attributions_survive_a_pyg_explainer_run_before():
     from torch_geometric.explain.algorithm.utils import clear_masks, set_hetero_masks
 
     torch.manual_seed(0)
-    model = GraphSAGE(graph(), hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    model = GraphSAGE(graph(), dim=8, num_layers=2, fanouts=[-1, -1]).eval()
     before = graphsage_edge_attributions(model, 2, 5, steps=32)
     g = model.graph
     params = {et: torch.nn.Parameter(torch.ones(g[et].edge_index.shape[1])) for et in g.edge_types}

@@ -18,9 +18,17 @@ def graph():
     return data
 
 
+def test_dim_is_the_width_and_hidden_its_deprecated_name():
+    model = GraphSAGE(graph(), dim=8, num_layers=2, fanouts=[-1, -1])
+    assert model.get_embedding()[0].shape == (20, 8) and model.hparams()["dim"] == 8
+    with pytest.warns(FutureWarning, match=r"GraphSAGE\(dim=\.\.\.\)"):
+        old = GraphSAGE(graph(), hidden=6, num_layers=2, fanouts=[-1, -1])
+    assert old.dim == 6 and old.get_embedding()[1].shape == (25, 6)
+
+
 def test_sampled_equals_full_graph_when_fanouts_cover_all():
     torch.manual_seed(0)
-    model = GraphSAGE(graph(), hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    model = GraphSAGE(graph(), dim=8, num_layers=2, fanouts=[-1, -1]).eval()
     users, items = model.get_embedding()
     seeds = {"user": torch.tensor([3, 0, 11]), "item": torch.tensor([7, 1])}
     h = model.embed_sampled(seeds)
@@ -62,12 +70,12 @@ def test_new_item_from_features_and_links_alone():
     torch.manual_seed(0)
     full = graph()
     base = isolate(full, "item", 4)  # item 4: in the graph, but with no edge at all
-    model = GraphSAGE(base, hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    model = GraphSAGE(base, dim=8, num_layers=2, fanouts=[-1, -1]).eval()
     g = full["item", "has_genre", "genre"].edge_index
     genre = int(g[1][g[0] == 4][0])
     new = model.embed_new_items(full["item"].x[[4]], {"genre": [[genre]]})
     # the same item inside the graph, linked to its genre only (no users): the same embedding
-    twin = GraphSAGE(with_edges(base, full, {("item", "genre")}, "item", 4), hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    twin = GraphSAGE(with_edges(base, full, {("item", "genre")}, "item", 4), dim=8, num_layers=2, fanouts=[-1, -1]).eval()
     twin.load_state_dict(model.state_dict())
     torch.testing.assert_close(new[0], twin.get_embedding()[1][4], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(new[0], model.get_embedding()[1][4], atol=1e-4)  # the link matters
@@ -77,11 +85,11 @@ def test_new_user_from_items():
     torch.manual_seed(0)
     full = graph()
     base = isolate(full, "user", 5)
-    model = GraphSAGE(base, hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    model = GraphSAGE(base, dim=8, num_layers=2, fanouts=[-1, -1]).eval()
     ui = full["user", "interacts", "item"].edge_index
     items = ui[1][ui[0] == 5].tolist()
     new = model.embed_new_user(items)
-    twin = GraphSAGE(full, hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    twin = GraphSAGE(full, dim=8, num_layers=2, fanouts=[-1, -1]).eval()
     twin.load_state_dict(model.state_dict())
     torch.testing.assert_close(new, twin.get_embedding()[0][5], atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="at least one item"):
@@ -98,7 +106,7 @@ def test_bce_objective_recovers_checkerboard():
     from tests.nn.test_conformance import TRAIN, WITHHELD, N, checkerboard_graph
 
     torch.manual_seed(0)
-    model = GraphSAGE(checkerboard_graph(), hidden=8, num_layers=2, fanouts=[-1, -1], objective="bce")
+    model = GraphSAGE(checkerboard_graph(), dim=8, num_layers=2, fanouts=[-1, -1], objective="bce")
     history = Trainer(model, TRAIN, None, TrainConfig(epochs=60, batch_size=8, lr=0.05, progress=False, device="cpu")).fit()
     assert history[0]["loss"] == pytest.approx(0.69, abs=0.15)  # BCE near chance is log 2
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
@@ -131,7 +139,7 @@ def train_steps(model, optimizer, steps):
 
 def fresh_sage(data, weights_seed=0, **kw):
     torch.manual_seed(weights_seed)
-    return GraphSAGE(data, **{"hidden": 8, "num_layers": 2, "fanouts": [2, 2], "seed": 7, **kw})
+    return GraphSAGE(data, **{"dim": 8, "num_layers": 2, "fanouts": [2, 2], "seed": 7, **kw})
 
 
 @pytest.mark.parametrize("sampler_built_before_restore", [False, True])
@@ -274,7 +282,7 @@ def test_training_is_bit_deterministic_on_cpu_with_parallel_threads():
     try:
         runs = []
         for _ in range(2):
-            model = fresh_sage(data, hidden=32, fanouts=[5, 5])
+            model = fresh_sage(data, dim=32, fanouts=[5, 5])
             losses = train_steps(model, torch.optim.Adam(model.parameters(), lr=0.01), steps)
             runs.append((losses, model.state_dict()))
     finally:
@@ -291,7 +299,7 @@ def test_new_nodes_take_raw_ids():
     torch.manual_seed(0)
     full = graph()
     full.node_raw_ids = {t: [f"{t[0]}{i}" for i in range(full[t].num_nodes)] for t in full.node_types}
-    model = GraphSAGE(full, hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    model = GraphSAGE(full, dim=8, num_layers=2, fanouts=[-1, -1]).eval()
     ui = full["user", "interacts", "item"].edge_index
     items = ui[1][ui[0] == 5].tolist()
     by_raw = model.embed_new_user([f"i{i}" for i in items])
@@ -311,7 +319,7 @@ def test_target_edges_carry_no_message():
     full = graph()
     ui = full["user", "interacts", "item"].edge_index
     u, p = int(ui[0, 0]), int(ui[1, 0])
-    model = GraphSAGE(full, hidden=8, num_layers=2, fanouts=[-1, -1], exclude_target_edges=True).eval()
+    model = GraphSAGE(full, dim=8, num_layers=2, fanouts=[-1, -1], exclude_target_edges=True).eval()
     ids = model.pair_edge_ids(torch.tensor([u, u]), torch.tensor([p, (p + 1) % 25]))
     assert 0 in ids.tolist()  # the first pair's edge; the second pair may have none
     # the same model on the graph without that edge (every neighbour taken: no sampling noise)
@@ -320,7 +328,7 @@ def test_target_edges_carry_no_message():
     cut = full.clone()
     cut["user", "interacts", "item"].edge_index = ui[:, keep]
     cut["item", "rev_interacts", "user"].edge_index = ui[:, keep].flip(0)
-    twin = GraphSAGE(cut, hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    twin = GraphSAGE(cut, dim=8, num_layers=2, fanouts=[-1, -1]).eval()
     twin.load_state_dict(model.state_dict())
     seeds = {"user": torch.tensor([u]), "item": torch.tensor([p])}
     drop = {("user", "interacts", "item"): torch.tensor([0]), ("item", "rev_interacts", "user"): torch.tensor([0])}
@@ -338,7 +346,7 @@ def test_target_edges_carry_no_message():
 def test_candidate_scores_are_the_sampled_pair_scores():
     """Every neighbour taken, the sampled candidate scores equal the full-graph dot products."""
     torch.manual_seed(0)
-    model = GraphSAGE(graph(), hidden=8, num_layers=2, fanouts=[-1, -1]).eval()
+    model = GraphSAGE(graph(), dim=8, num_layers=2, fanouts=[-1, -1]).eval()
     users, cands = torch.tensor([3, 0, 3]), torch.tensor([[7, 1], [1, 24], [0, 7]])
     with torch.no_grad():
         got = model.candidate_scores(users, cands)
@@ -354,7 +362,7 @@ def test_trimmed_layers_give_the_seeds_the_untrimmed_embeddings(drop_target):
     from graphrec.nn.sage import SampledHops
 
     torch.manual_seed(0)
-    model = GraphSAGE(graph(), hidden=8, num_layers=3, fanouts=[3, 2, 2], exclude_target_edges=drop_target)
+    model = GraphSAGE(graph(), dim=8, num_layers=3, fanouts=[3, 2, 2], exclude_target_edges=drop_target)
     seeds = {"user": torch.tensor([3, 0, 11]), "item": torch.tensor([7, 1])}
     out = NeighborSampler(model.graph, [3, 2, 2], seed=1).sample(seeds)
     assert sum(out.num_sampled_nodes["user"][1:]) > 0  # the sample reaches past the seeds

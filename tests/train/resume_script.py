@@ -69,7 +69,7 @@ def build(name, train):
         from graphrec.nn import XSimGCL
 
         return XSimGCL(60, 80, normalized_adjacency(train), dim=16, num_layers=2, seed=7)
-    return GraphSAGE(graph(train), hidden=16, num_layers=2, fanouts=[3, 3], seed=5)
+    return GraphSAGE(graph(train), dim=16, num_layers=2, fanouts=[3, 3], seed=5)
 
 
 def main():
