@@ -4,6 +4,10 @@ An event becomes an interaction (rating: the dataset's highest, so that an
 ``implicit_threshold`` keeps it; its timestamp as logged); a user or item
 the dataset does not have is appended to its vocabulary, an item with its
 title and text (``item_info["title"]``, ``["text"]``) and no attributes.
+A pair seen again (an event repeating one, or a client's retry) stays one
+interaction, as the splits require: its first occurrence at its highest
+rating (an interaction the dataset has at the top rating keeps its own
+timestamp; one rated lower gives way to the event).
 """
 
 from __future__ import annotations
@@ -57,8 +61,9 @@ def with_served_log(ds: Dataset, path: str | Path) -> Dataset:
     top = float(inter.rating.max()) if len(inter) else 1.0
     ts = None if inter.timestamp is None else np.concatenate(
         [inter.timestamp, np.asarray([int(t) for t in stamps], dtype=np.int64)])
-    merged = Interactions(np.concatenate([inter.user, user_idx]), np.concatenate([inter.item, item_idx]),
-                          np.concatenate([inter.rating, np.full(len(events), top, dtype=np.float32)]), ts)
+    merged = _first_at_highest(Interactions(
+        np.concatenate([inter.user, user_idx]), np.concatenate([inter.item, item_idx]),
+        np.concatenate([inter.rating, np.full(len(events), top, dtype=np.float32)]), ts), len(items))
     item_info = ds.item_info
     if new_items:
         extra = pd.DataFrame({"title": [str(x.get("title") or x["text"]) for x in new_items],
@@ -76,3 +81,14 @@ def with_served_log(ds: Dataset, path: str | Path) -> Dataset:
 
     return replace(ds, interactions=merged, users=users, items=items, item_info=item_info, user_info=user_info,
                    fixed_splits=())
+
+
+def _first_at_highest(inter: Interactions, num_items: int) -> Interactions:
+    """One interaction per (user, item) pair: of its occurrences, the first (in dataset-then-log order) among
+    those with the pair's highest rating; the kept ones in their order."""
+    keys = inter.pair_keys(num_items)
+    pos = np.arange(len(keys))
+    order = np.lexsort((pos, -inter.rating, keys))
+    first = np.r_[True, keys[order][1:] != keys[order][:-1]]
+    kept = np.sort(order[first])
+    return inter if len(kept) == len(keys) else inter.take(kept)

@@ -364,9 +364,31 @@ class GraphSAGE(ScoringModel):
         return self.get_embedding()[1] @ self._embed_user(items.tolist()).to(self.device)
 
     def fold_in(self, items: Tensor, user: int | None = None, state: Any = None) -> Tensor:
-        """Inductive: the user embedded as a new node linked to ``items`` (:meth:`embed_new_user`); a trained
-        user's learned id input, where users have one, is not used."""
-        return self._embed_user(items.tolist()).to(self.device)
+        """Inductive. A trained ``user`` keeps their node (its input, learned id or features, and its attribute
+        edges: occupation, age...) with their item edges replaced by ``items``, so their unchanged history gives
+        their trained embedding back; anyone else is embedded as a new node linked to ``items``
+        (:meth:`embed_new_user`)."""
+        if user is None or not 0 <= user < self.num_users:
+            return self._embed_user(items.tolist()).to(self.device)
+        return self._embed_trained_user(int(user), items.tolist()).to(self.device)
+
+    @torch.no_grad()
+    def _embed_trained_user(self, user: int, items: Sequence[int]) -> Tensor:
+        from graphrec.graph.builder import reverse
+
+        if len(items) == 0:
+            raise ValueError("fold_in needs at least one item")
+        g = self.graph.clone()
+        et = ("user", "interacts", "item")
+        new = torch.tensor([[user] * len(items), list(items)], dtype=torch.long)
+        for t, side, add in ((et, 0, new), (reverse(et), 1, new.flip(0))):
+            ei = g[t].edge_index
+            g[t].edge_index = torch.cat([ei[:, ei[side] != user], add], dim=1)
+        was = self.training
+        self.eval()
+        h = self.encoder(*self._inputs(g.to(self.device)))
+        self.train(was)
+        return h["user"][user]
 
     def _indices(self, node_type: str, raw_ids: Sequence[object]) -> list[int]:
         """Node indices of raw ids (the graph's ``node_raw_ids``; a graph without them is indexed by position)."""

@@ -26,6 +26,7 @@ never a traceback.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import tempfile
@@ -36,10 +37,10 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from graphrec.errors import ConfigError, GraphrecError, UnknownIdError
-from graphrec.serve.live import ItemExists, LiveModel, NotExplainable, Recommendation, TextUnavailable
+from graphrec.serve.live import MAX_TITLE_CHARS, ItemExists, LiveModel, NotExplainable, Recommendation, TextUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,12 @@ MAX_K = 1000
 MAX_QUERY_CHARS = 500
 MAX_BATCH = 10_000
 MAX_TEXT_CHARS = 5_000
+#: the largest request body read (a 413 beyond): 1,000 new items of the longest text fit
+MAX_BODY_BYTES = 16 * 2**20
 
 Id = int | str
+#: an id in a request body: a JSON integer or string (strict: ``true`` is not user 1, ``1.0`` not item 1)
+InId = StrictInt | StrictStr
 K = Annotated[int, Query(ge=1, le=MAX_K, description="list length")]
 
 
@@ -73,25 +78,26 @@ class ItemList(BaseModel):
 
 class HistoryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    history: list[Id] = Field(min_length=1, max_length=MAX_BATCH, description="items the user interacted with")
-    k: int = Field(10, ge=1, le=MAX_K)
-    exclude: list[Id] = Field(default_factory=list, max_length=MAX_BATCH)
-    diversity: float = Field(0.0, ge=0.0, le=1.0)
+    history: list[InId] = Field(min_length=1, max_length=MAX_BATCH, description="items the user interacted with")
+    k: StrictInt = Field(10, ge=1, le=MAX_K)
+    exclude: list[InId] = Field(default_factory=list, max_length=MAX_BATCH)
+    diversity: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False, strict=True)
 
 
 class Event(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    user: Id
-    item: Id
-    timestamp: float | None = Field(None, ge=0, lt=1e11, allow_inf_nan=False,
+    user: InId
+    item: InId
+    timestamp: float | None = Field(None, ge=0, lt=1e11, allow_inf_nan=False, strict=True,
                                     description="seconds since the epoch (default: when received)")
 
 
 class NewItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    item: Id
+    item: InId
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="encoded with the run's text model")
-    title: str | None = Field(None, max_length=500)
+    title: str | None = Field(None, max_length=MAX_TITLE_CHARS,
+                              description=f"default: the text's first {MAX_TITLE_CHARS} characters")
 
 
 class Accepted(BaseModel):
@@ -157,6 +163,7 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
     metrics = _Metrics(live)
     app.state.live, app.state.metrics = live, metrics
 
+    app.add_middleware(_BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(_Measure, metrics=metrics)
 
     def error(status: int, message: str) -> JSONResponse:
@@ -171,8 +178,24 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
     for exc_type, status in ERROR_STATUS.items():
         app.add_exception_handler(exc_type, answer_with(status))
 
+    def token_ok(request: Request) -> bool:
+        if token is None:
+            return True
+        header = request.headers.get("authorization", "")
+        given = header[7:] if header.lower().startswith("bearer ") else request.headers.get("x-api-token", "")
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def authorised(request: Request) -> None:
+        if not token_ok(request):
+            raise _Unauthorised()
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI parses a body before it runs the route's dependencies: without the token, say that first
+        route = request.scope.get("route")
+        dependant = getattr(route, "dependant", None)
+        if dependant is not None and any(d.call is authorised for d in dependant.dependencies) and not token_ok(request):
+            return await unauthorised(request, _Unauthorised())
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if not _is_json(kind) and any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors()):
             # FastAPI (strict_content_type) reads a body without a JSON content-type as no JSON at all:
@@ -196,14 +219,6 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
         log.exception("internal error")
         return error(500, f"internal error ({type(exc).__name__}); see the server log")
 
-    def authorised(request: Request) -> None:
-        if token is None:
-            return
-        header = request.headers.get("authorization", "")
-        given = header[7:] if header.lower().startswith("bearer ") else request.headers.get("x-api-token", "")
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise _Unauthorised()
-
     @app.exception_handler(_Unauthorised)
     async def unauthorised(_: Request, exc: _Unauthorised) -> JSONResponse:
         return JSONResponse({"detail": "this endpoint needs 'Authorization: Bearer <GRAPHREC_API_TOKEN>'"},
@@ -211,7 +226,7 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
 
     @app.get("/recommend", response_model=ItemList, summary="top-k for a user (trained or added)")
     async def recommend(user: Annotated[str, Query(max_length=200)], k: K = 10,
-                        diversity: Annotated[float, Query(ge=0.0, le=1.0)] = 0.0,
+                        diversity: Annotated[float, Query(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.0,
                         exclude: Annotated[list[str], Query(description="item ids, repeated or comma-separated")] = [],  # noqa: B006
                         ) -> Response:
         recs = live.recommend(user, k=k, exclude=_split_ids(exclude) if exclude else (), diversity=diversity)
@@ -229,7 +244,7 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
     @app.get("/search", response_model=ItemList, summary="items by text, optionally blended with a user's scores")
     def search(q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)], k: K = 10,
                user: Annotated[str | None, Query(max_length=200)] = None,
-               personal_weight: Annotated[float, Query(ge=0.0, le=10.0)] = 0.05) -> Response:
+               personal_weight: Annotated[float, Query(ge=0.0, le=10.0, allow_inf_nan=False)] = 0.05) -> Response:
         recs = live.search(q, k=k, user=user, personal_weight=personal_weight)
         return _items(live.user_id(live.user_index(user)) if user is not None else None, recs)
 
@@ -290,6 +305,46 @@ def create_app(live: LiveModel, token: str | None = None) -> FastAPI:
 
 class _Unauthorised(Exception):
     pass
+
+
+class _BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes is a 413, before anything reads it whole (by its
+    content-length where it gives one, else as it arrives)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            await self._too_large(send)
+            return
+        seen, answered = [0], [False]
+
+        async def counted() -> dict[str, Any]:
+            message: dict[str, Any] = await receive()
+            if message["type"] == "http.request" and not answered[0]:
+                seen[0] += len(message.get("body", b""))
+                if seen[0] > self.limit:  # answer now; to the app the client has gone
+                    answered[0] = True
+                    await self._too_large(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def sending(message: dict[str, Any]) -> None:
+            if not answered[0]:  # the app's own answer to the "disconnect" is dropped
+                await send(message)
+
+        await self.app(scope, counted, sending)
+
+    async def _too_large(self, send: Any) -> None:
+        body = json.dumps({"detail": f"the request body is over {self.limit // 2**20} MiB"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
 class _Measure:

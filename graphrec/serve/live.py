@@ -7,8 +7,9 @@ and keeps what changed since training beside it:
   recommendations at once, and the user's representation is recomputed from
   the updated history: LightGCN, SimGCL and XSimGCL re-propagate the user's
   row exactly over the trained layers (:meth:`graphrec.nn.LightGCN.fold_in`),
-  MF-BPR takes the mean of the history's item embeddings, GraphSAGE embeds the
-  user inductively, and the graph filters, EASE and ItemKNN score the user's
+  MF-BPR takes the mean of the history's item embeddings, GraphSAGE re-embeds
+  the user's node (their attributes kept) with the history as its item edges,
+  and the graph filters, EASE and ItemKNN score the user's
   updated row (:meth:`~graphrec.nn.ScoringModel.score_history`). Other users
   and the items keep their trained representations until ``graphrec retrain``.
 * **new users** appear with their first event, and are folded in the same way.
@@ -53,6 +54,8 @@ MMR_POOL = 5
 SEARCH_PERSONAL_WEIGHT = 0.05
 #: event timestamps are seconds since the epoch below this (the year 5138)
 MAX_TIMESTAMP = 1e11
+#: the longest title a new item may have (one given none is titled by its text, cut to this)
+MAX_TITLE_CHARS = 200
 
 
 class TextUnavailable(GraphrecError):
@@ -171,6 +174,14 @@ class LiveModel:
         if not isinstance(value, str | int) or isinstance(value, bool):
             raise UnknownIdError(f"unknown {kind} {value!r}")
         return _utf8(str(value), f"{kind} id")
+
+    def _new_id(self, value: object, integer: bool, kind: str, where: str) -> object:
+        """:meth:`_raw` of an id a write may create: a malformed one is a ConfigError saying where (not unknown)."""
+        try:
+            return self._raw(value, integer, kind)
+        except UnknownIdError:
+            what = "64-bit integers" if integer else "strings or integers"
+            raise ConfigError(f"{where}: {value!r} cannot be a {kind} id of this run: its {kind} ids are {what}") from None
 
     def user_index(self, user: object) -> int:
         """The index of a raw user id (trained or added); UnknownIdError naming it otherwise."""
@@ -383,6 +394,9 @@ class LiveModel:
         if user is not None:
             u = self.user_index(user)
             personal = self.scores(u)
+            # an item added by another request between the two reads is in one of them only: leave it out
+            n = min(len(scores), len(personal))
+            scores, personal = scores[:n], personal[:n]
             finite = personal[torch.isfinite(personal)]
             z = (personal - finite.mean()) / finite.std().clamp(min=1e-12)
             scores = scores + personal_weight * z
@@ -417,8 +431,8 @@ class LiveModel:
         for n, e in enumerate(events):
             if "user" not in e or "item" not in e:
                 raise ConfigError(f"event {n}: needs a user and an item, got {dict(e)!r}")
-            user = self._raw(e["user"], self._int_users, "user")
-            item = self._raw(e["item"], self._int_items, "item")
+            user = self._new_id(e["user"], self._int_users, "user", f"event {n}")
+            item = self._new_id(e["item"], self._int_items, "item", f"event {n}")
             ts = e.get("timestamp")
             stamp = float(ts) if ts is not None else time.time()
             if not 0 <= stamp < MAX_TIMESTAMP:
@@ -426,8 +440,9 @@ class LiveModel:
             clean.append({"user": user, "item": item, "timestamp": stamp})
         with self._lock:
             self._catch_up()
-            for e in clean:
-                self.item_index(e["item"])  # UnknownIdError before anything is written
+            for n, e in enumerate(clean):  # UnknownIdError before anything is written
+                if e["item"] not in self._item_pos and e["item"] not in self._new_item_index:
+                    raise UnknownIdError(f"event {n}: unknown item {e['item']!r} (add it with POST /items first)")
             self._write({"op": "events", "events": clean})
         return len(clean)
 
@@ -435,10 +450,12 @@ class LiveModel:
         """Add catalogue items ``{"item", "text", "title"?}`` (encoded with the run's text encoder)."""
         if self.item_text is None or self._encode is None:
             raise TextUnavailable(f"new items need the run's text encoder and item texts: {self._text_error or 'none'}")
-        ids = [self._raw(x["item"], self._int_items, "item") for x in items]
-        for x in items:
-            _utf8(str(x["text"]), "text")
-            _utf8(str(x.get("title") or ""), "title")
+        ids = [self._new_id(x["item"], self._int_items, "item", f"item {n}") for n, x in enumerate(items)]
+        for n, x in enumerate(items):
+            _utf8(str(x["text"]), f"item {n}: text")
+            _utf8(str(x.get("title") or ""), f"item {n}: title")
+            if len(str(x.get("title") or "")) > MAX_TITLE_CHARS:
+                raise ConfigError(f"item {n}: title is over {MAX_TITLE_CHARS} characters")
         if len(set(ids)) != len(ids):
             raise ConfigError("the same item id is given twice in one request")
         with self._encode_lock:
@@ -452,7 +469,7 @@ class LiveModel:
             self._catch_up()
             free()
             self._write({"op": "items", "items": [
-                {"item": i, "text": str(x["text"]), "title": str(x.get("title") or x["text"])[:200],
+                {"item": i, "text": str(x["text"]), "title": str(x.get("title") or x["text"])[:MAX_TITLE_CHARS],
                  "vector": base64.b64encode(v.numpy().astype(np.float32).tobytes()).decode()}
                 for i, x, v in zip(ids, items, vectors, strict=True)]}, check=free)
         return ids
@@ -605,7 +622,7 @@ def open_live(run_dir: str | Path, text: bool = True, device: str = "cpu", index
 
     run = Path(run_dir)
     deployed = load(run, device=device)
-    item_text, encode, why = None, None, ""
+    item_text, encode, why = None, None, "it was turned off (graphrec serve --no-text, open_live(text=False))"
     if text:
         try:
             encoder = _encoder(run)

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,11 +37,34 @@ def _listen(host: str, port: int, share: bool = True) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int, log_level: str, uvicorn_options: dict[str, Any]) -> None:
+#: how often a worker checks that the process that started it is still there
+PARENT_CHECK_SECONDS = 0.5
+#: how long a worker whose parent is gone may take to stop gracefully before it exits
+ORPHAN_GRACE_SECONDS = 30.0
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Stop this worker once ``parent`` is gone: a SIGKILLed ``graphrec serve`` cannot stop its workers, which
+    would keep the port (a restart: "address already in use") and keep writing to the log unsupervised.
+
+    SIGTERM first (uvicorn finishes the requests in flight), then exit after :data:`ORPHAN_GRACE_SECONDS`.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:  # re-parented (to init or a subreaper) once the parent dies
+            time.sleep(PARENT_CHECK_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(ORPHAN_GRACE_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="graphrec-parent-watch", daemon=True).start()
+
+
+def _worker(host: str, port: int, log_level: str, uvicorn_options: dict[str, Any], parent: int) -> None:
     import uvicorn
 
     from graphrec.serve.app import app_from_env
 
+    _stop_with_parent(parent)
     app = app_from_env()  # the model first: a worker takes connections only once it can answer them
     sock = _listen(host, port)
     config = uvicorn.Config(app, log_level=log_level, **uvicorn_options)
@@ -65,7 +89,7 @@ def serve_workers(run_dir: str | Path, host: str, port: int, workers: int, threa
     except OSError as exc:
         raise GraphrecError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(host, port, log_level, uvicorn_options), name=f"graphrec-worker-{i}")
+    procs = [ctx.Process(target=_worker, args=(host, port, log_level, uvicorn_options, os.getpid()), name=f"graphrec-worker-{i}")
              for i in range(workers)]
     stopping = []
 

@@ -96,6 +96,38 @@ def test_new_user_from_items():
         model.embed_new_user([])
 
 
+def with_occupations(data):
+    """``data`` with a user attribute: user u has occupation u % 2."""
+    users = data["user"].num_nodes
+    data["occupation"].num_nodes = 2
+    uo = torch.stack([torch.arange(users), torch.arange(users) % 2])
+    data["user", "has_occupation", "occupation"].edge_index = uo
+    data["occupation", "rev_has_occupation", "user"].edge_index = uo.flip(0)
+    return data
+
+
+def test_a_trained_user_folds_in_with_their_node_and_attributes():
+    torch.manual_seed(0)
+    full = with_occupations(graph())
+    ui = full["user", "interacts", "item"].edge_index
+    user, items = 5, ui[1][ui[0] == 5].tolist()
+    extra = next(i for i in range(25) if i not in items)
+    model = GraphSAGE(full, dim=8, num_layers=2, fanouts=[-1, -1]).eval()
+    # the unchanged history gives the trained embedding back
+    torch.testing.assert_close(model.fold_in(torch.tensor(items), user=user), model.get_embedding()[0][user],
+                               atol=1e-5, rtol=1e-5)
+    # a grown history: the user's embedding in the graph with that edge added (same weights)
+    grown = full.clone()
+    for et, pair in ((("user", "interacts", "item"), [user, extra]), (("item", "rev_interacts", "user"), [extra, user])):
+        grown[et].edge_index = torch.cat([grown[et].edge_index, torch.tensor([pair]).T], dim=1)
+    twin = GraphSAGE(grown, dim=8, num_layers=2, fanouts=[-1, -1]).eval()
+    twin.load_state_dict(model.state_dict())
+    want = twin.get_embedding()[0][user]
+    torch.testing.assert_close(model.fold_in(torch.tensor([*items, extra]), user=user), want, atol=1e-5, rtol=1e-5)
+    # a stranger with the same history has no occupation: another embedding (the attribute matters)
+    assert not torch.allclose(model.fold_in(torch.tensor([*items, extra])), want, atol=1e-4)
+
+
 def test_config_errors():
     with pytest.raises(ConfigError, match="one entry per layer"):
         GraphSAGE(graph(), num_layers=2, fanouts=[5])

@@ -5,7 +5,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from graphrec.serve.app import MAX_BATCH, create_app
+from graphrec.serve.app import MAX_BATCH, MAX_BODY_BYTES, create_app
 from graphrec.serve.live import open_live
 
 
@@ -128,6 +128,22 @@ BAD = [
     ("post", "/events", {"json": [{"user": "u0", "item": "sku1", "timestamp": -5}]}, 422, "timestamp"),
     ("post", "/events", {"content": b'[{"user": "\\ud800", "item": "sku1"}]',
                          "headers": {"content-type": "application/json"}}, 422, "not valid Unicode"),
+    # JSON true is neither user 1 nor k = 1; 1.0 is no item id
+    ("post", "/events", {"json": [{"user": True, "item": "sku1"}]}, 422, "user"),
+    ("post", "/events", {"json": [{"user": "u0", "item": 1.0}]}, 422, "item"),
+    ("post", "/events", {"json": [{"user": "u0", "item": "sku1", "timestamp": True}]}, 422, "timestamp"),
+    ("post", "/recommend", {"json": {"history": [True]}}, 422, "history"),
+    ("post", "/recommend", {"json": {"history": ["sku1"], "k": True}}, 422, "k"),
+    ("post", "/recommend", {"json": {"history": ["sku1"], "diversity": "NaN"}}, 422, "diversity"),
+    ("get", "/recommend", {"params": {"user": "u0", "diversity": "nan"}}, 422, "finite number"),
+    ("post", "/items", {"json": [{"item": True, "text": "a red thing"}]}, 422, "item"),
+    # a batch names the entry at fault
+    ("post", "/events", {"json": [{"user": "u0", "item": "sku1"}, {"user": "u0", "item": "nope"}]}, 404,
+     "event 1: unknown item 'nope' (add it with POST /items first)"),
+    ("post", "/items", {"json": [{"item": "x", "text": "t"}, {"item": "y", "text": "t", "title": "T" * 201}]}, 422,
+     "title"),
+    ("post", "/events", {"content": b"[" + b" " * MAX_BODY_BYTES + b"]",
+                         "headers": {"content-type": "application/json"}}, 413, "over 16 MiB"),
     ("get", "/nowhere", {}, 404, "Not Found"),
 ]
 
@@ -153,6 +169,14 @@ def test_writes_need_the_token_when_one_is_set(text_run, tmp_path):
     with TestClient(create_app(live, token="s3cret")) as c:
         ev = [{"user": "u0", "item": "sku1"}]
         assert c.post("/events", json=ev).status_code == 401
+        # before the body's own errors: a stranger learns nothing of what the endpoint expects
+        for kwargs in ({"content": b'[{"user": "u0", "it', "headers": {"content-type": "application/json"}},
+                       {"content": b"[]", "headers": {"content-type": "text/plain"}}, {"json": [{"user": True}]}):
+            r = c.post("/events", **kwargs)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", r.text
+        r = c.post("/events", content=b'[{"user": "u0", "it', headers={"content-type": "application/json",
+                                                                      "authorization": "Bearer s3cret"})
+        assert r.status_code == 422 and "not valid JSON" in r.json()["detail"]
         assert c.post("/events", json=ev, headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert c.post("/events", json=ev, headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert c.get("/recommend", params={"user": "u0"}).status_code == 200  # reads are open
@@ -161,6 +185,18 @@ def test_writes_need_the_token_when_one_is_set(text_run, tmp_path):
         assert r.status_code == 503 and "text encoder" in r.json()["detail"]
         assert c.get("/health").json()["auth"] is True
     live.log.close()
+
+
+def test_a_body_over_the_limit_without_a_length_is_a_413_as_it_arrives(client):
+    def chunks():  # sent chunked: no content-length to check first
+        yield b"["
+        for _ in range(MAX_BODY_BYTES // 2**20 + 1):
+            yield b" " * 2**20
+        yield b"]"
+
+    r = client.post("/events", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "over 16 MiB" in r.json()["detail"]
+    assert client.get("/health").status_code == 200
 
 
 def test_health_metrics_and_page(client):
@@ -185,7 +221,9 @@ def test_integer_ids_stay_integers(ml100k_run):
         body = c.get("/recommend", params={"user": 196, "k": 2}).json()
         assert body["user"] == 196 and all(isinstance(x["item"], int) for x in body["items"])
         assert c.post("/events", json=[{"user": "196", "item": body["items"][0]["item"]}]).status_code == 200
-        assert c.post("/events", json=[{"user": "bob", "item": 1}]).status_code == 404  # ids are integers here
+        r = c.post("/events", json=[{"user": 5, "item": 1}, {"user": "bob", "item": 1}])  # ids are integers here
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"] == "event 1: 'bob' cannot be a user id of this run: its user ids are 64-bit integers"
         r = c.get("/recommend", params={"user": "abc"})
         assert r.status_code == 404 and "integers" in r.json()["detail"]
     live.log.close()

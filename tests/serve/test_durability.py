@@ -1,6 +1,10 @@
 """Nothing acknowledged is lost: kill -9 the server during a stream of events, restart it, compare."""
 
+import os
+import signal
+import socket
 import threading
+import time
 
 import httpx
 import pytest
@@ -81,3 +85,34 @@ def test_workers_share_the_log_read_your_writes(served, workers):
             listed = [x["item"] for x in c.get("/recommend", params={"user": user, "k": 24}).json()["items"]]
             assert item not in listed
         assert "graphrec_events_ingested_total 40.0" in c.get("/metrics").text
+
+
+def _gone(pid):
+    """The process has exited (a zombie waiting for its new parent to reap it counts)."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_workers_stop_when_the_serve_process_is_killed(served):
+    run = served("itemknn")
+    with ServerProcess(run, options=["--no-text", "--workers", "2"]) as server, httpx.Client(base_url=server.url) as c:
+        pids = set()
+        for _ in range(50):
+            if len(pids) == 2:
+                break
+            with httpx.Client(base_url=server.url) as fresh:  # a new connection: the kernel picks a worker
+                pids.add(fresh.get("/health").json()["pid"])
+        assert len(pids) == 2
+        assert c.post("/events", json=[{"user": "u1", "item": "sku3"}]).status_code == 200
+        os.kill(server.proc.pid, signal.SIGKILL)  # the parent only: it has no chance to stop its workers
+        deadline = time.monotonic() + 20
+        while not all(_gone(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert all(_gone(p) for p in pids), "workers outlived graphrec serve"
+        with socket.socket() as s:  # the port is free for a restart (a server sets SO_REUSEADDR too)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", server.port))
+            s.listen()

@@ -32,6 +32,34 @@ def test_retrain_folds_the_log_into_a_new_run(served, tmp_path, capsys):
     assert load_config(out / "config.yaml", strict=False).dataset.added == str((run / "serving" / "events.log").resolve())
 
 
+def test_a_repeated_pair_stays_one_interaction(served, tmp_path, capsys):
+    run = served("itemknn")
+    base = load_config(run / "config.yaml", strict=False).dataset.load()
+    frame = base.frame()
+    top = frame["rating"].max()
+    at_top = frame[frame["rating"] == top].iloc[0]
+    lower = frame[frame["rating"] < top]
+    live = open_live(run, text=False)
+    events = [{"user": at_top["user"], "item": at_top["item"], "timestamp": 1_700_000_000},  # has it already
+              {"user": "fresh", "item": "sku3", "timestamp": 1_700_000_001},
+              {"user": "fresh", "item": "sku3", "timestamp": 1_700_000_002}]  # a client's retry
+    if len(lower):
+        events.append({"user": lower.iloc[0]["user"], "item": lower.iloc[0]["item"], "timestamp": 1_700_000_003})
+    live.add_events(events)
+    live.log.close()
+    merged = with_served_log(base, run / "serving" / "events.log").frame()
+    assert not merged.duplicated(["user", "item"]).any()
+    assert len(merged) == len(base) + 1  # fresh/sku3, once
+    pair = merged[(merged["user"] == at_top["user"]) & (merged["item"] == at_top["item"])].iloc[0]
+    assert pair["timestamp"] == at_top["timestamp"]  # the dataset's own interaction, at the top rating, kept
+    assert merged[merged["user"] == "fresh"]["timestamp"].tolist() == [1_700_000_001]
+    if len(lower):
+        again = merged[(merged["user"] == lower.iloc[0]["user"]) & (merged["item"] == lower.iloc[0]["item"])]
+        assert again["rating"].tolist() == [top] and again["timestamp"].tolist() == [1_700_000_003]
+    # and the retrain splits it (a repeated pair was refused: "repeated (user, item) pairs")
+    assert main(["retrain", str(run), "--out", str(tmp_path / "retrained"), "--quiet"]) == 0, capsys.readouterr().err
+
+
 def test_retrain_without_events_says_so(served, capsys):
     run = served("mostpop")
     assert main(["retrain", str(run)]) == 2
