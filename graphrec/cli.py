@@ -344,6 +344,8 @@ def _available_attributes(dataset, wanted: str | None, allowed: tuple[str, ...],
         return tuple(a for a in wanted.split(",") if a)
     from graphrec.graph import ATTRIBUTE_EDGES
 
+    if owner == "item" and dataset.attributes is not None:  # an item table's attribute columns (category, brand)
+        return tuple(dataset.attributes)
     table = dataset.item_info if owner == "item" else dataset.user_info
     return tuple(a for a in allowed if ATTRIBUTE_EDGES[a][2] in table.columns and not (a == "tag" and dataset.tag_assignments is None))
 

@@ -99,15 +99,34 @@ def _check_test_known(test_path: Path, train: tuple[np.ndarray, ...], test: tupl
                                   "must have train interactions", line=line)
 
 
+#: the file formats :func:`load_interactions` reads
+TABLE_FORMATS = ("csv", "parquet")
+
+
+def table_format(path: str | Path) -> str:
+    """``"parquet"`` for a ``.parquet`` / ``.pq`` file name, else ``"csv"`` (``.csv``, ``.tsv``, ``.csv.gz``...)."""
+    return "parquet" if Path(path).suffix.lower() in (".parquet", ".pq") else "csv"
+
+
+def default_sep(path: str | Path) -> str:
+    """A text log's field separator by its name: a tab for ``.tsv`` (``.tsv.gz``...), else a comma."""
+    return "\t" if ".tsv" in [s.lower() for s in Path(path).suffixes] else ","
+
+
 def load_interactions(
     path: str | Path,
     columns: Mapping[str, str] | None = None,
     *,
-    sep: str = ",",
+    sep: str | None = None,
     name: str | None = None,
     duplicates: DuplicatePolicy = "last",
+    format: str | None = None,
 ) -> Dataset:
     """Load a generic interaction log from CSV (optionally compressed) or Parquet.
+
+    Ids are kept as written: a column whose every id is an integer in its
+    own canonical spelling (``7``, not ``007`` or ``+7``) holds integers,
+    any other holds strings (``"007"`` and ``"7"`` are two items).
 
     Args:
         path: ``.csv``, ``.tsv``, ``.csv.gz`` ... or ``.parquet``.
@@ -115,34 +134,55 @@ def load_interactions(
             ``{"user": "userId", "item": "movieId", "rating": "stars",
             "timestamp": "ts"}``. ``user`` and ``item`` are required (default
             names ``user`` and ``item``); without ``rating`` every interaction
-            has weight 1 (implicit). Timestamps may be numbers (seconds) or
-            date strings.
-        sep: Field separator of a text file.
+            has weight 1 (implicit). Timestamps may be numbers (seconds),
+            date strings (ISO 8601 or other common forms) or Parquet
+            timestamps; they are read as seconds since the epoch (UTC).
+        sep: Field separator of a text file (default: a tab for ``.tsv``,
+            else a comma).
         duplicates: Policy for repeated (user, item) pairs, see
             :func:`~graphrec.data.preprocess.drop_duplicates`.
+        format: ``"csv"`` or ``"parquet"``; default by the file name
+            (:func:`table_format`).
     """
     p = Path(path)
     mapping = {"user": "user", "item": "item", **(columns or {})}
     unknown = set(mapping) - {"user", "item", "rating", "timestamp"}
     if unknown:
         raise ValueError(f"column mapping: unknown field(s) {sorted(unknown)}; expected user, item, rating, timestamp")
+    fmt = format or table_format(p)
+    if fmt not in TABLE_FORMATS:
+        raise ValueError(f"format must be one of {TABLE_FORMATS}, got {fmt!r}")
     if not p.is_file():
         raise DatasetNotFoundError(f"{p}: file not found")
+    sep = sep or default_sep(p)
     wanted = list(mapping.values())
-    parquet = p.suffix.lower() in (".parquet", ".pq")
-    if parquet:
+    lines: _Lines | None = None  # data row -> line of the file, for messages
+    if fmt == "parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        have = pq.read_schema(p).names
+        try:
+            have = pq.read_schema(p).names
+        except pa.ArrowInvalid as exc:
+            raise DataFormatError(p, f"is not a Parquet file ({exc}); for a text log say format: csv") from None
         _check_columns(p, mapping, have)
         frame = read_parquet(p, columns=wanted)
-        row_to_line = 0  # rows are reported as "row N"
     else:
+        if table_format(p) == "parquet":
+            raise DataFormatError(p, "is a Parquet file by its name, read as CSV (format: csv); say format: parquet")
         try:
             head = pd.read_csv(p, sep=sep, nrows=0)
         except pd.errors.EmptyDataError:
             raise DataFormatError(p, "file is empty; expected a header line naming the columns") from None
-        _check_columns(p, mapping, list(head.columns))
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(p, f"is not UTF-8 text ({exc.reason} at byte {exc.start}); a CSV log is UTF-8 "
+                                     "text (a Parquet file: format: parquet)") from None
+        have = list(head.columns)
+        if len(have) == 1 and sep not in ("\t", ";") and any(c in have[0] for c in "\t;"):
+            hint = "\t" if "\t" in have[0] else ";"
+            raise DataFormatError(p, f"has one column {have[0]!r} split by {sep!r}; the fields look separated by "
+                                     f"{hint!r}: set sep", line=1)
+        _check_columns(p, mapping, have)
         try:
             # No usecols: with it the C parser ignores rows with too many fields.
             frame = pd.read_csv(p, sep=sep, engine="c")[wanted]
@@ -153,31 +193,91 @@ def load_interactions(
             raise DataFormatError(p, f"could not be parsed: {exc}") from None
         except UnicodeDecodeError as exc:
             raise DataFormatError(p, f"not valid UTF-8 ({exc.reason}); give the file in UTF-8") from None
-        row_to_line = 2  # header is line 1
+        lines = _Lines(p)
+        _ids_as_written(p, sep, frame, [mapping["user"], mapping["item"]])
     if len(frame) == 0:
         raise DataFormatError(p, "has a header but no rows")
 
     def where(row: int) -> dict[str, int | None]:
-        return {"line": row + row_to_line} if row_to_line else {"line": None}
+        return {"line": lines.of(row)} if lines is not None else {"line": None}
+
+    def at(row: int) -> str:
+        return "" if lines is not None else f" at row {row}"
 
     for field in ("user", "item"):
         col = frame[mapping[field]]
         if col.isna().any():
             row = int(np.argmax(col.isna().to_numpy()))
-            raise DataFormatError(p, f"column '{mapping[field]}' ({field}) is empty" + ("" if row_to_line else f" at row {row}"), **where(row))
+            raise DataFormatError(p, f"column '{mapping[field]}' ({field}) is empty{at(row)}", **where(row))
     user_ids, item_ids = _ids(frame[mapping["user"]]), _ids(frame[mapping["item"]])
     if "rating" in mapping:
-        rating = _numeric(p, frame[mapping["rating"]], mapping["rating"], where, row_to_line)
+        rating = _numeric(p, frame[mapping["rating"]], mapping["rating"], where, at)
     else:
         rating = np.ones(len(frame), dtype=np.float64)
     ts = None
     if "timestamp" in mapping:
-        ts = _timestamps(p, frame[mapping["timestamp"]], mapping["timestamp"], where, row_to_line)
+        ts = _timestamps(p, frame[mapping["timestamp"]], mapping["timestamp"], where, at)
     user_vocab = Vocabulary.from_values(user_ids, name="user")
     item_vocab = Vocabulary.from_values(item_ids, name="item")
     inter = Interactions(user_vocab.encode(user_ids), item_vocab.encode(item_ids), rating, ts)
     ds = Dataset(name or p.name.split(".")[0], inter, user_vocab, item_vocab, implicit="rating" not in mapping, source=p)
     return drop_duplicates(ds, duplicates)
+
+
+class _Lines:
+    """The file line of a CSV data row: its index plus the header line, plus the blank lines before it (which
+    the parser skips). The file is read again only when a message needs a line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def of(self, row: int) -> int:
+        from pandas.io.common import get_handle
+
+        seen = -1
+        with get_handle(self.path, "r", compression="infer", encoding="utf-8", errors="replace") as handle:
+            for line_no, line in enumerate(handle.handle, 1):
+                if line_no == 1 or not line.strip("\r\n"):
+                    continue
+                seen += 1
+                if seen == row:
+                    return line_no
+        return row + 2
+
+
+def _ids_as_written(p: Path, sep: str, frame: pd.DataFrame, columns: list[str]) -> None:
+    """Where the parser read an id column as numbers, check the file's own text: unless every id is an
+    integer in its canonical spelling, the column becomes the strings as written (``"007"`` stays ``"007"``,
+    not the 7 that ``"7"`` also is). One extra read of those columns, as text, by Arrow."""
+    numeric = [c for c in dict.fromkeys(columns) if frame[c].dtype.kind in "iuf"]
+    if not numeric:
+        return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    text: dict[str, pa.ChunkedArray | pd.Series] = {}
+    try:
+        if len(sep) != 1:
+            raise ValueError("a multi-character separator")
+        table = pcsv.read_csv(p, parse_options=pcsv.ParseOptions(delimiter=sep),
+                              convert_options=pcsv.ConvertOptions(include_columns=numeric,
+                                                                  column_types=dict.fromkeys(numeric, pa.string())))
+        if table.num_rows != len(frame):
+            raise ValueError("another count of rows")
+        text = {c: table[c] for c in numeric}
+    except (ValueError, pa.ArrowException):  # what pandas parsed, Arrow does not: read the columns as text
+        raw = pd.read_csv(p, sep=sep, engine="c", dtype=dict.fromkeys(numeric, str), keep_default_na=False)
+        text = {c: raw[c] for c in numeric}
+    for c in numeric:
+        values = text[c]
+        if isinstance(values, pd.Series):
+            canonical = bool(values.str.fullmatch(r"-?(0|[1-9][0-9]{0,17})").all())
+        else:
+            canonical = bool(pc.all(pc.match_substring_regex(values, r"^-?(0|[1-9][0-9]{0,17})$")).as_py())
+        if not canonical:
+            strings = values.to_pandas() if not isinstance(values, pd.Series) else values
+            frame[c] = strings.to_numpy(dtype=object)
 
 
 _ARROW_POOL_LOCK = threading.Lock()
@@ -225,23 +325,37 @@ def _ids(col: pd.Series) -> np.ndarray:
     return col.astype(str).to_numpy(dtype=object)
 
 
-def _numeric(p: Path, col: pd.Series, name: str, where, row_to_line: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _numeric(p: Path, col: pd.Series, name: str, where, at) -> np.ndarray:  # type: ignore[no-untyped-def]
     values = pd.to_numeric(col, errors="coerce")
     bad = values.isna().to_numpy()
     if bad.any():
         row = int(np.argmax(bad))
-        at = "" if row_to_line else f" at row {row}"
-        raise DataFormatError(p, f"column '{name}' expected a number{at}, found {col.iloc[row]!r}", **where(row))
+        found = "an empty cell" if pd.isna(col.iloc[row]) else f"{col.iloc[row]!r}"
+        raise DataFormatError(p, f"column '{name}' expected a number{at(row)}, found {found}", **where(row))
     return values.to_numpy(np.float64)
 
 
-def _timestamps(p: Path, col: pd.Series, name: str, where, row_to_line: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _timestamps(p: Path, col: pd.Series, name: str, where, at) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Seconds since the epoch (UTC) of numbers, Parquet timestamps or date strings (ISO 8601 first, then any
+    form pandas reads); a DataFormatError at the first value that is none of them."""
     if col.dtype.kind in "iu" and not col.hasnans:  # seconds already (a nullable Int64 may have gaps)
         return col.to_numpy(np.int64)
+    if col.dtype.kind == "M":  # a Parquet timestamp column (any unit, with or without a time zone)
+        if col.hasnans:
+            row = int(np.argmax(col.isna().to_numpy()))
+            raise DataFormatError(p, f"column '{name}' has an empty timestamp{at(row)}", **where(row))
+        stamps = col.dt.tz_localize("UTC") if col.dt.tz is None else col
+        return ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
     values = pd.to_numeric(col, errors="coerce")
-    if values.isna().any() and col.dtype.kind not in "iuf":
-        parsed = pd.to_datetime(col, errors="coerce", utc=True)
-        if parsed.notna().all():
-            seconds = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-            return seconds.to_numpy(np.int64)
-    return _numeric(p, col, name, where, row_to_line).astype(np.int64)
+    if col.dtype.kind not in "iuf" and values.isna().all():  # dates: ISO 8601, else any form pandas reads
+        parsed = pd.to_datetime(col, errors="coerce", utc=True, format="ISO8601")
+        if parsed.isna().any():
+            parsed = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
+        bad = parsed.isna().to_numpy()
+        if bad.any():
+            row = int(np.argmax(bad))
+            found = "an empty cell" if pd.isna(col.iloc[row]) else f"{col.iloc[row]!r}"
+            raise DataFormatError(p, f"column '{name}' expected a date or seconds since the epoch{at(row)}, "
+                                     f"found {found}", **where(row))
+        return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+    return _numeric(p, col, name, where, at).astype(np.int64)

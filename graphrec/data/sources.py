@@ -21,6 +21,7 @@ config class here plus one line in :data:`SOURCES`.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -32,7 +33,7 @@ import pandas as pd
 from graphrec.data.dataset import Dataset, Interactions
 from graphrec.data.formats import load_interactions, load_lightgcn_format, read_parquet
 from graphrec.data.manifests import get_manifest, manifests
-from graphrec.data.preprocess import k_core, to_implicit
+from graphrec.data.preprocess import DuplicatePolicy, k_core, to_implicit
 from graphrec.data.vocab import Vocabulary
 from graphrec.errors import ConfigError, DataFormatError, DatasetNotFoundError
 
@@ -89,7 +90,32 @@ class SourceConfig:
 
             ds = with_served_log(ds, self.added)
         ds = to_implicit(ds, self.implicit_threshold)
-        return k_core(ds, self.k_core) if self.k_core else ds
+        if self.implicit_threshold is not None and len(ds) == 0:
+            raise ConfigError(f"dataset.implicit_threshold: no interaction of {self.name} is rated {self.implicit_threshold} "
+                              "or more; nothing is left")
+        if self.k_core:
+            before = ds
+            ds = k_core(ds, self.k_core)
+            if len(ds) == 0:
+                raise ConfigError(f"dataset.k_core: the {self.k_core}-core of {self.name} is empty (no set of users and "
+                                  f"items has {self.k_core} interactions each among them; the log has "
+                                  f"{len(before):,}); lower k_core or leave it out")
+        return ds
+
+    def anchored(self) -> SourceConfig:
+        """This config with each relative file or folder it names that exists from the current folder made
+        absolute, so that a run's ``config.yaml`` reads the same files from any folder (``graphrec retrain``,
+        ``--resume``). Paths found through the data folder stay relative: ``$GRAPHREC_DATA_DIR`` finds them."""
+        from dataclasses import replace
+
+        changes: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("path", "data_dir") and isinstance(value, str) and value:
+                changes[f.name] = _anchored(value)
+            elif isinstance(value, ItemTable):
+                changes[f.name] = replace(value, path=_anchored(value.path))
+        return replace(self, **changes)
 
     def with_data_dir(self, data_dir: str | None) -> SourceConfig:
         """This config with ``data_dir`` replaced (the command line's ``--data-dir``)."""
@@ -105,6 +131,11 @@ class SourceConfig:
 def _data_dir(data_dir: str | None) -> Path | None:
     d = data_dir or os.environ.get("GRAPHREC_DATA_DIR")
     return Path(d).expanduser() if d else None
+
+
+def _anchored(path: str) -> str:
+    p = Path(path).expanduser()
+    return str(p.resolve()) if not p.is_absolute() and p.exists() else path
 
 
 def _resolve(path: str, data_dir: str | None, key: str) -> Path:
@@ -226,7 +257,10 @@ class TableSource(SourceConfig):
         path: The log (``.csv``, ``.tsv``, ``.csv.gz``, ``.parquet``...).
         columns: Which columns hold user, item, rating and timestamp.
         items: The item table (text and attribute columns), if any.
-        sep: Field separator of a CSV log.
+        sep: Field separator of a CSV log (default: a tab for ``.tsv``, else a comma).
+        duplicates: Which interaction of a repeated (user, item) pair is kept: ``"last"`` (by timestamp),
+            ``"first"``, ``"max"`` (the highest rating) or ``"error"`` (refuse the log), see
+            :func:`~graphrec.data.preprocess.drop_duplicates`.
         data_dir: Where relative paths are looked up when they do not exist as written (default
             ``$GRAPHREC_DATA_DIR``).
     """
@@ -235,17 +269,22 @@ class TableSource(SourceConfig):
     path: str = ""
     columns: Columns = field(default_factory=Columns)
     items: ItemTable | None = None
-    sep: str = ","
+    sep: str | None = None
+    duplicates: DuplicatePolicy = "last"
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.path:
             raise ConfigError(f"path: a {self.format} dataset needs the log's path")
+        if self.implicit_threshold is not None and self.columns.rating is None:
+            raise ConfigError("implicit_threshold keeps interactions rated at least that, but this log has no "
+                              "ratings (columns.rating is not set): every interaction is a positive already")
 
     def read(self, download: bool = False) -> Dataset:
         path = _resolve(self.path, self.data_dir, "dataset.path")
-        ds = load_interactions(path, self.columns.mapping(), sep=self.sep, name=self.name)
+        ds = load_interactions(path, self.columns.mapping(), sep=self.sep, name=self.name, format=self.format,
+                               duplicates=self.duplicates)
         return ds if self.items is None else attach_item_table(ds, self.items, self.data_dir)
 
 
@@ -283,6 +322,14 @@ def attach_item_table(ds: Dataset, table: ItemTable, data_dir: str | None = None
     ids = [str(x) for x in ds.items.ids.tolist()]
     by_id = frame.set_index(table.id)
     aligned = by_id.reindex(ids)
+    found = int(aligned.index.isin(by_id.index).sum())
+    if found == 0 and ids:
+        raise DataFormatError(table.path, f"none of the log's {len(ids):,} items has a row here: the log's item "
+                                          f"ids are like {ids[:3]}, column '{table.id}' holds ones like "
+                                          f"{frame[table.id].head(3).tolist()}")
+    if found < len(ids) / 2:
+        warnings.warn(f"{table.path}: only {found:,} of the log's {len(ids):,} items have a row (their titles, "
+                      "texts and attributes); the others get empty ones", stacklevel=2)
     info = pd.DataFrame(index=pd.RangeIndex(ds.num_items))
     for col in table.text:
         info[col] = aligned[col].fillna("").to_numpy(dtype=object)
@@ -392,8 +439,12 @@ def source_config(values: Mapping[str, Any], where: str = "dataset") -> SourceCo
 
     if not isinstance(values, Mapping):
         raise ConfigError(f"{where}: expected a mapping with a name, found {values!r}")
-    name = values.get("name", DEFAULT_DATASET)
     fmt = values.get("format")
+    name = values.get("name")
+    if name is None:  # your own log is named by its file (clicks.csv: "clicks"), else the default dataset
+        path = values.get("path")
+        name = Path(path).name.split(".")[0] if fmt in ("csv", "parquet") and isinstance(path, str) and path else \
+            DEFAULT_DATASET
     if fmt is None:
         manifest = get_manifest(name) if isinstance(name, str) else None
         if isinstance(name, str) and name in DATASETS:

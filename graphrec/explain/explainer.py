@@ -410,7 +410,7 @@ class Explainer:
 
     def _contribution(self, v: int, gname: str, value: float) -> Contribution:
         t, j = self._row_node(v)
-        name = {"user": "your own embedding", "neighbor": "co-interacting user", "history": "history item",
+        name = {"user": "your own embedding", "neighbor": "co-interacting", "history": "history item",
                 "recommended": "the item's own embedding", "item": "item within reach",
                 "attribute": f"{t} node"}[gname]
         label = name if gname in ("user", "recommended") else f"{name} {self._labels[t][j]}"

@@ -221,7 +221,8 @@ def _natural_key(s: str) -> tuple[int, float, str]:
 
 
 def _user_labels(dataset: Dataset) -> list[str]:
-    return [f"user {u}" for u in dataset.users.ids.tolist()]
+    # "user 42"; an id that says it already ("user_26", "User-7") as it is
+    return [str(u) if str(u)[:4].lower() == "user" else f"user {u}" for u in dataset.users.ids.tolist()]
 
 
 def _age_bucket(ages: pd.Series, edges: tuple[int, ...]) -> pd.Series:

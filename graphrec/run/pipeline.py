@@ -138,7 +138,7 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def check_resumable(saved: ExperimentConfig, config: ExperimentConfig, run_dir: Path) -> None:
     """Raise ConfigError unless ``config`` continues ``saved``: equal but for a raised ``train.epochs``."""
-    a, b = _flat(saved.to_dict()), _flat(config.to_dict())
+    a, b = _flat(anchored(saved).to_dict()), _flat(anchored(config).to_dict())
     differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in RUNTIME_KEYS)
     if "train.epochs" in differ and config.train.epochs >= saved.train.epochs:
         differ.remove("train.epochs")
@@ -146,6 +146,12 @@ def check_resumable(saved: ExperimentConfig, config: ExperimentConfig, run_dir: 
         detail = ", ".join(f"{k}: {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}" for k in differ)
         raise ConfigError(f"--resume {run_dir}: the configuration differs from the run's own config.yaml in {detail}; "
                           "a run continues only with its own configuration (train.epochs may be raised)")
+
+
+def anchored(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with its dataset's relative paths that exist from here made absolute (what a run directory's
+    ``config.yaml`` records: :meth:`~graphrec.data.sources.SourceConfig.anchored`)."""
+    return replace(config, dataset=config.dataset.anchored())
 
 
 def default_run_dir(config: ExperimentConfig) -> Path:
@@ -248,7 +254,7 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
             check_resumable(saved, config, out)
             return saved.train.epochs
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.yaml", dump_config(config))
+        atomic_write_text(out / "config.yaml", dump_config(anchored(config)))
         return None
 
     resumed_from = distributed.on_main(start, world)

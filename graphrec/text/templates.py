@@ -46,10 +46,12 @@ def display_title(title: str) -> str:
 def item_labels(titles: Sequence[object], ids: Sequence[object]) -> list[str]:
     """Item node labels: each title as read (:func:`display_title`), and where several items share a title
     (ML-100K lists 18 films twice under two ids), the item's id after it, so no two items read the same:
-    ``"Money Talks (1997) [item 1053]"``. Labels that are already unique come back unchanged."""
+    ``"Money Talks (1997) [item 1053]"``; an item without a title is ``"item 1053"``. Labels that are already
+    unique come back unchanged."""
     shown = [display_title(str(t)) for t in titles]
     counts = Counter(shown)
-    return [f"{s} [item {i}]" if counts[s] > 1 else s for s, i in zip(shown, ids, strict=True)]
+    return [f"item {i}" if not s.strip() else f"{s} [item {i}]" if counts[s] > 1 else s
+            for s, i in zip(shown, ids, strict=True)]
 
 
 def _fields(segment: str) -> list[str]:

@@ -100,3 +100,74 @@ def test_csv_errors_name_file_and_line(tmp_path):
     p.write_text("")
     with pytest.raises(DataFormatError, match="file is empty"):
         load_interactions(p)
+
+
+def test_ids_are_kept_as_written(tmp_path):
+    p = tmp_path / "log.csv"
+    p.write_text("uid,sku\na,007\na,07\nb,7\nb,0070\n")
+    ds = load_interactions(p, {"user": "uid", "item": "sku"})
+    assert sorted(ds.items.ids.tolist()) == sorted(["007", "07", "7", "0070"])  # four items, none merged
+    assert len(ds) == 4
+    p.write_text("uid,sku\n1,7\n2,70\n-3,0\n")  # canonical integers stay integers
+    ds = load_interactions(p, {"user": "uid", "item": "sku"})
+    assert ds.items.ids.dtype == np.int64 and ds.users.ids.tolist() == [-3, 1, 2]
+    p.write_text("uid,sku\n1,+7\n2,7\n")
+    assert sorted(load_interactions(p, {"user": "uid", "item": "sku"}).items.ids.tolist()) == ["+7", "7"]
+    p.write_text("uid|sku\n1|0001\n2|0002\n")  # a separator Arrow reads too
+    assert load_interactions(p, {"user": "uid", "item": "sku"}, sep="|").items.ids.tolist() == ["0001", "0002"]
+
+
+def test_format_decides_the_reader_not_the_name(tmp_path):
+    data = tmp_path / "clicks.data"
+    pd.DataFrame({"u": [1, 2], "i": [3, 4]}).to_parquet(data)
+    ds = load_interactions(data, {"user": "u", "item": "i"}, format="parquet")
+    assert len(ds) == 2
+    with pytest.raises(DataFormatError, match=r"clicks\.data: is not UTF-8 text .*format: parquet"):
+        load_interactions(data, {"user": "u", "item": "i"}, format="csv")
+    text = tmp_path / "clicks.csv"
+    text.write_text("u,i\n1,3\n")
+    with pytest.raises(DataFormatError, match=r"clicks\.csv: is not a Parquet file .*format: csv"):
+        load_interactions(text, {"user": "u", "item": "i"}, format="parquet")
+    pq = tmp_path / "clicks.parquet"
+    pd.DataFrame({"u": [1], "i": [3]}).to_parquet(pq)
+    with pytest.raises(DataFormatError, match="is a Parquet file by its name, read as CSV"):
+        load_interactions(pq, {"user": "u", "item": "i"}, format="csv")
+
+
+def test_a_tsv_is_split_by_tabs_and_a_wrong_separator_is_named(tmp_path):
+    p = tmp_path / "log.tsv"
+    p.write_text("user\titem\n1\t2\n")
+    assert len(load_interactions(p)) == 1
+    with pytest.raises(DataFormatError, match=r"line 1: has one column 'user\\titem' split by ','.*'\\t': set sep"):
+        load_interactions(p, sep=",")
+
+
+def test_lines_count_blank_lines_and_empty_cells_are_named(tmp_path):
+    p = tmp_path / "log.csv"
+    p.write_text("user,item,rating\n1,2,3\n\n\n1,3,4\n2,3,abc\n")
+    with pytest.raises(DataFormatError, match=r"log\.csv line 6: column 'rating' expected a number, found 'abc'"):
+        load_interactions(p, {"rating": "rating"})
+    p.write_text("user,item,rating\n1,2,3\n1,3,\n")
+    with pytest.raises(DataFormatError, match=r"line 3: column 'rating' expected a number, found an empty cell"):
+        load_interactions(p, {"rating": "rating"})
+
+
+def test_dates_in_any_common_form_and_the_bad_one_named(tmp_path):
+    p = tmp_path / "log.csv"
+    p.write_text("user,item,ts\n1,2,2020-09-05\n1,3,2020-12-05T13:39:37\n2,3,2020-12-05T13:39:37+01:00\n")
+    ts = load_interactions(p, {"timestamp": "ts"}).frame()["timestamp"].tolist()
+    assert ts == [1599264000, 1607175577, 1607171977]  # a date is its midnight, UTC; an offset counts
+    p.write_text("user,item,ts\n1,2,2020-09-05\n1,3,not a date\n")
+    with pytest.raises(DataFormatError, match=r"line 3: column 'ts' expected a date or seconds since the epoch, "
+                                              r"found 'not a date'"):
+        load_interactions(p, {"timestamp": "ts"})
+
+
+def test_parquet_timestamps_are_seconds(tmp_path):
+    p = tmp_path / "log.parquet"
+    when = pd.to_datetime(["2020-10-11 05:33:45", "2021-01-01 00:00:00"])
+    for t in (when, when.tz_localize("Europe/Paris")):
+        pd.DataFrame({"u": [1, 2], "i": [3, 4], "t": t}).to_parquet(p)
+        got = load_interactions(p, {"user": "u", "item": "i", "timestamp": "t"}).interactions.timestamp
+        want = [1602394425, 1609459200] if t.tz is None else [1602387225, 1609455600]
+        np.testing.assert_array_equal(got, want)

@@ -204,6 +204,10 @@ def test_trailing_blank_lines_are_fine(tmp_path):
     ({"name": "ml-3m", "format": "movielens"}, "'ml-3m' is no MovieLens release"),
     ({"name": "x", "format": "csv", "path": "a.csv", "items": {"path": "i.csv", "text": ["a"], "attributes": ["a"]}},
      r"\['a'\] are both text and attributes"),
+    ({"name": "x", "format": "csv", "path": "a.csv", "implicit_threshold": 4},
+     r"implicit_threshold .* this log has no ratings \(columns.rating is not set\)"),
+    ({"name": "x", "format": "csv", "path": "a.csv", "duplicates": "newest"},
+     r"dataset.duplicates: expected one of \['last', 'first', 'max', 'error'\], found 'newest'"),
 ])
 def test_source_config_errors(values, message):
     with pytest.raises(ConfigError, match=message):
@@ -215,6 +219,9 @@ def test_format_is_inferred_from_the_name():
     assert isinstance(source_config({"name": "gowalla"}), LightGCNSource)  # from datasets/gowalla.yaml
     assert isinstance(source_config({"name": "s", "format": "synthetic"}), SyntheticSource)
     assert isinstance(source_config({"name": "p", "format": "parquet", "path": "x.parquet"}), TableSource)
+    # your own log without a name is named by its file, not taken for the default dataset
+    assert source_config({"format": "csv", "path": "logs/clicks.csv.gz"}).name == "clicks"
+    assert source_config({}).name == "ml-100k"
     with pytest.raises(ConfigError, match="reads no files: --data-dir does not apply"):
         source_config({"name": "s", "format": "synthetic"}).with_data_dir("/data")
 
@@ -344,3 +351,66 @@ def test_synthetic_dataset_refuses_sizes_no_log_has():
     with pytest.raises(ConfigError, match=r"= \[5, 15\], got 16"):
         synthetic_dataset(3, 5, 16)
     assert len(synthetic_dataset(3, 5, 5).interactions) == 5 and len(synthetic_dataset(3, 5, 15).interactions) == 15
+
+
+def test_filters_that_leave_nothing_and_tables_that_match_nothing_say_so(tmp_path):
+    shop_files(tmp_path)
+    base = {"name": "shop", "format": "csv", "path": str(tmp_path / "clicks.csv"),
+            "columns": {"user": "uid", "item": "sku", "rating": "stars", "timestamp": "ts"}}
+    with pytest.raises(ConfigError, match=r"dataset.k_core: the 500-core of shop is empty .* lower k_core"):
+        source_config({**base, "k_core": 500}).load()
+    with pytest.raises(ConfigError, match=r"dataset.implicit_threshold: no interaction of shop is rated 99"):
+        source_config({**base, "implicit_threshold": 99}).load()
+    items = pd.read_csv(tmp_path / "items.csv", dtype=str)
+    items["sku"] = "x-" + items["sku"]  # ids of another system
+    items.to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(DataFormatError, match=r"other\.csv: none of the log's 24 items has a row here: the log's "
+                                              r"item ids are like \['sku0', 'sku1', 'sku10'\], column 'sku' holds "
+                                              r"ones like \['x-sku0'"):
+        source_config({**base, "items": {"path": str(tmp_path / "other.csv"), "id": "sku", "text": ["title"]}}).load()
+    items.iloc[:5].assign(sku=lambda f: f["sku"].str[2:]).to_csv(tmp_path / "few.csv", index=False)
+    with pytest.warns(UserWarning, match=r"few\.csv: only 5 of the log's 24 items have a row"):
+        source_config({**base, "items": {"path": str(tmp_path / "few.csv"), "id": "sku", "text": ["title"]}}).load()
+
+
+def test_the_duplicates_policy_is_a_key(tmp_path):
+    p = tmp_path / "log.csv"
+    p.write_text("u,i,r\n1,2,5\n1,2,1\n")
+    base = {"name": "log", "format": "csv", "path": str(p), "columns": {"user": "u", "item": "i", "rating": "r"}}
+    assert source_config(base).read().frame()["rating"].tolist() == [1.0]  # the last, by default
+    assert source_config({**base, "duplicates": "max"}).read().frame()["rating"].tolist() == [5.0]
+    with pytest.raises(ValueError, match=r"\(user 1, item 2\) occurs more than once"):
+        source_config({**base, "duplicates": "error"}).read()
+
+
+def test_graph_build_takes_an_item_tables_attributes(tmp_path, capsys):
+    shop_files(tmp_path)
+    spec = tmp_path / "shop.yaml"
+    spec.write_text(f"dataset:\n  format: csv\n  path: {tmp_path / 'clicks.csv'}\n"
+                    "  columns: {user: uid, item: sku, rating: stars, timestamp: ts}\n"
+                    f"  items: {{path: {tmp_path / 'items.csv'}, id: sku, attributes: [category, brand]}}\n")
+    assert main(["graph", "build", str(spec), "--no-text"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("clicks: graph")  # named by its file
+    assert re.search(r"category\s+3 ", out) and re.search(r"brand\s+5 ", out)
+
+
+def test_a_run_records_its_relative_files_so_that_it_reads_them_from_anywhere(tmp_path, monkeypatch):
+    from graphrec.run.pipeline import check_resumable
+
+    shop_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("dataset:\n  name: shop\n  format: csv\n  path: clicks.csv\n"
+                   "  columns: {user: uid, item: sku, rating: stars, timestamp: ts}\n"
+                   "  items: {path: items.csv, id: sku, text: [title]}\nmodel:\n  name: mostpop\n")
+    run_dir, _ = run_experiment(load_config(exp), tmp_path / "run", log=lambda *_: None)
+    saved = load_config(run_dir / "config.yaml", strict=False)
+    assert saved.dataset.path == str((tmp_path / "clicks.csv").resolve())
+    assert saved.dataset.items.path == str((tmp_path / "items.csv").resolve())
+    check_resumable(saved, load_config(exp), run_dir)  # the experiment file, relative paths and all, continues it
+    n = len(load_config(exp).dataset.load())
+    monkeypatch.chdir(tmp_path / "run")  # graphrec retrain from another folder
+    assert len(saved.dataset.load()) == n
+    monkeypatch.setenv("GRAPHREC_DATA_DIR", str(tmp_path))  # found through the data folder: stays relative
+    assert load_config(exp).dataset.anchored().path == "clicks.csv"
