@@ -248,7 +248,9 @@ class _Lines:
 def _ids_as_written(p: Path, sep: str, frame: pd.DataFrame, columns: list[str]) -> None:
     """Where the parser read an id column as numbers, check the file's own text: unless every id is an
     integer in its canonical spelling, the column becomes the strings as written (``"007"`` stays ``"007"``,
-    not the 7 that ``"7"`` also is). One extra read of those columns, as text, by Arrow."""
+    not the 7 that ``"7"`` also is). One extra read of those columns, as text, by Arrow; an integer's text is
+    its canonical spelling exactly when it is as long as that spelling (leading zeros, a sign, spaces or a
+    decimal point all add characters)."""
     numeric = [c for c in dict.fromkeys(columns) if frame[c].dtype.kind in "iuf"]
     if not numeric:
         return
@@ -256,7 +258,8 @@ def _ids_as_written(p: Path, sep: str, frame: pd.DataFrame, columns: list[str]) 
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
-    text: dict[str, pa.ChunkedArray | pd.Series] = {}
+    text: dict[str, pd.Series] = {}
+    lengths: dict[str, np.ndarray] = {}
     try:
         if len(sep) != 1:
             raise ValueError("a multi-character separator")
@@ -265,18 +268,25 @@ def _ids_as_written(p: Path, sep: str, frame: pd.DataFrame, columns: list[str]) 
                                                                   column_types=dict.fromkeys(numeric, pa.string())))
         if table.num_rows != len(frame):
             raise ValueError("another count of rows")
-        text = {c: table[c] for c in numeric}
+        for c in numeric:
+            lengths[c] = pc.utf8_length(table[c]).to_numpy()
     except (ValueError, pa.ArrowException):  # what pandas parsed, Arrow does not: read the columns as text
         raw = pd.read_csv(p, sep=sep, engine="c", dtype=dict.fromkeys(numeric, str), keep_default_na=False)
         text = {c: raw[c] for c in numeric}
+        lengths = {c: raw[c].str.len().to_numpy() for c in numeric}
     for c in numeric:
-        values = text[c]
-        if isinstance(values, pd.Series):
-            canonical = bool(values.str.fullmatch(r"-?(0|[1-9][0-9]{0,17})").all())
-        else:
-            canonical = bool(pc.all(pc.match_substring_regex(values, r"^-?(0|[1-9][0-9]{0,17})$")).as_py())
+        values = frame[c].to_numpy()
+        canonical = False
+        if values.dtype.kind in "iu":  # a float column held something other than integers ("7.0", "1e3")
+            magnitude = np.abs(values.astype(np.float64))
+            digits = np.where(magnitude < 1, 1, np.floor(np.log10(np.maximum(magnitude, 1))) + 1).astype(np.int64)
+            # log10 rounds near powers of ten: count those exactly
+            near = np.abs(magnitude - 10.0 ** np.round(np.log10(np.maximum(magnitude, 1)))) < 1
+            if near.any():
+                digits[near] = [len(str(abs(int(v)))) for v in values[near]]
+            canonical = bool(np.array_equal(digits + (values < 0), lengths[c]))
         if not canonical:
-            strings = values.to_pandas() if not isinstance(values, pd.Series) else values
+            strings = text[c] if c in text else table[c].to_pandas()
             frame[c] = strings.to_numpy(dtype=object)
 
 
