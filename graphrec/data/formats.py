@@ -245,6 +245,9 @@ class _Lines:
         return row + 2
 
 
+_POWERS_OF_TEN = np.array([10**k for k in range(20)], dtype=np.uint64)
+
+
 def _ids_as_written(p: Path, sep: str, frame: pd.DataFrame, columns: list[str]) -> None:
     """Where the parser read an id column as numbers, check the file's own text: unless every id is an
     integer in its canonical spelling, the column becomes the strings as written (``"007"`` stays ``"007"``,
@@ -278,12 +281,10 @@ def _ids_as_written(p: Path, sep: str, frame: pd.DataFrame, columns: list[str]) 
         values = frame[c].to_numpy()
         canonical = False
         if values.dtype.kind in "iu":  # a float column held something other than integers ("7.0", "1e3")
-            magnitude = np.abs(values.astype(np.float64))
-            digits = np.where(magnitude < 1, 1, np.floor(np.log10(np.maximum(magnitude, 1))) + 1).astype(np.int64)
-            # log10 rounds near powers of ten: count those exactly
-            near = np.abs(magnitude - 10.0 ** np.round(np.log10(np.maximum(magnitude, 1)))) < 1
-            if near.any():
-                digits[near] = [len(str(abs(int(v)))) for v in values[near]]
+            # |v| as uint64 (the wrap of abs(-2**63) is 2**63 there), its digits by exact powers of ten
+            magnitude = values.astype(np.uint64) if values.dtype.kind == "u" else \
+                np.abs(values.astype(np.int64)).astype(np.uint64)
+            digits = np.maximum(np.searchsorted(_POWERS_OF_TEN, magnitude, side="right"), 1)
             canonical = bool(np.array_equal(digits + (values < 0), lengths[c]))
         if not canonical:
             strings = text[c] if c in text else table[c].to_pandas()

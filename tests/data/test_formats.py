@@ -111,6 +111,11 @@ def test_ids_are_kept_as_written(tmp_path):
     p.write_text("uid,sku\n1,7\n2,70\n-3,0\n")  # canonical integers stay integers
     ds = load_interactions(p, {"user": "uid", "item": "sku"})
     assert ds.items.ids.dtype == np.int64 and ds.users.ids.tolist() == [-3, 1, 2]
+    edges = [0, 9, 10, 99, 100, 999, 1000, 10**15 - 1, 10**15, -1, -10]  # where digit counts change
+    p.write_text("uid,sku\n" + "".join(f"1,{v}\n" for v in edges))
+    assert sorted(load_interactions(p, {"user": "uid", "item": "sku"}).items.ids.tolist()) == sorted(edges)
+    p.write_text("uid,sku\n1,100\n2,010\n")
+    assert sorted(load_interactions(p, {"user": "uid", "item": "sku"}).items.ids.tolist()) == ["010", "100"]
     p.write_text("uid,sku\n1,+7\n2,7\n")
     assert sorted(load_interactions(p, {"user": "uid", "item": "sku"}).items.ids.tolist()) == ["+7", "7"]
     p.write_text("uid|sku\n1|0001\n2|0002\n")  # a separator Arrow reads too
