@@ -291,7 +291,9 @@ def format_info(info: dict[str, Any], source: str | None = None) -> str:
     lines = [f"{info['name']}" + (f"  ({source})" if source else "")]
     lines.append(f"  users         {info['users']:>12,}")
     lines.append(f"  items         {info['items']:>12,}")
-    lines.append(f"  interactions  {info['interactions']:>12,}")
+    lines.append(f"  interactions  {info['interactions']:>12,}"
+                 + (f"   (repeats of a (user, item) pair left out: {info['repeats_dropped']:,}; see dataset.duplicates)"
+                    if info.get("repeats_dropped") else ""))
     lines.append(f"  density       {info['density']:>12.4%}")
     if "tags" in info:
         lines.append(f"  tags          {info['tags']:>12,}")

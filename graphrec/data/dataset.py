@@ -82,6 +82,8 @@ class Dataset:
         attributes: ``item_info`` columns that become attribute nodes by
             default (an item table's attribute columns); None: ``genre``
             where the items have genres.
+        repeats_dropped: Interactions the loader left out as repeats of a
+            (user, item) pair it kept (:func:`~graphrec.data.preprocess.drop_duplicates`).
     """
 
     name: str
@@ -96,6 +98,7 @@ class Dataset:
     fixed_splits: tuple[str, ...] = ()
     text_fields: tuple[str, ...] | None = None
     attributes: tuple[str, ...] | None = None
+    repeats_dropped: int = 0
 
     def __post_init__(self) -> None:
         if self.item_info.empty and len(self.item_info.columns) == 0:

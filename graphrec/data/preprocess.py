@@ -9,6 +9,7 @@ re-rating replaces the earlier one.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -68,7 +69,7 @@ def drop_duplicates(dataset: Dataset, policy: DuplicatePolicy = "last") -> Datas
     kept = np.sort(order[pick])
     if len(kept) == n:
         return dataset
-    return dataset.with_interactions(inter.take(kept))
+    return replace(dataset.with_interactions(inter.take(kept)), repeats_dropped=dataset.repeats_dropped + n - len(kept))
 
 
 def to_implicit(dataset: Dataset, threshold: float | None = None) -> Dataset:

@@ -35,4 +35,6 @@ def dataset_info(dataset: Dataset) -> dict[str, Any]:
         info["tags"] = len(dataset.tag_assignments)
     if dataset.fixed_splits:
         info["fixed_splits"] = list(dataset.fixed_splits)
+    if dataset.repeats_dropped:
+        info["repeats_dropped"] = dataset.repeats_dropped
     return info

@@ -373,11 +373,16 @@ def test_filters_that_leave_nothing_and_tables_that_match_nothing_say_so(tmp_pat
         source_config({**base, "items": {"path": str(tmp_path / "few.csv"), "id": "sku", "text": ["title"]}}).load()
 
 
-def test_the_duplicates_policy_is_a_key(tmp_path):
+def test_the_duplicates_policy_is_a_key(tmp_path, capsys):
     p = tmp_path / "log.csv"
     p.write_text("u,i,r\n1,2,5\n1,2,1\n")
     base = {"name": "log", "format": "csv", "path": str(p), "columns": {"user": "u", "item": "i", "rating": "r"}}
     assert source_config(base).read().frame()["rating"].tolist() == [1.0]  # the last, by default
+    assert source_config(base).load().repeats_dropped == 1
+    spec = tmp_path / "log.yaml"
+    spec.write_text(f"dataset:\n  format: csv\n  path: {p}\n  columns: {{user: u, item: i, rating: r}}\n")
+    assert main(["datasets", "info", str(spec)]) == 0
+    assert "(repeats of a (user, item) pair left out: 1; see dataset.duplicates)" in capsys.readouterr().out
     assert source_config({**base, "duplicates": "max"}).read().frame()["rating"].tolist() == [5.0]
     with pytest.raises(ValueError, match=r"\(user 1, item 2\) occurs more than once"):
         source_config({**base, "duplicates": "error"}).read()
