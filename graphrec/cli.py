@@ -347,7 +347,7 @@ def _available_attributes(dataset, wanted: str | None, allowed: tuple[str, ...],
     from graphrec.graph import ATTRIBUTE_EDGES
 
     if owner == "item" and dataset.attributes is not None:  # an item table's attribute columns (category, brand)
-        return tuple(dataset.attributes)
+        return dataset.default_item_attributes
     table = dataset.item_info if owner == "item" else dataset.user_info
     return tuple(a for a in allowed if ATTRIBUTE_EDGES[a][2] in table.columns and not (a == "tag" and dataset.tag_assignments is None))
 

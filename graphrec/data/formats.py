@@ -108,6 +108,18 @@ def table_format(path: str | Path) -> str:
     return "parquet" if Path(path).suffix.lower() in (".parquet", ".pq") else "csv"
 
 
+def table_name(path: str | Path) -> str:
+    """A log's name by its file: ``data/clicks.csv.gz`` is ``"clicks"`` (the known suffixes taken off, no more:
+    ``2024.01.clicks.csv`` is ``"2024.01.clicks"``)."""
+    name = Path(path).name
+    for suffixes in ((".gz", ".bz2", ".xz", ".zst", ".zip"), (".csv", ".tsv", ".txt", ".parquet", ".pq")):
+        for suffix in suffixes:
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name = name[: -len(suffix)]
+                break
+    return name
+
+
 def default_sep(path: str | Path) -> str:
     """A text log's field separator by its name: a tab for ``.tsv`` (``.tsv.gz``...), else a comma."""
     return "\t" if ".tsv" in [s.lower() for s in Path(path).suffixes] else ","
@@ -168,8 +180,6 @@ def load_interactions(
         _check_columns(p, mapping, have)
         frame = read_parquet(p, columns=wanted)
     else:
-        if table_format(p) == "parquet":
-            raise DataFormatError(p, "is a Parquet file by its name, read as CSV (format: csv); say format: parquet")
         try:
             head = pd.read_csv(p, sep=sep, nrows=0)
         except pd.errors.EmptyDataError:
@@ -220,7 +230,7 @@ def load_interactions(
     user_vocab = Vocabulary.from_values(user_ids, name="user")
     item_vocab = Vocabulary.from_values(item_ids, name="item")
     inter = Interactions(user_vocab.encode(user_ids), item_vocab.encode(item_ids), rating, ts)
-    ds = Dataset(name or p.name.split(".")[0], inter, user_vocab, item_vocab, implicit="rating" not in mapping, source=p)
+    ds = Dataset(name or table_name(p), inter, user_vocab, item_vocab, implicit="rating" not in mapping, source=p)
     return drop_duplicates(ds, duplicates)
 
 
@@ -237,7 +247,7 @@ class _Lines:
         seen = -1
         with get_handle(self.path, "r", compression="infer", encoding="utf-8", errors="replace") as handle:
             for line_no, line in enumerate(handle.handle, 1):
-                if line_no == 1 or not line.strip("\r\n"):
+                if line_no == 1 or not line.strip():  # the parser skips blank (and whitespace-only) lines
                     continue
                 seen += 1
                 if seen == row:
@@ -251,18 +261,22 @@ _POWERS_OF_TEN = np.array([10**k for k in range(20)], dtype=np.uint64)
 def _ids_as_written(p: Path, sep: str, frame: pd.DataFrame, columns: list[str]) -> None:
     """Where the parser read an id column as numbers, check the file's own text: unless every id is an
     integer in its canonical spelling, the column becomes the strings as written (``"007"`` stays ``"007"``,
-    not the 7 that ``"7"`` also is). One extra read of those columns, as text, by Arrow; an integer's text is
-    its canonical spelling exactly when it is as long as that spelling (leading zeros, a sign, spaces or a
-    decimal point all add characters)."""
-    numeric = [c for c in dict.fromkeys(columns) if frame[c].dtype.kind in "iuf"]
+    not the 7 that ``"7"`` also is). One extra read of those columns, as text, by Arrow.
+
+    An integer column's text is canonical exactly when each id is as long as its digits (leading zeros, a
+    sign or spaces add characters). A column pandas read as floats is canonical where every id is an
+    integer, written plain or with a ``.0`` (``7.0``: as pandas writes integer ids it holds as floats), and
+    stays numbers (integers, as a Parquet column of whole floats does). A column with an empty cell is left
+    alone: the loader's "is empty" error names it.
+    """
+    numeric = [c for c in dict.fromkeys(columns) if frame[c].dtype.kind in "iuf" and not frame[c].hasnans]
     if not numeric:
         return
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
-    text: dict[str, pd.Series] = {}
-    lengths: dict[str, np.ndarray] = {}
+    text: dict[str, pa.ChunkedArray | pa.Array] = {}
     try:
         if len(sep) != 1:
             raise ValueError("a multi-character separator")
@@ -271,24 +285,22 @@ def _ids_as_written(p: Path, sep: str, frame: pd.DataFrame, columns: list[str]) 
                                                                   column_types=dict.fromkeys(numeric, pa.string())))
         if table.num_rows != len(frame):
             raise ValueError("another count of rows")
-        for c in numeric:
-            lengths[c] = pc.utf8_length(table[c]).to_numpy()
+        text = {c: table[c] for c in numeric}
     except (ValueError, pa.ArrowException):  # what pandas parsed, Arrow does not: read the columns as text
         raw = pd.read_csv(p, sep=sep, engine="c", dtype=dict.fromkeys(numeric, str), keep_default_na=False)
-        text = {c: raw[c] for c in numeric}
-        lengths = {c: raw[c].str.len().to_numpy() for c in numeric}
+        text = {c: pa.array(raw[c].to_numpy(dtype=object), type=pa.string()) for c in numeric}
     for c in numeric:
         values = frame[c].to_numpy()
-        canonical = False
-        if values.dtype.kind in "iu":  # a float column held something other than integers ("7.0", "1e3")
+        if values.dtype.kind in "iu":
             # |v| as uint64 (the wrap of abs(-2**63) is 2**63 there), its digits by exact powers of ten
             magnitude = values.astype(np.uint64) if values.dtype.kind == "u" else \
                 np.abs(values.astype(np.int64)).astype(np.uint64)
             digits = np.maximum(np.searchsorted(_POWERS_OF_TEN, magnitude, side="right"), 1)
-            canonical = bool(np.array_equal(digits + (values < 0), lengths[c]))
+            canonical = bool(np.array_equal(digits + (values < 0), pc.utf8_length(text[c]).to_numpy()))
+        else:  # rare: floats; each text checked whole
+            canonical = bool(pc.all(pc.match_substring_regex(text[c], r"^-?(0|[1-9][0-9]*)(\.0)?$")).as_py())
         if not canonical:
-            strings = text[c] if c in text else table[c].to_pandas()
-            frame[c] = strings.to_numpy(dtype=object)
+            frame[c] = text[c].to_pandas().to_numpy(dtype=object)
 
 
 _ARROW_POOL_LOCK = threading.Lock()

@@ -5,9 +5,11 @@ An event becomes an interaction (rating: the dataset's highest, so that an
 the dataset does not have is appended to its vocabulary, an item with its
 title and text (``item_info["title"]``, ``["text"]``) and no attributes.
 A pair seen again (an event repeating one, or a client's retry) stays one
-interaction, as the splits require: its first occurrence at its highest
-rating (an interaction the dataset has at the top rating keeps its own
-timestamp; one rated lower gives way to the event).
+interaction, as the splits require: its first positive occurrence, in
+dataset-then-log order, where positive is rated at least the dataset's
+``implicit_threshold`` (any, without one). So the dataset's own interaction
+keeps its rating and timestamp, unless the threshold drops it (a low
+rating): then the event, a positive, takes its place.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from graphrec.data.wal import EventLog
 from graphrec.errors import DataFormatError
 
 
-def with_served_log(ds: Dataset, path: str | Path) -> Dataset:
-    """``ds`` with the events and items of the serving log at ``path`` appended (log order).
+def with_served_log(ds: Dataset, path: str | Path, implicit_threshold: float | None = None) -> Dataset:
+    """``ds`` with the events and items of the serving log at ``path`` appended (log order), one interaction
+    per (user, item) pair (the first that ``implicit_threshold`` keeps; the first, without one).
 
     Raises:
         DataFormatError: a missing log, or an event naming an item that neither the dataset nor the log has.
@@ -61,9 +64,10 @@ def with_served_log(ds: Dataset, path: str | Path) -> Dataset:
     top = float(inter.rating.max()) if len(inter) else 1.0
     ts = None if inter.timestamp is None else np.concatenate(
         [inter.timestamp, np.asarray([int(t) for t in stamps], dtype=np.int64)])
-    merged = _first_at_highest(Interactions(
+    merged = _first_positive(Interactions(
         np.concatenate([inter.user, user_idx]), np.concatenate([inter.item, item_idx]),
-        np.concatenate([inter.rating, np.full(len(events), top, dtype=np.float32)]), ts), len(items))
+        np.concatenate([inter.rating, np.full(len(events), top, dtype=np.float32)]), ts), len(items),
+        implicit_threshold)
     item_info = ds.item_info
     if new_items:
         extra = pd.DataFrame({"title": [str(x.get("title") or x["text"]) for x in new_items],
@@ -79,16 +83,18 @@ def with_served_log(ds: Dataset, path: str | Path) -> Dataset:
                               ignore_index=True)
     from dataclasses import replace
 
+    repeats = len(inter) + len(events) - len(merged)
     return replace(ds, interactions=merged, users=users, items=items, item_info=item_info, user_info=user_info,
-                   fixed_splits=())
+                   fixed_splits=(), repeats_dropped=ds.repeats_dropped + repeats)
 
 
-def _first_at_highest(inter: Interactions, num_items: int) -> Interactions:
-    """One interaction per (user, item) pair: of its occurrences, the first (in dataset-then-log order) among
-    those with the pair's highest rating; the kept ones in their order."""
+def _first_positive(inter: Interactions, num_items: int, threshold: float | None) -> Interactions:
+    """One interaction per (user, item) pair: of its occurrences, the first (in dataset-then-log order) that
+    is rated at least ``threshold`` (every one is, without it), else the first; the kept ones in their order."""
     keys = inter.pair_keys(num_items)
     pos = np.arange(len(keys))
-    order = np.lexsort((pos, -inter.rating, keys))
+    dropped = np.zeros(len(keys), dtype=bool) if threshold is None else inter.rating < threshold
+    order = np.lexsort((pos, dropped, keys))
     first = np.r_[True, keys[order][1:] != keys[order][:-1]]
     kept = np.sort(order[first])
     return inter if len(kept) == len(keys) else inter.take(kept)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from graphrec.data.dataset import Dataset, Interactions
-from graphrec.data.formats import load_interactions, load_lightgcn_format, read_parquet
+from graphrec.data.formats import default_sep, load_interactions, load_lightgcn_format, read_parquet, table_name
 from graphrec.data.manifests import get_manifest, manifests
 from graphrec.data.preprocess import DuplicatePolicy, k_core, to_implicit
 from graphrec.data.vocab import Vocabulary
@@ -88,7 +88,7 @@ class SourceConfig:
         if self.added:
             from graphrec.data.served import with_served_log
 
-            ds = with_served_log(ds, self.added)
+            ds = with_served_log(ds, self.added, self.implicit_threshold)
         ds = to_implicit(ds, self.implicit_threshold)
         if self.implicit_threshold is not None and len(ds) == 0:
             raise ConfigError(f"dataset.implicit_threshold: no interaction of {self.name} is rated {self.implicit_threshold} "
@@ -105,7 +105,8 @@ class SourceConfig:
     def anchored(self) -> SourceConfig:
         """This config with each relative file or folder it names that exists from the current folder made
         absolute, so that a run's ``config.yaml`` reads the same files from any folder (``graphrec retrain``,
-        ``--resume``). Paths found through the data folder stay relative: ``$GRAPHREC_DATA_DIR`` finds them."""
+        ``--resume``). Paths found through the data folder stay relative: ``$GRAPHREC_DATA_DIR`` finds them.
+        A separator left to the file's name is recorded as the one it reads with."""
         from dataclasses import replace
 
         changes: dict[str, Any] = {}
@@ -114,7 +115,10 @@ class SourceConfig:
             if f.name in ("path", "data_dir") and isinstance(value, str) and value:
                 changes[f.name] = _anchored(value)
             elif isinstance(value, ItemTable):
-                changes[f.name] = replace(value, path=_anchored(value.path))
+                changes[f.name] = replace(value, path=_anchored(value.path), sep=value.sep or default_sep(value.path))
+        if any(f.name == "sep" for f in fields(self)) and getattr(self, "sep", None) is None and \
+                getattr(self, "path", None):  # the separator the log is read with, recorded
+            changes["sep"] = default_sep(self.path)  # type: ignore[attr-defined]
         return replace(self, **changes)
 
     def with_data_dir(self, data_dir: str | None) -> SourceConfig:
@@ -232,14 +236,14 @@ class ItemTable:
         text: Columns joined into each item's text (BERT features), in order.
         attributes: Columns that become attribute nodes (``category``,
             ``brand``); a cell may hold several values separated by ``|``.
-        sep: Field separator of a CSV table.
+        sep: Field separator of a CSV table (default: a tab for ``.tsv``, else a comma).
     """
 
     path: str
     id: str = "item"
     text: tuple[str, ...] = ()
     attributes: tuple[str, ...] = ()
-    sep: str = ","
+    sep: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "text", tuple(self.text))
@@ -277,7 +281,7 @@ class TableSource(SourceConfig):
         super().__post_init__()
         if not self.path:
             raise ConfigError(f"path: a {self.format} dataset needs the log's path")
-        if self.implicit_threshold is not None and self.columns.rating is None:
+        if self.implicit_threshold is not None and self.implicit_threshold > 1 and self.columns.rating is None:
             raise ConfigError("implicit_threshold keeps interactions rated at least that, but this log has no "
                               "ratings (columns.rating is not set): every interaction is a positive already")
 
@@ -298,7 +302,7 @@ def read_item_table(table: ItemTable, data_dir: str | None = None) -> pd.DataFra
         frame = read_parquet(path)
     else:
         try:
-            frame = pd.read_csv(path, sep=table.sep, dtype=str, keep_default_na=False)
+            frame = pd.read_csv(path, sep=table.sep or default_sep(path), dtype=str, keep_default_na=False)
         except pd.errors.ParserError as exc:
             raise DataFormatError(path, f"could not be parsed: {exc}") from None
     missing = [c for c in wanted if c not in frame.columns]
@@ -443,8 +447,7 @@ def source_config(values: Mapping[str, Any], where: str = "dataset") -> SourceCo
     name = values.get("name")
     if name is None:  # your own log is named by its file (clicks.csv: "clicks"), else the default dataset
         path = values.get("path")
-        name = Path(path).name.split(".")[0] if fmt in ("csv", "parquet") and isinstance(path, str) and path else \
-            DEFAULT_DATASET
+        name = table_name(path) if fmt in ("csv", "parquet") and isinstance(path, str) and path else DEFAULT_DATASET
     if fmt is None:
         manifest = get_manifest(name) if isinstance(name, str) else None
         if isinstance(name, str) and name in DATASETS:

@@ -171,6 +171,12 @@ class GraphSAGE(ScoringModel):
         self.exclude_target_edges = exclude_target_edges
         self._pair_index: dict[str, tuple[Tensor, Tensor]] = {}  # device -> (sorted user*I+item keys, edge ids)
 
+    @property
+    def hidden(self) -> int:
+        """The old name of :attr:`dim` (deprecated)."""
+        warnings.warn("GraphSAGE.hidden is now GraphSAGE.dim", FutureWarning, stacklevel=2)
+        return self.dim
+
     def hparams(self) -> dict[str, Any]:
         return {**super().hparams(), "dim": self.dim, "num_layers": self.num_layers, "fanouts": self.fanouts,
                 "dropout": self.dropout, "reg": self.reg, "objective": self.objective,

@@ -142,6 +142,9 @@ def check_resumable(saved: ExperimentConfig, config: ExperimentConfig, run_dir: 
     differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in RUNTIME_KEYS)
     if "train.epochs" in differ and config.train.epochs >= saved.train.epochs:
         differ.remove("train.epochs")
+    if "dataset.name" in differ and a.get("dataset.format") in ("csv", "parquet") and \
+            a.get("dataset.path") == b.get("dataset.path"):
+        differ.remove("dataset.name")  # your own log's name only labels it (before 2026-12-07 a missing one read ml-100k)
     if differ:
         detail = ", ".join(f"{k}: {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}" for k in differ)
         raise ConfigError(f"--resume {run_dir}: the configuration differs from the run's own config.yaml in {detail}; "
@@ -335,7 +338,7 @@ def bundle_run(run_dir: str | Path, config: ExperimentConfig, data: Prepared, mo
     """Write the run's deployable bundle (:mod:`graphrec.run.bundle`) beside its other files."""
     ds = data.dataset
     provenance = {"experiment": config.name, "dataset": ds.name, "data_source": str(ds.source) if ds.source else None,
-                  "split": data.split.method, "config": config.to_dict()}
+                  "split": data.split.method, "config": anchored(config).to_dict()}
     try:
         texts: list[str] | None = item_texts(data.split.train_view(), config.text.template)
     except ConfigError:  # items without the template's fields (a bare log): a server falls back to their labels

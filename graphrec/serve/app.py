@@ -342,8 +342,9 @@ class _BodyLimit:
 
     async def _too_large(self, send: Any) -> None:
         body = json.dumps({"detail": f"the request body is over {self.limit // 2**20} MiB"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.start", "status": 413,  # closed: the rest of the body is not read
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
 
 

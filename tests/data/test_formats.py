@@ -116,6 +116,13 @@ def test_ids_are_kept_as_written(tmp_path):
     assert sorted(load_interactions(p, {"user": "uid", "item": "sku"}).items.ids.tolist()) == sorted(edges)
     p.write_text("uid,sku\n1,100\n2,010\n")
     assert sorted(load_interactions(p, {"user": "uid", "item": "sku"}).items.ids.tolist()) == ["010", "100"]
+    p.write_text("uid,sku\n1,7.0\n2,12.0\n3,5\n")  # integers as pandas writes them from a float column
+    assert sorted(load_interactions(p, {"user": "uid", "item": "sku"}).items.ids.tolist()) == [5, 7, 12]
+    p.write_text("uid,sku\n1,7.5\n2,12.0\n")
+    assert sorted(load_interactions(p, {"user": "uid", "item": "sku"}).items.ids.tolist()) == ["12.0", "7.5"]
+    p.write_text("uid,sku\n1,10\n,11\n3,12\n")  # an empty cell is no id
+    with pytest.raises(DataFormatError, match=r"line 3: column 'uid' \(user\) is empty"):
+        load_interactions(p, {"user": "uid", "item": "sku"})
     p.write_text("uid,sku\n1,+7\n2,7\n")
     assert sorted(load_interactions(p, {"user": "uid", "item": "sku"}).items.ids.tolist()) == ["+7", "7"]
     p.write_text("uid|sku\n1|0001\n2|0002\n")  # a separator Arrow reads too
@@ -135,8 +142,8 @@ def test_format_decides_the_reader_not_the_name(tmp_path):
         load_interactions(text, {"user": "u", "item": "i"}, format="parquet")
     pq = tmp_path / "clicks.parquet"
     pd.DataFrame({"u": [1], "i": [3]}).to_parquet(pq)
-    with pytest.raises(DataFormatError, match="is a Parquet file by its name, read as CSV"):
-        load_interactions(pq, {"user": "u", "item": "i"}, format="csv")
+    with pytest.raises(DataFormatError, match=r"clicks\.parquet: is not UTF-8 text .*format: parquet"):
+        load_interactions(pq, {"user": "u", "item": "i"}, format="csv")  # the format given reads it
 
 
 def test_a_tsv_is_split_by_tabs_and_a_wrong_separator_is_named(tmp_path):
@@ -149,7 +156,7 @@ def test_a_tsv_is_split_by_tabs_and_a_wrong_separator_is_named(tmp_path):
 
 def test_lines_count_blank_lines_and_empty_cells_are_named(tmp_path):
     p = tmp_path / "log.csv"
-    p.write_text("user,item,rating\n1,2,3\n\n\n1,3,4\n2,3,abc\n")
+    p.write_text("user,item,rating\n1,2,3\n\n   \n1,3,4\n2,3,abc\n")  # an empty and a whitespace-only line
     with pytest.raises(DataFormatError, match=r"log\.csv line 6: column 'rating' expected a number, found 'abc'"):
         load_interactions(p, {"rating": "rating"})
     p.write_text("user,item,rating\n1,2,3\n1,3,\n")
@@ -176,3 +183,11 @@ def test_parquet_timestamps_are_seconds(tmp_path):
         got = load_interactions(p, {"user": "u", "item": "i", "timestamp": "t"}).interactions.timestamp
         want = [1602394425, 1609459200] if t.tz is None else [1602387225, 1609455600]
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_log_is_named_by_its_file_less_the_known_suffixes():
+    from graphrec.data.formats import table_name
+
+    assert [table_name(p) for p in ("data/clicks.csv.gz", "2024.01.clicks.csv", ".clicks.csv", "log.parquet",
+                                    "events.tsv", "notes.data")] == \
+        ["clicks", "2024.01.clicks", ".clicks", "log", "events", "notes.data"]

@@ -204,7 +204,7 @@ def test_trailing_blank_lines_are_fine(tmp_path):
     ({"name": "ml-3m", "format": "movielens"}, "'ml-3m' is no MovieLens release"),
     ({"name": "x", "format": "csv", "path": "a.csv", "items": {"path": "i.csv", "text": ["a"], "attributes": ["a"]}},
      r"\['a'\] are both text and attributes"),
-    ({"name": "x", "format": "csv", "path": "a.csv", "implicit_threshold": 4},
+    ({"name": "x", "format": "csv", "path": "a.csv", "implicit_threshold": 4},  # 1 and below keep every one
      r"implicit_threshold .* this log has no ratings \(columns.rating is not set\)"),
     ({"name": "x", "format": "csv", "path": "a.csv", "duplicates": "newest"},
      r"dataset.duplicates: expected one of \['last', 'first', 'max', 'error'\], found 'newest'"),
@@ -401,6 +401,8 @@ def test_graph_build_takes_an_item_tables_attributes(tmp_path, capsys):
 
 
 def test_a_run_records_its_relative_files_so_that_it_reads_them_from_anywhere(tmp_path, monkeypatch):
+    from dataclasses import replace
+
     from graphrec.run.pipeline import check_resumable
 
     shop_files(tmp_path)
@@ -418,4 +420,10 @@ def test_a_run_records_its_relative_files_so_that_it_reads_them_from_anywhere(tm
     monkeypatch.chdir(tmp_path / "run")  # graphrec retrain from another folder
     assert len(saved.dataset.load()) == n
     monkeypatch.setenv("GRAPHREC_DATA_DIR", str(tmp_path))  # found through the data folder: stays relative
-    assert load_config(exp).dataset.anchored().path == "clicks.csv"
+    through_data_dir = load_config(exp).dataset.anchored()
+    assert through_data_dir.path == "clicks.csv" and len(through_data_dir.load()) == n
+    assert saved.dataset.sep == ","  # the separator read, recorded
+    # a run written before 2026-12-07 (no sep recorded; no name given read ml-100k) resumes with its file
+    old = replace(saved, dataset=replace(saved.dataset, name="ml-100k", sep=None))
+    monkeypatch.chdir(tmp_path)
+    check_resumable(old, load_config(exp.with_name("exp.yaml")), run_dir)

@@ -24,6 +24,8 @@ def test_dim_is_the_width_and_hidden_its_deprecated_name():
     with pytest.warns(FutureWarning, match=r"GraphSAGE\(dim=\.\.\.\)"):
         old = GraphSAGE(graph(), hidden=6, num_layers=2, fanouts=[-1, -1])
     assert old.dim == 6 and old.get_embedding()[1].shape == (25, 6)
+    with pytest.warns(FutureWarning, match="GraphSAGE.hidden is now GraphSAGE.dim"):
+        assert old.hidden == 6
 
 
 def test_sampled_equals_full_graph_when_fanouts_cover_all():

@@ -196,6 +196,7 @@ def test_a_body_over_the_limit_without_a_length_is_a_413_as_it_arrives(client):
 
     r = client.post("/events", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413 and "over 16 MiB" in r.json()["detail"]
+    assert r.headers["connection"] == "close"  # the rest of the body is not read
     assert client.get("/health").status_code == 200
 
 
