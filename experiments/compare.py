@@ -69,7 +69,8 @@ def main() -> None:
     p.add_argument("--configs", nargs="+", default=sorted(glob.glob(str(HERE / "ml100k-*.yaml")) + glob.glob(str(HERE / "mlsmall-*.yaml"))),
                    help="experiment files (default: the ML-100K and ml-latest-small ones, whose data is on this machine)")
     p.add_argument("--seeds", nargs="+", type=int, default=[2020, 2021, 2022])
-    p.add_argument("--out", default=str(HERE / "results.md"))
+    p.add_argument("--out", default=None, help="the table (default for --configs: experiments/results.md, the "
+                                              "committed one; --collect and --render need it given)")
     p.add_argument("--runs", default="runs/compare", help="folder for the run directories")
     p.add_argument("--render", nargs="+", metavar="JSON", help="only write the table from results JSON files")
     p.add_argument("--threads", type=int, default=None, help="torch threads per run (default: the configs' train.threads)")
@@ -78,6 +79,11 @@ def main() -> None:
     p.add_argument("--collect", nargs="+", metavar="RUN_DIR",
                    help="only write the table (and its JSON) from finished run directories of earlier calls")
     a = p.parse_args()
+    if a.out is None:
+        if a.collect or a.render:
+            p.error("--collect and --render write a table: give --out (the default, experiments/results.md, is the "
+                    "committed table that --configs makes)")
+        a.out = str(HERE / "results.md")
     if a.threads is not None:
         torch.set_num_threads(a.threads)
     command = f"python {' '.join(shlex.quote(x) for x in sys.argv)}"
@@ -103,7 +109,8 @@ def main() -> None:
             budget = {"epochs": train["epochs"], "patience": train["patience"], "eval_every": train.get("eval_every", 1)} \
                 if metrics["epochs_run"] else None
             collected.setdefault((cfg["dataset"]["name"], cfg["name"]), []).append(
-                {"seed": train["seed"], "config": str(HERE / f"{cfg['name']}.yaml"), "budget": budget, **metrics,
+                {"seed": train["seed"], "config": str(HERE / f"{cfg['name']}.yaml"), "budget": budget,
+                 "split": split_record(cfg.get("split") or {}), "run_dir": str(run_dir), **metrics,
                  **per_user_record(run_dir)})
         date = f"{datetime.now(timezone.utc):%Y-%m-%d}"
         atomic_write_text(Path(a.out).with_suffix(".json"), json.dumps(
@@ -131,7 +138,9 @@ def main() -> None:
             train = replace(cfg.train, seed=seed, progress=False)
             if a.threads is not None:
                 train = replace(train, threads=a.threads)
-            c = replace(cfg, split=replace(cfg.split, seed=seed), train=train)
+            # the seed sets the split where its method reads one (a temporal split is the same for every seed)
+            c = replace(cfg, split=replace(cfg.split, seed=seed) if "seed" in cfg.split.reads else cfg.split,
+                        train=train)
             t = time.perf_counter()
             run_dir, metrics = run_experiment(c, Path(a.runs) / f"{cfg.name}-seed{seed}", log=lambda *_: None,
                                               overwrite=True)
@@ -142,8 +151,8 @@ def main() -> None:
             budget = {"epochs": c.train.epochs, "patience": c.train.patience, "eval_every": c.train.eval_every} \
                 if metrics["epochs_run"] else None
             results.setdefault((cfg.dataset.name, cfg.name), []).append(
-                {"seed": seed, "config": path, "budget": budget, **metrics, **per_user_record(run_dir),
-                 **({"tuned": tuned} if tuned else {})})
+                {"seed": seed, "config": path, "budget": budget, "split": split_record(c.to_dict()["split"]), **metrics,
+                 **per_user_record(run_dir), **({"tuned": tuned} if tuned else {})})
     date = f"{datetime.now(timezone.utc):%Y-%m-%d}"
     atomic_write_text(Path(a.out).with_suffix(".json"), json.dumps(
         {"command": command, "device": device, "date": date,
@@ -155,6 +164,33 @@ def main() -> None:
 PAIRED = ("recall@20", "ndcg@20")
 #: rows that are not graph models (the bar a graph model must clear)
 NON_GRAPH = ("mostpop", "itemknn", "ease", "mf-bpr")
+
+
+def split_record(split: dict) -> dict:
+    """What a run's split is, but for the seed (the seed pairs the runs): the split section's other keys."""
+    return {k: v for k, v in sorted(split.items()) if k != "seed"}
+
+
+def describe_split(split: dict | None) -> str:
+    """The table header's words for the split every run shares (runs saved before the split was recorded: the
+    per-user random 80/10/10 split they all used)."""
+    if not split or (split.get("method", "random") == "random"
+                     and list(split.get("ratios", [0.8, 0.1, 0.1])) == [0.8, 0.1, 0.1]):
+        return "the per-user random 80/10/10 split"
+    ratios = "/".join(f"{r:g}" for r in split.get("ratios", []))
+    return f"the {split.get('method')} split" + (f" {ratios}" if ratios else "")
+
+
+def check_same_split(dataset: str, rows: dict[str, list[dict]]) -> dict | None:
+    """The split all ``rows`` of ``dataset`` share; SystemExit naming two runs that differ (their per-user
+    metrics cannot be paired, nor their means compared)."""
+    splits = {json.dumps(r.get("split"), sort_keys=True): (m, r) for m, runs in rows.items() for r in runs}
+    if len(splits) > 1:
+        (a_key, (a, ra)), (b_key, (b, rb)) = list(splits.items())[:2]
+        raise SystemExit(f"{dataset}: the runs do not share a split, so they cannot be compared or paired: "
+                         f"{a} ({ra.get('run_dir', ra.get('config'))}) has {a_key}, {b} "
+                         f"({rb.get('run_dir', rb.get('config'))}) has {b_key}")
+    return next(iter(splits.values()))[1].get("split") if splits else None
 
 
 def per_user_record(run_dir: Path) -> dict:
@@ -240,11 +276,15 @@ def write_table(out: str, results: dict[tuple[str, str], list[dict]], seeds: lis
             regrouped.setdefault((dataset, variant(r)), []).append(r)
     results = regrouped
     seeds = sorted({r["seed"] for runs in results.values() for r in runs}) or seeds
+    splits = {d: check_same_split(d, {m: runs for (dd, m), runs in results.items() if dd == d})
+              for d in dict.fromkeys(d for d, _ in results)}
+    words = {describe_split(sp) for sp in splits.values()}
     lines = [
         "# Results",
         "",
-        f"Test metrics, mean ± std over seeds {', '.join(map(str, seeds))} (each seed sets the per-user random "
-        "80/10/10 split and the training). Full ranking over all items, train and valid items excluded. "
+        f"Test metrics, mean ± std over seeds {', '.join(map(str, seeds))} (each seed sets "
+        f"{' / '.join(sorted(words)) or 'the split'} and the training). Full ranking over all items, train and "
+        "valid items excluded. "
         "Popularity: mean train count of recommended items; novelty: mean -log2 popularity share; "
         "ILD: intra-list diversity (genre or text-embedding cosine distance); cold items: test items with no train "
         "interaction.",
@@ -287,8 +327,8 @@ def write_table(out: str, results: dict[tuple[str, str], list[dict]], seeds: lis
             lines += [f"- {m}: {t['trials']} trials, valid NDCG@20 {t.get('valid_ndcg@20', float('nan')):.4f}; "
                       + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["params"].items())
                       for m, t in sorted(tuned.items(), key=lambda kv: _row_order(kv[0]))]
-    notes = HERE / "results" / "NOTES.md"  # hand-written remarks on the saved runs, kept under the table
-    if notes.is_file():
+    notes = HERE / "results" / "NOTES.md"  # hand-written remarks on the saved runs, kept under the committed table
+    if notes.is_file() and Path(out).resolve() == (HERE / "results.md").resolve():
         lines += ["", notes.read_text().rstrip()]
     atomic_write_text(out, "\n".join(lines) + "\n")
     print(f"wrote {out}")

@@ -61,8 +61,10 @@ def beyond_accuracy(result: RankingResult, ev: Evaluator, k: int | None = None) 
         out[f"diversity@{k}"] = intra_list_diversity(top, ev.item_features, ev.batch_size)
     if ev.user_activity is not None and len(result.users):
         activity = ev.user_activity[result.users]
+        # low: at most the 1/3 quantile of activity, mid: at most the 2/3 one, high: above it (ties go to the
+        # lower bucket: users without a train interaction are low however many there are)
         edges = np.quantile(activity, [1 / 3, 2 / 3])
-        bucket = np.searchsorted(edges, activity, side="right")
+        bucket = np.searchsorted(edges, activity, side="left")
         for b, name in enumerate(("low", "mid", "high")):
             sel = bucket == b
             if sel.any():

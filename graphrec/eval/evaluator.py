@@ -58,7 +58,10 @@ class Evaluator:
             multi-hot genres) for intra-list diversity.
         user_activity: ``[num_users]`` train counts, for per-bucket metrics.
         candidates: ``[num_items]`` boolean mask: rank only these items (for
-            example the cold-start items); default every item.
+            example the cold-start items); default every item. The relevant
+            items are then the candidates among ``truth``: nothing else can
+            be listed, so nothing else counts, in a hit or in a recall's
+            denominator.
         seed: Seed of the tie-breaking order.
     """
 
@@ -94,6 +97,9 @@ class Evaluator:
         self.candidates = None if candidates is None else torch.from_numpy(np.asarray(candidates, dtype=bool))
         if self.candidates is not None and self.candidates.shape != (truth.shape[1],):
             raise ValueError(f"candidates must be a [{truth.shape[1]}] boolean mask, got {tuple(self.candidates.shape)}")
+        if self.candidates is not None:
+            self.truth = sp.csr_matrix(self.truth.multiply(self.candidates.numpy()[None, :].astype(np.float32)))
+            self.truth.eliminate_zeros()
         n_rel = np.diff(self.truth.indptr)
         self.users = np.flatnonzero(n_rel > 0)
         self.seed = seed
@@ -123,12 +129,15 @@ class Evaluator:
             if self.candidates is not None:
                 scores[:, ~self.candidates.to(device)] = -torch.inf
             generator = torch.Generator(device=device).manual_seed(batch_seed(self.seed, b))
-            top = topk(scores, k_max, generator)[1].cpu().numpy()  # [B, K]
-            del scores
+            top_scores, top_idx = topk(scores, k_max, generator)
+            # fewer than k items to rank (candidates, seen items): the rest of the list is -inf, and lists nothing
+            listed = torch.isfinite(top_scores).cpu().numpy()
+            top = top_idx.cpu().numpy()  # [B, K]
+            del scores, top_scores, top_idx
             tr = self.truth[users].tocoo()  # relevant pairs, rows local to the batch
             truth_keys = np.sort(tr.row.astype(np.int64) * num_items + tr.col)
             tops[at : at + len(users)] = top
-            hits[at : at + len(users)] = in_sorted(np.arange(len(users))[:, None] * num_items + top, truth_keys)
+            hits[at : at + len(users)] = in_sorted(np.arange(len(users))[:, None] * num_items + top, truth_keys) & listed
             at += len(users)
         if world.distributed:  # rank r holds batches r, r + N, ...: interleave them back into batch order
             parts = distributed.all_gather((tops, hits), world)

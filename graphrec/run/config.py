@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
@@ -44,7 +44,26 @@ class SplitSection:
     cold_fraction: float = 0.1
     shuffle: Shuffle = "grouped"
 
+    #: the keys each method reads (besides ``method``): another key set away from its default would not act
+    READS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "random": ("ratios", "seed", "shuffle"), "cold-items": ("ratios", "seed", "shuffle", "cold_fraction"),
+        "temporal": ("ratios",), "user-temporal": ("ratios",), "leave-one-out": (), "fixed": ("fixed",)}
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The keys this split's method reads."""
+        return self.READS[self.method]
+
     def __post_init__(self) -> None:
+        # shuffle is not held to it: experiment files pin it for their recorded figures, and --set split.method
+        # (temporal, say) on such a file must not need it unset
+        idle = [f.name for f in fields(self) if f.name not in ("method", "shuffle") and f.name not in self.reads
+                and _as_tuple(getattr(self, f.name)) != _as_tuple(f.default)]
+        if self.method != "fixed" and "fixed" in idle:
+            raise ConfigError(f"split.fixed is only read by split.method 'fixed', not {self.method!r}")
+        if idle:
+            raise ConfigError(f"split.{idle[0]} is not read by split.method {self.method!r}, which reads "
+                              f"{', '.join(self.reads) or 'no other key'}: leave it out (every key must act)")
         if any(r < 0 for r in self.ratios) or self.ratios[0] <= 0 or abs(sum(self.ratios) - 1.0) > 1e-6:
             raise ConfigError(f"split.ratios: expected three shares (train, valid, test) >= 0, train > 0, summing "
                               f"to 1; found {list(self.ratios)} (sum {sum(self.ratios):g})")
@@ -52,8 +71,10 @@ class SplitSection:
             raise ConfigError(f"split.cold_fraction must be in (0, 1), got {self.cold_fraction}")
         if self.method == "fixed" and self.fixed is None:
             raise ConfigError("split.method 'fixed' needs split.fixed: the official split's name (ML-100K: u1..u5, ua, ub)")
-        if self.method != "fixed" and self.fixed is not None:
-            raise ConfigError(f"split.fixed is only read by split.method 'fixed', not {self.method!r}")
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list | tuple) else value
 
 
 @dataclass(frozen=True)

@@ -199,7 +199,8 @@ def refuse_several_processes(config: ExperimentConfig, asked: str) -> None:
 
 def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, resume: bool = False,
                    log: Any = print, overwrite: bool = False,
-                   on_eval: Callable[[int, dict[str, float]], Any] | None = None) -> tuple[Path, dict[str, Any]]:
+                   on_eval: Callable[[int, dict[str, float]], Any] | None = None,
+                   test: bool = True) -> tuple[Path, dict[str, Any]]:
     """Run one experiment and write its run directory.
 
     The directory holds ``config.yaml`` (resolved), ``metrics.json``,
@@ -218,6 +219,9 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
         on_eval: Passed to the :class:`~graphrec.train.Trainer`: called with
             ``(epoch, validation metrics)`` after each evaluation (a tuner
             reports and prunes there).
+        test: Evaluate on the test part (``False``: a tuning trial, which
+            must not look at it; ``metrics["test"]`` is None and no
+            ``test_per_user.npz`` is written).
 
     Without a validation part (``split.method: fixed``), training runs the
     full ``train.epochs`` and keeps the last epoch; ``metrics["valid"]`` is
@@ -255,6 +259,8 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
 
             saved = load_config(out / "config.yaml", strict=False)
             check_resumable(saved, config, out)
+            if config.train.epochs != saved.train.epochs:  # the raised budget is the run's own from now on
+                atomic_write_text(out / "config.yaml", dump_config(anchored(config)))
             return saved.train.epochs
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", dump_config(anchored(config)))
@@ -291,7 +297,7 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
         else len(history)
     metrics = {
         "valid": valid_ev.evaluate(model) if has_valid else None,
-        "test": test_ev.evaluate(model, beyond=True),
+        "test": test_ev.evaluate(model, beyond=True) if test else None,
         "best_epoch": best,
         "epochs_run": len(history),
         "seconds": round(time.perf_counter() - started, 1),
@@ -301,10 +307,11 @@ def run_experiment(config: ExperimentConfig, run_dir: str | Path | None = None, 
         "data_source": str(data.dataset.source) if data.dataset.source is not None else None,
     }
     if resumed_from is not None and resumed_from != config.train.epochs:
-        metrics["resumed_with"] = {"train.epochs": config.train.epochs, "config.yaml": resumed_from}
+        metrics["resumed_with"] = {"train.epochs": config.train.epochs, "config.yaml": resumed_from}  # as it was
 
     def finish() -> None:
-        save_per_user(out / PER_USER_FILE, test_ev)
+        if test:
+            save_per_user(out / PER_USER_FILE, test_ev)
         bundle_run(out, config, data, model)
         atomic_write_json(out / "metrics.json", metrics)
         if history and has_valid:

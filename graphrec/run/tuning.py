@@ -245,7 +245,7 @@ def tune(config: ExperimentConfig, trials: int, out: str | Path | None = None,
                 raise optuna.TrialPruned(f"valid {metric} {metrics[metric]:.4f} at epoch {epoch}")
 
         _, metrics = run_experiment(run_config, directory / "trials" / str(trial.number), overwrite=True,
-                                    log=run_log or (lambda _: None), on_eval=report)
+                                    log=run_log or (lambda _: None), on_eval=report, test=False)  # never test
         trial.set_user_attr("epochs", int(metrics["epochs_run"]))
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 1))
         return float(metrics["valid"][metric])

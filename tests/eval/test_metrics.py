@@ -97,6 +97,23 @@ def test_evaluator_full_ranking_excludes_history():
     assert m["mrr@2"] == pytest.approx((0.5 + 1.0) / 2)
 
 
+def test_candidates_rank_and_count_only_themselves():
+    # 1 user, 5 items, candidates 3 and 4; the truth holds item 0 (not a candidate) and item 4
+    model = MostPopular(1, 5)
+    model.popularity.copy_(torch.tensor([5.0, 4.0, 3.0, 2.0, 1.0]))
+    truth = to_csr(np.array([0, 0]), np.array([0, 4]), 1, 5)
+    ev = Evaluator(truth, ks=(3,), candidates=np.array([False, False, False, True, True]))
+    res = ev.rank(model)
+    np.testing.assert_array_equal(res.top_items[0, :2], [3, 4])  # the two candidates, then unlisted -inf filler
+    np.testing.assert_array_equal(res.hits, [[False, True, False]])  # item 0 in the filler is no hit
+    np.testing.assert_array_equal(res.n_relevant, [1])  # item 0 cannot be listed: not in the denominator
+    m = ev.evaluate(model)
+    assert m["recall@3"] == pytest.approx(1.0) and m["precision@3"] == pytest.approx(1 / 3)
+    # a user whose relevant items are all outside the candidates is not evaluated
+    assert len(Evaluator(to_csr(np.array([0]), np.array([0]), 1, 5), ks=(3,),
+                         candidates=np.array([False, False, False, True, True])).users) == 0
+
+
 def test_users_without_truth_are_not_evaluated():
     truth = to_csr(np.array([1]), np.array([0]), 3, 2)
     ev = Evaluator(truth, ks=(1,))
@@ -130,3 +147,20 @@ def test_beyond_in_evaluator():
     assert m["cold_items_in_truth"] == 2.0  # item 3 has no train interaction, relevant for users 0 and 1
     assert m["recall@2[cold-items]"] == pytest.approx(1.0)
     assert "recall@2[high-activity]" in m
+
+
+def test_activity_buckets_hold_the_users_they_name():
+    from graphrec.eval.beyond import beyond_accuracy
+
+    # 6 users, activity 0, 0, 0, 0, 5, 9: the 1/3 and 2/3 quantiles are 0 and 1.67
+    activity = np.array([0, 0, 0, 0, 5, 9])
+    truth = to_csr(np.arange(6), np.zeros(6, dtype=np.int64), 6, 2)
+    model = MostPopular(6, 2)
+    model.popularity.copy_(torch.tensor([1.0, 0.0]))  # every user's top-1 is the relevant item 0
+    ev = Evaluator(truth, ks=(1,), user_activity=activity)
+    out = beyond_accuracy(ev.rank(model), ev)
+    assert out["recall@1[low-activity]"] == 1.0 and out["recall@1[high-activity]"] == 1.0
+    assert "recall@1[mid-activity]" not in out  # nobody between: users without activity were reported as mid
+    ev.user_activity = np.array([1, 2, 3, 4, 5, 6])
+    out = beyond_accuracy(ev.rank(model), ev)
+    assert {"recall@1[low-activity]", "recall@1[mid-activity]", "recall@1[high-activity]"} <= set(out)

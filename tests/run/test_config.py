@@ -49,6 +49,13 @@ def test_defaults_and_roundtrip(tmp_path):
     ("train:\n  device: gpu\n", "train.device: 'gpu' is not a device"),
     ("split:\n  ratios: [0.8, 0.3, 0.1]\n", r"split.ratios: .*summing to 1; found \[0.8, 0.3, 0.1\] \(sum 1.2\)"),
     ("split:\n  method: fixed\n", "split.method 'fixed' needs split.fixed"),
+    # a key the split's method does not read would not act
+    ("split:\n  method: temporal\n  seed: 7\n", r"split.seed is not read by split.method 'temporal', which reads "
+                                                  r"ratios: leave it out"),
+    ("split:\n  method: leave-one-out\n  ratios: [0.5, 0.3, 0.2]\n",
+     "split.ratios is not read by split.method 'leave-one-out', which reads no other key"),
+    ("split:\n  method: random\n  cold_fraction: 0.2\n", "split.cold_fraction is not read by split.method 'random'"),
+    ("split:\n  method: random\n  fixed: u1\n", "split.fixed is only read by split.method 'fixed'"),
     ("train:\n  threads: 0\n", "threads must be 'auto' or an integer >= 1, got 0"),
 ])
 def test_errors_name_file_and_key(tmp_path, text, message):

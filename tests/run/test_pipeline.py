@@ -250,9 +250,11 @@ def test_resume_takes_the_runs_own_configuration(tmp_path, data_dir):
     saved = (out / "config.yaml").read_text()
     assert main(["run", "--resume", str(out), "--set", "train.epochs=3", "--quiet"]) == 0  # no CONFIG: the run's own
     assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
-    assert (out / "config.yaml").read_text() == saved
+    # the raised budget is recorded as the run's own (it was left at 2 while 3 epochs ran)
+    assert (out / "config.yaml").read_text() == saved.replace("epochs: 2", "epochs: 3")
     assert json.loads((out / "metrics.json").read_text())["resumed_with"] == {"train.epochs": 3, "config.yaml": 2}
     assert main(["run", "--resume", str(out), "--set", "train.lr=0.1"]) == 2  # only train.epochs may change
+    assert main(["run", "--resume", str(out), "--set", "train.epochs=2"]) == 2  # nor fall below what ran
 
 
 def test_cli_mistakes_are_named_errors_not_tracebacks(runs, tmp_path, capsys):

@@ -91,6 +91,8 @@ def test_closed_form_study_writes_best_config_and_continues(tmp_path):
     # each value is that configuration's own validation metric, the run kept under trials/<n>
     run = json.loads((tmp_path / "tune" / "trials" / str(best.number) / "metrics.json").read_text())
     assert run["valid"]["ndcg@20"] == pytest.approx(best.value)
+    # the test part is never looked at: no trial evaluates it
+    assert run["test"] is None and not (tmp_path / "tune" / "trials" / str(best.number) / "test_per_user.npz").exists()
     # best.yaml is an experiment file graphrec run reads, with the best values and a -tuned name
     tuned = load_config(tmp_path / "tune" / "best.yaml")
     assert tuned.model.k == best.params["model.k"] and tuned.name == "t-tuned" and tuned.split == cfg.split
