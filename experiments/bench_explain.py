@@ -263,6 +263,8 @@ class Rescorer:
     @torch.no_grad()
     def _embeddings(self, keep: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.model
+        if not isinstance(m, LightGCN | GraphSAGE):  # item weights: scored per user from the kept history
+            return (torch.zeros(0), torch.zeros(0))
         if isinstance(m, LightGCN):
             original = m.adj
             if keep is not None:
@@ -283,6 +285,13 @@ class Rescorer:
                 m.graph = original
                 m._on.clear()
 
+    def _history(self, user: int, keep: np.ndarray | None) -> np.ndarray:
+        et = ("user", "interacts", "item")
+        mine = np.flatnonzero(self.edges.src[et] == user)
+        if keep is not None:
+            mine = mine[keep[self.edges.start[et] + mine]]
+        return self.edges.dst[et][mine].astype(np.int64)
+
     def reset(self) -> None:
         """Forget the previous pair's edits (call once per pair)."""
         self.cache.clear()
@@ -291,8 +300,11 @@ class Rescorer:
         """The pair's score and the item's rank among the user's unseen items (ties in random order)."""
         key = b"full" if keep is None or keep.all() else np.packbits(keep).tobytes()
         if key not in self.cache:
-            users, items = self.full if key == b"full" else self._embeddings(keep)
-            scores = unseen_scores(self.model, np.array([user]), None, (users, items)).cpu()  # [1, I]
+            if isinstance(self.model, LightGCN | GraphSAGE):
+                users, items = self.full if key == b"full" else self._embeddings(keep)
+                scores = unseen_scores(self.model, np.array([user]), None, (users, items)).cpu()  # [1, I]
+            else:  # the user's score from their history less the removed edges (same item weights)
+                scores = self.model.score_history(torch.from_numpy(self._history(user, keep))).cpu()[None].clone()
             s = scores[0, item].item()
             scores = mask_seen(scores, np.array([user]), self.seen)[0]
             above, tied = int((scores > s).sum()), int((scores == s).sum()) - 1
@@ -344,7 +356,8 @@ def relations_used(model: ScoringModel, graph: HeteroData) -> list[EdgeType]:
     fwd = [et for et in graph.edge_types if not et[1].startswith("rev_")]
     if isinstance(model, GraphSAGE):
         return [et for et in fwd if et in model.encoder.edge_types]
-    assert isinstance(model, LightGCN)
+    if not isinstance(model, LightGCN):  # a sum over the history (EASE, ItemKNN): the user-item edges alone
+        return [et for et in fwd if et == ("user", "interacts", "item")]
     nodes = {t for t, _ in model.node_layout}
     return [et for et in fwd if et[0] in nodes and et[2] in nodes]
 
@@ -427,7 +440,8 @@ def sage_path_items_share(ex: Explanation) -> float:
 
 def top_edges(ex: Explanation, k: int) -> list[Edge]:
     """The explanation's ``k`` most important edges that carry score (context edges have importance 0)."""
-    return [(e.source, e.target, e.type) for e in ex.top_edges(len(ex.edges)) if e.importance > 0][:k]
+    return [(e.source, e.target, e.type) for e in ex.top_edges(len(ex.edges))
+            if e.importance > 0 and e.type != "item weight"][:k]  # item-weights: the user's edges, not the weights
 
 
 @torch.enable_grad()
@@ -566,7 +580,10 @@ def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, 
     out: dict[str, Any] = {}
     cache: dict[str, Any] = {}  # layer-0 and propagated embeddings, for item_side_shares
     nu = model.num_users
-    for name, reference in (("contrastive", "mean"), ("score", "none"), ("previous rule", "none")):
+    rows = (("contrastive", "mean"), ("score", "none"))
+    if isinstance(model, LightGCN):  # the rule of the sentence before 2026-12-06 read LightGCN's walks
+        rows += (("previous rule", "none"),)
+    for name, reference in rows:
         ex = explainer(reference)
         shares, owns, jaccards, themes, bound3, needed, said = [], [], [], [], [], [], []
         item_side: list[dict[str, float]] = []
@@ -585,7 +602,7 @@ def sentence_metrics(model: ScoringModel, data: Any, users: np.ndarray, k: int, 
                 else:
                     keys = [c.nodes[0] for c, _ in e.named()]
                 cited.append(set(keys))
-                if j == 0 and name != "previous rule":
+                if j == 0 and name != "previous rule" and isinstance(model, LightGCN):
                     x = item_side_shares(model, cache, u, i, data.seen[u].indices, data.train[u].indices,
                                          contrastive=reference == "mean")
                     if not abs(x["difference"] - e.difference) <= 1e-3 * max(1.0, abs(e.difference)):  # both exact
@@ -700,12 +717,17 @@ def main() -> None:
         data = prepare(cfg)
         model = build_model(cfg, data)
         t = time.perf_counter()
-        trainer = Trainer(model, data.train, Evaluator(data.valid, data.train, ks=(20,), metrics=("ndcg",)), cfg.train)
-        trainer.fit()
-        trainer.load_best()
-        model = trainer.model.eval()
-        trained = (f"trained by this script from {_relative(a.config)} in {time.perf_counter() - t:.0f} s "
-                   f"({len(trainer.history)} epochs, best at epoch {trainer.best_epoch})")
+        if model.trainable:
+            trainer = Trainer(model, data.train, Evaluator(data.valid, data.train, ks=(20,), metrics=("ndcg",)),
+                              cfg.train)
+            trainer.fit()
+            trainer.load_best()
+            model = trainer.model.eval()
+            trained = (f"trained by this script from {_relative(a.config)} in {time.perf_counter() - t:.0f} s "
+                       f"({len(trainer.history)} epochs, best at epoch {trainer.best_epoch})")
+        else:
+            model = model.fit(data.train).eval()
+            trained = f"fitted by this script from {_relative(a.config)} in {time.perf_counter() - t:.0f} s"
         source = f"`{cfg.name}`, {trained}"
     torch.set_num_threads(a.threads)  # again: training may set its own count (train.threads)
     if a.lock:
@@ -757,7 +779,7 @@ def main() -> None:
         ex = explainer.explain_index(u, i)
         latency.append((time.perf_counter() - t) * 1e3)
         connected.append(nx.has_path(ex.to_networkx(), ex.user, ex.item))
-        if ex.method != "exact" and ex.lift > 0:
+        if ex.method == "integrated-gradients" and ex.lift > 0:
             carried.append(sum(x for _, x in ex.carriers()))
             path_items.append(sage_path_items_share(ex))
         rescorer.reset()
@@ -853,7 +875,7 @@ def main() -> None:
                 f"{np.percentile(lat, 50):.0f} ms)")
             result[f"pyg_{algorithm}_p50_ms"] = round(float(1000 * np.median(secs)), 1)
     result["connected"] = round(float(np.mean(connected)), 4)
-    if explainer.method != "exact":
+    if explainer.method == "integrated-gradients":
         result.update({"sage_connected": result["connected"], "sage_p50_ms": result["p50_ms"]})
         if carried:
             say(f"what the sentence names, as a share of what raises the score (the positive parts of the split by "
@@ -864,7 +886,7 @@ def main() -> None:
                            "sage_path_items_share": round(float(np.mean(path_items)), 4)})
     result["rank_drop"] = result["sets"]["explain"]["rank_drop"]
     result["knn_control_rank_drop"] = result["sets"]["itemknn_own"]["rank_drop"]
-    if explainer.method == "exact":
+    if explainer.method in ("exact", "item-weights"):
         t = time.perf_counter()
         named = sentence_metrics(model, data, users, a.sentence_k, a.seed)
         say()
@@ -880,28 +902,28 @@ def main() -> None:
                 f"{m['own_share']:.3f} | {m['theme_share']:.3f} | "
                 f"{m['sentence_share']:.3f} | {m['cited_jaccard']:.3f} |")
         say()
-        say("The same difference split from the item's side (the nodes near the item, each weighed by the user's "
-            "taste: history items count through their co-raters), over the same top-1 pairs:")
-        say("| explanation | the user's history items | the most any 3 of them carry | other users (the item's "
-            "raters and beyond) | the user's own embedding | the item's own embedding |")
-        say("| --- | --- | --- | --- | --- | --- |")
-        for name, m in named.items():
-            if "item_side" in m:
-                x = m["item_side"]
-                say(f"| {name} | {x['history']:.3f} | {x['history_best_three']:.3f} | {x['users']:.3f} | "
-                    f"{x['own']:.3f} | {x['item']:.3f} |")
-        result.update({"named_share": named["contrastive"]["named_share"],
-                       "own_share": named["contrastive"]["own_share"],
-                       "theme_share": named["contrastive"]["theme_share"],
-                       "cited_jaccard": named["contrastive"]["cited_jaccard"],
-                       "cited_jaccard_previous": named["previous rule"]["cited_jaccard"],
-                       "named_share_previous": named["previous rule"]["named_share"],
-                       "best_three_share": named["contrastive"]["best_three_share"],
-                       "items_for_30_median": named["contrastive"]["items_for_30_median"],
-                       "sentence_share": named["contrastive"]["sentence_share"],
-                       "item_side_history_share": named["contrastive"]["item_side"]["history"],
-                       "item_side_best_three_share": named["contrastive"]["item_side"]["history_best_three"],
-                       "lightgcn_p50_ms": result["p50_ms"]})
+        if explainer.method == "exact":
+            say("The same difference split from the item's side (the nodes near the item, each weighed by the "
+                "user's taste: history items count through their co-raters), over the same top-1 pairs:")
+            say("| explanation | the user's history items | the most any 3 of them carry | other users (the item's "
+                "raters and beyond) | the user's own embedding | the item's own embedding |")
+            say("| --- | --- | --- | --- | --- | --- |")
+            for name, m in named.items():
+                if "item_side" in m:
+                    x = m["item_side"]
+                    say(f"| {name} | {x['history']:.3f} | {x['history_best_three']:.3f} | {x['users']:.3f} | "
+                        f"{x['own']:.3f} | {x['item']:.3f} |")
+        c = named["contrastive"]
+        result.update({"named_share": c["named_share"], "own_share": c["own_share"],
+                       "theme_share": c["theme_share"], "cited_jaccard": c["cited_jaccard"],
+                       "best_three_share": c["best_three_share"], "items_for_30_median": c["items_for_30_median"],
+                       "sentence_share": c["sentence_share"]})
+        if explainer.method == "exact":
+            result.update({"cited_jaccard_previous": named["previous rule"]["cited_jaccard"],
+                           "named_share_previous": named["previous rule"]["named_share"],
+                           "item_side_history_share": c["item_side"]["history"],
+                           "item_side_best_three_share": c["item_side"]["history_best_three"],
+                           "lightgcn_p50_ms": result["p50_ms"]})
     say(json.dumps(result))
     out = Path(a.out) if a.out else HERE / "results" / f"bench_explain_{cfg.name}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)

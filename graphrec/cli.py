@@ -651,11 +651,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"relative to {ex.reference_kind} ({ex.reference:.4f}): the parts below split the difference "
               f"{ex.difference:+.4f}")
     if ex.via:
-        exact = ex.method == "exact"
-        print("through the user's interactions:" if exact else "by the first step into the user or the item:")
+        sage = ex.method == "integrated-gradients"
+        print("by the first step into the user or the item:" if sage else "through the user's interactions:")
         for c in ex.via:
             print(f"  {c.value:>+9.4f}  {c.label}")
-        print("by node:" if exact else "by edge:")
+        print({"exact": "by node:", "item-weights": "by history item:"}.get(ex.method, "by edge:"))
     for c in (*ex.contributions, *ex.remainder):
         print(f"  {c.value:>+9.4f}  {c.label}")
     if written is not None:

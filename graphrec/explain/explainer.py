@@ -77,7 +77,9 @@ class Explainer:
     LightGCN gets the exact decomposition of its score over the nodes within
     L hops of the user (``method="exact"``); GraphSAGE gets integrated-gradients
     attributions of the messages of its computation subgraph
-    (``method="integrated-gradients"``).
+    (``method="integrated-gradients"``); a model whose score is a sum over
+    the user's history items (EASE, ItemKNN) gets that sum, one exact part
+    per history item (``method="item-weights"``).
 
     The subgraph shown holds the user, the item, the history items and
     co-interacting users that carried most of the score, and the attribute
@@ -88,8 +90,10 @@ class Explainer:
     as context: importance 0, drawn dashed.
 
     Args:
-        model: A trained :class:`~graphrec.nn.LightGCN` or
-            :class:`~graphrec.nn.GraphSAGE`.
+        model: A trained :class:`~graphrec.nn.LightGCN` (SimGCL, XSimGCL),
+            :class:`~graphrec.nn.GraphSAGE`, :class:`~graphrec.nn.EASE` or
+            :class:`~graphrec.nn.ItemKNN` (the model registry's
+            ``explanation``).
         graph: The train graph (:class:`~graphrec.graph.GraphBuilder`), for
             raw ids, labels and attribute nodes.
         max_history, max_neighbors, max_attributes: Subgraph size.
@@ -190,9 +194,10 @@ class Explainer:
     @torch.no_grad()
     def rank_of(self, user: int, item: int) -> int:
         """The item's 1-based position in the user's list of unseen items (ties counted in its favour)."""
+        embedding: tuple[torch.Tensor, torch.Tensor] | None = None
         if self.method == "exact":
             embedding = self._embeddings(cast(LightGCN, self.model))
-        else:  # GraphSAGE: one full-graph inference per Explainer, not one per explanation
+        elif self.method == "integrated-gradients":  # GraphSAGE: one full-graph inference per Explainer
             if "sage_users" not in self._cache:
                 was = self.model.training
                 self.model.eval()
@@ -212,7 +217,68 @@ class Explainer:
                 raise UnknownIdError(f"{name} index {value} out of range [0, {n})")
         if self.method == "exact":
             return self._lightgcn(cast(LightGCN, self.model), user, item)
+        if self.method == "item-weights":
+            return self._item_weights(user, item)
         return self._graphsage(cast(GraphSAGE, self.model), user, item)
+
+    # --- a sum over the history (EASE, ItemKNN): exact, one part per history item ---
+
+    @torch.no_grad()
+    def _item_weights(self, user: int, item: int) -> Explanation:
+        model = self.model
+        hist = self.train[user].indices
+        hist = hist[hist != item]  # a seen item is the one explained, not one of its reasons
+        parts_all = model.history_parts(torch.from_numpy(hist).long()).double().cpu().numpy() if len(hist) \
+            else np.zeros((0, model.num_items))  # [H, I]: what each history item adds to every item
+        own_row = model.history_parts(torch.tensor([item])).double().cpu().numpy()[0] if self.train[user, item] \
+            else None  # the explained item, when the user has it: its own part is in the score, not a reason
+        seen = self.seen[user].indices
+        reference = None
+        if self.reference == "mean":
+            candidates = np.ones(model.num_items, dtype=bool)
+            candidates[seen] = False
+            if candidates.any():
+                reference = parts_all[:, candidates].mean(1) if len(hist) else np.zeros(0)
+        elif self.reference == "next":
+            scores = parts_all.sum(0) + (own_row if own_row is not None else 0.0)
+            own = scores[item]
+            scores[seen] = np.inf
+            below = np.where(scores < own, scores, -np.inf)
+            nxt = int(np.argmax(below))
+            if np.isfinite(below[nxt]):
+                reference = parts_all[:, nxt]
+        values = parts_all[:, item] - (reference if reference is not None else 0.0)  # [H]: the exact parts
+        score = float(parts_all[:, item].sum() + (own_row[item] if own_row is not None else 0.0))
+        ref_score = float(reference.sum()) if reference is not None else None
+        chosen = np.argsort(-values, kind="stable")[: self.max_history]
+        nu = model.num_users
+        nodes = [self._node("user", user, "user", 0.0),
+                 self._node("item", item, "recommended", float(values.sum()))]
+        nodes += [self._node("item", int(hist[j]), "history", float(values[j])) for j in chosen]
+        edges = [ExplainEdge(f"user:{user}", f"item:{int(hist[j])}", INTERACTS[1], float(values[j])) for j in chosen]
+        edges += [ExplainEdge(f"item:{int(hist[j])}", f"item:{item}", "item weight", float(values[j]))
+                  for j in chosen]
+        order = np.argsort(-np.abs(values), kind="stable")
+        listed, unlisted = order[: self.top], order[self.top :]
+        contributions = tuple(Contribution(f"history item {self._labels['item'][int(hist[j])]}", "history",
+                                           float(values[j]), (f"item:{int(hist[j])}",)) for j in listed)
+        remainder = (Contribution(f"{len(unlisted):,} other history items", "history",
+                                  float(values[unlisted].sum())),) if len(unlisted) else ()
+        is_seen = bool(self.seen[user, item])
+        ex = Explanation(model=type(model).__name__, method="item-weights", score=score, user=f"user:{user}",
+                         item=f"item:{item}", nodes=tuple(nodes), edges=tuple(edges), contributions=contributions,
+                         remainder=remainder, groups={"history": float(values.sum())},
+                         rank=None if is_seen else self.rank_of(user, item),
+                         reference=ref_score, reference_kind=REFERENCES[self.reference] if reference is not None else "",
+                         seen=is_seen, via=self._via(nu + hist, values, None),
+                         themes=self._themes(item, hist, values), history_size=len(hist),
+                         history_total=float(values.sum()))
+        named = ex.theme()
+        top = named[0].nodes[0].split(":") if named is not None else None
+        attr_nodes, attr_edges = self._attribute_context(item, [int(hist[j]) for j in chosen[:2]],
+                                                         first=(top[0], int(top[1])) if top else None,
+                                                         first_history=[int(hist[j]) for j in chosen])
+        return replace(ex, nodes=(*ex.nodes, *attr_nodes), edges=(*ex.edges, *attr_edges))
 
     # --- LightGCN: exact ---
 
@@ -351,8 +417,9 @@ class Explainer:
         rest.sort(key=lambda w: (-values[w], w))
         return chosen + rest[: self.max_neighbors - len(chosen)]
 
-    def _via(self, first: np.ndarray, parts: np.ndarray, own: float) -> tuple[Contribution, ...]:
-        """:attr:`Explanation.via`: the ``top`` largest first-edge parts, the user's own term, and the rest."""
+    def _via(self, first: np.ndarray, parts: np.ndarray, own: float | None) -> tuple[Contribution, ...]:
+        """:attr:`Explanation.via`: the ``top`` largest first-edge parts, the user's own term (None: the model
+        has none), and the rest."""
         order = np.argsort(-parts, kind="stable")
         shown, rest = order[: self.top], order[self.top :]
         out = []
@@ -360,7 +427,8 @@ class Explainer:
             t, idx = self._row_node(int(first[j]))
             out.append(Contribution(str(self._labels[t][idx]), "history" if t == "item" else "attribute",
                                     float(parts[j]), (f"{t}:{idx}",)))
-        out.append(Contribution("your learned taste profile (your own embedding)", "user", own))
+        if own is not None:
+            out.append(Contribution("your learned taste profile (your own embedding)", "user", own))
         if len(rest):
             out.append(Contribution(f"{len(rest):,} other interactions", "remainder", float(parts[rest].sum())))
         return tuple(sorted(out, key=lambda c: -c.value))
@@ -382,8 +450,10 @@ class Explainer:
         return {t: int(o) for (t, _), o in zip(model.node_layout, starts[:-1], strict=True)}
 
     def _row_node(self, v: int) -> tuple[str, int]:
-        """(node type, index) of row ``v`` of LightGCN's adjacency."""
-        for t, n in cast(LightGCN, self.model).node_layout:
+        """(node type, index) of row ``v`` of LightGCN's adjacency (other models: users, then items)."""
+        layout = getattr(self.model, "node_layout", None) or [("user", self.model.num_users),
+                                                               ("item", self.model.num_items)]
+        for t, n in layout:
             if v < n:
                 return t, v
             v -= n

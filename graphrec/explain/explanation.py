@@ -42,6 +42,10 @@ CONTRIBUTIONS_CAPTION = ("The {what} split by node: each row is the part of one 
                          "walks from you reach it. The rows add up to the {what} too.")
 CONTRIBUTIONS_VS_VIA = (" So an item you rated has another value here than above, where its row holds everything "
                         "that reaches you through it, not its own embedding's part.")
+ITEM_WEIGHTS_CAPTION = ("The {what} split by the items you rated: this model scores an item by adding up what each "
+                        "item you rated gives it (its item-item weights), so each row is one item's weight to this "
+                        "item, less its mean weight to your candidates (for the lead). The rows add up to the "
+                        "{what}; the sentence and the bars use them.")
 SAGE_VIA_CAPTION = ("The score split by the first step that the model's messages take into you or into the item: "
                     "each row is everything that reaches you through one of your edges (an item you rated; the "
                     "others you rated together; an attribute of yours) or the item through one of its edges (the "
@@ -148,7 +152,7 @@ class Contribution:
 class Explanation:
     """Why ``item`` scores for ``user``: a subgraph and the contributions that carried the score.
 
-    Contrastive where the model allows it (LightGCN and its successors): the
+    Contrastive where the model allows it (LightGCN and its successors, EASE, ItemKNN): the
     contributions decompose :attr:`difference`, the item's score less a
     reference (the mean score of the user's candidate items, or the next
     item's), so the parts every candidate shares cancel. Invariant:
@@ -158,8 +162,9 @@ class Explanation:
 
     Attributes:
         model: The explained model's name (``"LightGCN"``).
-        method: ``"exact"`` (LightGCN decomposition) or
-            ``"integrated-gradients"`` (GraphSAGE edge masks).
+        method: ``"exact"`` (LightGCN decomposition),
+            ``"integrated-gradients"`` (GraphSAGE edge masks) or
+            ``"item-weights"`` (a sum over the history: EASE, ItemKNN).
         score: The model's score of the pair.
         user, item: Keys of the explained user and item nodes.
         nodes, edges: The subgraph.
@@ -364,7 +369,7 @@ class Explanation:
             lead = f"{title} is your top recommendation"
         else:
             lead = f"{title} is ranked {ordinal(self.rank)} for you"
-        if self.method != "exact" and (self.via or self._user_to_item_paths()):
+        if self.method == "integrated-gradients" and (self.via or self._user_to_item_paths()):
             return lead + self._sage_reasons(verb, mark) + "."
         if self.via:
             return lead + self._contrastive_reasons(verb, mark) + "."
@@ -685,12 +690,16 @@ class Explanation:
         via = "".join(f"<tr><td>{e(c.label)}</td><td>{c.value:+.4f}</td><td>{_share(c.value / self.lift)}</td></tr>"
                       for c in self.via) if self.lift > 0 else ""
         what = "lead" if self.reference is not None else "score"
-        heading, via_caption = (("Through which of your interactions", VIA_CAPTION.format(what=what))
-                                if self.method == "exact" else ("Through which first steps", SAGE_VIA_CAPTION))
+        heading, via_caption = (("Through which first steps", SAGE_VIA_CAPTION)
+                                if self.method == "integrated-gradients" else
+                                ("Through which of your interactions",
+                                 (ITEM_WEIGHTS_CAPTION if self.method == "item-weights" else VIA_CAPTION)
+                                 .format(what=what)))
         via_table = (f"<h2>{heading}</h2><p>{e(via_caption)}</p><table>"
                      f"<tr><th>part</th><th>value</th><th>share</th></tr>{via}</table>" if via else "")
         caption = (CONTRIBUTIONS_CAPTION.format(what=what) + (CONTRIBUTIONS_VS_VIA if via else "")
-                   if self.method == "exact" else ATTRIBUTIONS_CAPTION)
+                   if self.method == "exact" else ITEM_WEIGHTS_CAPTION.format(what=what)
+                   if self.method == "item-weights" else ATTRIBUTIONS_CAPTION)
         rows = "".join(f"<tr><td>{e(c.group)}</td><td>{e(c.label)}</td><td>{c.value:+.4f}</td></tr>"
                        for c in (*self.contributions, *self.remainder))
         edges = "".join(f"<tr><td>{e(self.node(x.source).caption)}</td><td>{e(x.type)}</td>"

@@ -110,6 +110,12 @@ class ScoringModel(nn.Module):
             raise NotImplementedError(f"{type(self).__name__} must implement score_history")
         return emb[1] @ self.fold_in(items, state=self.fold_in_state())
 
+    def history_parts(self, items: Tensor) -> Tensor:
+        """What each of a user's history items adds to every item's score, for a model whose score is a sum
+        over the history (``"item-weights"`` explanations): ``[H] → [H, num_items]``, whose rows add up to
+        :meth:`score_history` of ``items``."""
+        raise NotImplementedError(f"{type(self).__name__}'s scores are not a sum over the user's history items")
+
     def fold_in_state(self) -> Any:
         """What :meth:`fold_in` reads, computed once from the trained weights (a server keeps it).
 

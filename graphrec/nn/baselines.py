@@ -127,6 +127,13 @@ class ItemKNN(ScoringModel):
         history = csr_rows(self.history_indptr, self.history_indices, users, self.num_items)  # [B, I]
         return torch.sparse.mm(self._sim(), history.t()).t().contiguous()  # [B, I]
 
+    def history_parts(self, items: Tensor) -> Tensor:
+        """Column ``sim_k(·, j)`` of each history item ``j``: what it adds to every item. Shapes: ``[H] → [H, I]``."""
+        items = items.to(self.sim_indptr.device)
+        one_hot = torch.zeros(self.num_items, len(items), device=items.device)
+        one_hot[items, torch.arange(len(items), device=items.device)] = 1.0
+        return torch.sparse.mm(self._sim(), one_hot).t().contiguous()
+
     def score_history(self, items: Tensor) -> Tensor:
         """The same formula with the given history (an item given twice counts twice). Shapes: ``[H] → [I]``."""
         items = items.to(self.sim_indptr.device)
@@ -318,6 +325,7 @@ class MFBPRConfig(ModelConfig):
 MOSTPOP_SPEC = ModelSpec(MostPopularConfig, MostPopular, lambda c, x: MostPopular(x.num_users, x.num_items),
                          summary="every user gets the items with the most train interactions")
 ITEMKNN_SPEC = ModelSpec(ItemKNNConfig, ItemKNN, lambda c, x: ItemKNN(x.num_users, x.num_items, k=c.k, shrink=c.shrink),
+                         explanation="item-weights",
                          summary="item-based k-nearest neighbours, cosine similarity (sparse)")
 MFBPR_SPEC = ModelSpec(MFBPRConfig, MFBPR, lambda c, x: MFBPR(x.num_users, x.num_items, dim=c.dim, reg=c.reg),
                        summary="matrix factorisation trained with BPR")

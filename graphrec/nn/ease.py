@@ -122,6 +122,12 @@ class EASE(ScoringModel):
             return torch.zeros(self.num_items, device=self.weight.device)
         return self.weight[items.to(self.weight.device)].sum(0)
 
+    def history_parts(self, items: Tensor) -> Tensor:
+        """Row ``B[j, ·]`` of each history item ``j``. Shapes: ``[H] → [H, I]``."""
+        if self.weight.shape[0] == 0:
+            return torch.zeros(len(items), self.num_items, device=self.weight.device)
+        return self.weight[items.to(self.weight.device)]
+
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, local_metadata: dict[str, Any],
                               strict: bool, missing_keys: list[str], unexpected_keys: list[str],
                               error_msgs: list[str]) -> None:
@@ -156,5 +162,5 @@ def _build(c: EASEConfig, x: ModelInputs) -> EASE:
     return EASE(x.num_users, x.num_items, reg=c.reg, memory_gb=c.memory_gb)
 
 
-SPEC = ModelSpec(EASEConfig, EASE, _build,
+SPEC = ModelSpec(EASEConfig, EASE, _build, explanation="item-weights",
                  summary="closed-form item-item autoencoder (Steck, WWW 2019); dense in the number of items")

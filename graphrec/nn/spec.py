@@ -146,14 +146,16 @@ class ModelSpec:
         explanation: How :class:`~graphrec.explain.Explainer` explains its
             scores: ``"exact"`` (linear propagation decomposed over walks),
             ``"integrated-gradients"`` (over the sampled computation
-            subgraph), or None (no graph explanation).
+            subgraph), ``"item-weights"`` (a score linear in the user's
+            history: one exact part per history item,
+            :meth:`~graphrec.nn.ScoringModel.history_parts`), or None.
     """
 
     config: type[ModelConfig]
     model: type[ScoringModel]
     build: Callable[[Any, ModelInputs], ScoringModel]
     summary: str
-    explanation: Literal["exact", "integrated-gradients"] | None = None
+    explanation: Literal["exact", "integrated-gradients", "item-weights"] | None = None
 
     @property
     def name(self) -> str:

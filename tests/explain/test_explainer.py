@@ -11,7 +11,7 @@ from torch_geometric.data import HeteroData
 from graphrec.errors import ConfigError, UnknownIdError
 from graphrec.explain import Explainer, Explanation
 from graphrec.graph import GraphBuilder, GraphConfig, normalized_adjacency
-from graphrec.nn import MFBPR, GraphSAGE, LightGCN
+from graphrec.nn import EASE, MFBPR, GraphSAGE, ItemKNN, LightGCN
 from tests.graph.test_builder import tiny, tiny_split
 from tests.nn.test_sage import graph as sage_graph
 
@@ -442,3 +442,61 @@ def test_global_node_ids_round_trip_and_no_message_explanations():
     # fan-outs of 0: no message passes, nothing to attribute; the score is the baseline
     e = Explainer(model, sage_graph(), fanouts=[0, 0]).explain_index(2, 5)
     assert [c.group for c in e.via] == ["baseline"] and math.isclose(e.via[0].value, e.score, rel_tol=1e-6)
+
+
+def item_weight_model() -> tuple[EASE, HeteroData]:
+    """3 users, 3 items (raw ids 10, 11, 12), EASE with hand-set weights B (its score: the sum of the rows of
+    the user's items); user a has items 10 and 11, b has 10, c has 12."""
+    g = HeteroData()
+    g["user"].num_nodes, g["item"].num_nodes = 3, 3
+    ei = torch.tensor([[0, 0, 1, 2], [0, 1, 0, 2]])
+    g["user", "interacts", "item"].edge_index = ei
+    g["item", "rev_interacts", "user"].edge_index = ei.flip(0)
+    g.node_raw_ids = {"user": ["a", "b", "c"], "item": [10, 11, 12]}
+    g.node_labels = {"user": ["user a", "user b", "user c"], "item": ["Alien", "Heat", "Ran"]}
+    m = EASE(3, 3, reg=1.0).fit(sp.csr_matrix(np.array([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])))
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor([[0.0, 0.5, 2.0], [0.25, 0.0, 1.0], [1.0, 3.0, 0.0]]))
+    return m.eval(), g
+
+
+def test_item_weights_exact_by_hand():
+    m, g = item_weight_model()
+    # user b (history: item 10) and item 12: the score is B[10, 12] = 2; the mean candidate (11 and 12, not the
+    # seen 10) gets (0.5 + 2) / 2 = 1.25 from item 10, so the lead is 0.75, all of it item 10's
+    ex = Explainer(m, g).explain("b", 12)
+    assert ex.method == "item-weights" and ex.score == pytest.approx(2.0) and ex.reference == pytest.approx(1.25)
+    assert [(c.label, c.value) for c in ex.contributions] == [("history item Alien", pytest.approx(0.75))]
+    assert ex.rank == 1 and not ex.seen
+    # user a (10 and 11) and item 12: parts 2 - 2 = 0 (item 10) and 1 - 1 = 0 (item 11): only one candidate,
+    # the lead is 0; with no reference the parts are the score's, 2 and 1
+    plain = Explainer(m, g, reference="none").explain("a", 12)
+    assert plain.score == pytest.approx(3.0) and plain.reference is None
+    assert sorted(c.value for c in plain.contributions) == [pytest.approx(1.0), pytest.approx(2.0)]
+    assert sum(c.value for c in plain.via) == pytest.approx(3.0)
+    assert not any(c.group == "user" for c in plain.via)  # no taste profile: the history is all there is
+    assert plain.text() == "“Ran” is your top recommendation, mostly because you rated “Alien” (67%)."
+    # an item the user has is reported as such, and never its own reason
+    seen = Explainer(m, g).explain("a", 10)
+    assert seen.seen and seen.rank is None and seen.text() == "You already rated “Alien”: it is not ranked among " \
+                                                              "your recommendations."
+    assert [n.label for n in seen.by_role("history")] == ["Heat"]
+    # the picture's paths: user -> history item -> item, each edge carrying its item's part
+    assert {(e.source, e.target, e.type) for e in plain.edges} == {
+        ("user:0", "item:0", "interacts"), ("user:0", "item:1", "interacts"),
+        ("item:0", "item:2", "item weight"), ("item:1", "item:2", "item weight")}
+
+
+@pytest.mark.parametrize("reference", ["mean", "next", "none"])
+def test_item_weights_parts_sum_to_the_difference_and_match_the_model(reference):
+    _, g = built()
+    train = sp.csr_matrix((np.ones(g["user", "interacts", "item"].edge_index.shape[1]),
+                           g["user", "interacts", "item"].edge_index.numpy()), shape=(3, 4))
+    for model in (EASE(3, 4, reg=0.5).fit(train), ItemKNN(3, 4, k=2).fit(train)):
+        ex = Explainer(model, g, reference=reference)
+        for user in range(3):
+            for item in range(4):
+                e = ex.explain_index(user, item)
+                assert e.score == pytest.approx(float(model.score_all(torch.tensor([user]))[0, item]), abs=1e-6)
+                for parts in ((*e.contributions, *e.remainder), e.via):
+                    assert sum(c.value for c in parts) == pytest.approx(e.difference, abs=1e-9)

@@ -62,9 +62,10 @@ def test_bundle_serves_with_the_data_deleted(tmp_path, name):
     similar, _ = model.similar_items("sku9", k=4)
     assert len(similar) == 4 and "sku9" not in similar.tolist()
     assert model.item_label("sku9") == "Product 9"
-    if name in ("lightgcn", "graphsage"):
+    if name in ("lightgcn", "graphsage", "ease", "itemknn"):
         ex = model.explain("u0", ids[0])
         assert ex.text() and np.isfinite(ex.score)
+        assert sum(c.value for c in ex.via) == pytest.approx(ex.difference, abs=1e-5)
     else:
         with pytest.raises(graphrec.ConfigError, match="has no graph explanation"):
             model.explain("u0", "sku1")
@@ -116,10 +117,20 @@ def test_damaged_bundles_are_named(bundled):
         graphrec.load(bundled)
 
 
-def test_recommend_with_explanations_refuses_a_model_without_them_before_printing(bundled, capsys):
-    assert main(["recommend", str(bundled), "--user", "u1", "--k", "3", "--explain"]) == 2  # ItemKNN
+def test_recommend_with_explanations_refuses_a_model_without_them_before_printing(tmp_path, capsys):
+    run_dir, _, _, _ = shop_run(tmp_path, "mostpop")
+    assert main(["recommend", str(run_dir), "--user", "u1", "--k", "3", "--explain"]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and "ItemKNN has no graph explanation" in err
+    assert out == "" and "MostPopular has no graph explanation" in err
+
+
+def test_an_item_weights_model_explains_from_its_bundle(bundled, capsys):
+    assert main(["recommend", str(bundled), "--user", "u1", "--k", "2", "--explain"]) == 0  # ItemKNN
+    out = capsys.readouterr().out
+    assert out.count("because you rated") + out.count("from many of the items you rated") >= 1, out
+    assert main(["explain", str(bundled), "--user", "u1"]) == 0
+    out = capsys.readouterr().out
+    assert "ItemKNN (item-weights)" in out and "by history item:" in out
 
 
 def test_a_run_without_bundle_gets_one(bundled, capsys):
