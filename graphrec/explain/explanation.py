@@ -699,7 +699,7 @@ class Explanation:
                      f"<tr><th>part</th><th>value</th><th>share</th></tr>{via}</table>" if via else "")
         caption = (CONTRIBUTIONS_CAPTION.format(what=what) + (CONTRIBUTIONS_VS_VIA if via else "")
                    if self.method == "exact" else ITEM_WEIGHTS_CAPTION.format(what=what)
-                   if self.method == "item-weights" else ATTRIBUTIONS_CAPTION)
+                   if self.method == "item-weights" else ATTRIBUTIONS_CAPTION)  # item-weights: without a lift
         rows = "".join(f"<tr><td>{e(c.group)}</td><td>{e(c.label)}</td><td>{c.value:+.4f}</td></tr>"
                        for c in (*self.contributions, *self.remainder))
         edges = "".join(f"<tr><td>{e(self.node(x.source).caption)}</td><td>{e(x.type)}</td>"
@@ -712,9 +712,10 @@ class Explanation:
                 ".wide{width:min(1344px,96vw);margin-left:calc(50% - min(672px,48vw))}</style></head>"
                 f"<body><h1>{e(item.label)}</h1><p>{sentence}</p>"
                 f"<p>{e(self.model)}, {e(self.method)}: {ref}{'; ' + rank if rank else ''}</p>{img}{via_table}"
-                f"<h2>Contributions</h2><p>{e(caption)}</p>"
-                f"<table><tr><th>group</th><th>part</th><th>value</th></tr>{rows}</table>"
-                f"<h2>Edges</h2><table><tr><th>from</th><th>relation</th><th>to</th><th>importance</th></tr>{edges}"
+                + ("" if self.method == "item-weights" and via else  # the same split as the table above
+                   f"<h2>Contributions</h2><p>{e(caption)}</p>"
+                   f"<table><tr><th>group</th><th>part</th><th>value</th></tr>{rows}</table>")
+                + f"<h2>Edges</h2><table><tr><th>from</th><th>relation</th><th>to</th><th>importance</th></tr>{edges}"
                 "</table></body></html>\n")
 
 

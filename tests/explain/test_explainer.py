@@ -500,3 +500,11 @@ def test_item_weights_parts_sum_to_the_difference_and_match_the_model(reference)
                 assert e.score == pytest.approx(float(model.score_all(torch.tensor([user]))[0, item]), abs=1e-6)
                 for parts in ((*e.contributions, *e.remainder), e.via):
                     assert sum(c.value for c in parts) == pytest.approx(e.difference, abs=1e-9)
+
+
+def test_item_weights_html_has_one_table_of_parts():
+    m, g = item_weight_model()
+    page = Explainer(m, g, reference="none").explain("a", 12).to_html()
+    assert "Through which of your interactions" in page and "item-item weights" in page
+    assert "<h2>Contributions</h2>" not in page  # the same split twice would say nothing more
+    assert "item weight" in page and "*" not in page.split("<body>")[1]
