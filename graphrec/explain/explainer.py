@@ -78,8 +78,9 @@ class Explainer:
     L hops of the user (``method="exact"``); GraphSAGE gets integrated-gradients
     attributions of the messages of its computation subgraph
     (``method="integrated-gradients"``); a model whose score is a sum over
-    the user's history items (EASE, ItemKNN) gets that sum, one exact part
-    per history item (``method="item-weights"``).
+    the user's history items (EASE, ItemKNN, and GF-CF and BSPM, linear in the
+    user's row) gets that sum, one exact part per history item
+    (``method="item-weights"``).
 
     The subgraph shown holds the user, the item, the history items and
     co-interacting users that carried most of the score, and the attribute
@@ -228,50 +229,55 @@ class Explainer:
         model = self.model
         hist = self.train[user].indices
         hist = hist[hist != item]  # a seen item is the one explained, not one of its reasons
-        parts_all = model.history_parts(torch.from_numpy(hist).long()).double().cpu().numpy() if len(hist) \
-            else np.zeros((0, model.num_items))  # [H, I]: what each history item adds to every item
-        own_row = model.history_parts(torch.tensor([item])).double().cpu().numpy()[0] if self.train[user, item] \
-            else None  # the explained item, when the user has it: its own part is in the score, not a reason
+        has_item = bool(self.train[user, item])  # its own row is in the score too: a part, never a reason
+        rows = np.append(hist, item) if has_item else hist
+        parts_all = model.history_parts(torch.from_numpy(rows).long()).double().cpu().numpy() if len(rows) \
+            else np.zeros((0, model.num_items))  # [H(+1), I]: what each row adds to every item
         seen = self.seen[user].indices
         reference = None
         if self.reference == "mean":
             candidates = np.ones(model.num_items, dtype=bool)
             candidates[seen] = False
             if candidates.any():
-                reference = parts_all[:, candidates].mean(1) if len(hist) else np.zeros(0)
+                reference = parts_all[:, candidates].mean(1)
         elif self.reference == "next":
-            scores = parts_all.sum(0) + (own_row if own_row is not None else 0.0)
+            scores = parts_all.sum(0)
             own = scores[item]
             scores[seen] = np.inf
             below = np.where(scores < own, scores, -np.inf)
             nxt = int(np.argmax(below))
             if np.isfinite(below[nxt]):
                 reference = parts_all[:, nxt]
-        values = parts_all[:, item] - (reference if reference is not None else 0.0)  # [H]: the exact parts
-        score = float(parts_all[:, item].sum() + (own_row[item] if own_row is not None else 0.0))
-        ref_score = float(reference.sum()) if reference is not None else None
+        all_values = parts_all[:, item] - (reference if reference is not None else 0.0)  # the exact parts
+        values = all_values[: len(hist)]
+        own_part = float(all_values[-1]) if has_item else None
+        score = float(parts_all[:, item].sum())
         chosen = np.argsort(-values, kind="stable")[: self.max_history]
         nu = model.num_users
         nodes = [self._node("user", user, "user", 0.0),
-                 self._node("item", item, "recommended", float(values.sum()))]
+                 self._node("item", item, "recommended", float(all_values.sum()))]
         nodes += [self._node("item", int(hist[j]), "history", float(values[j])) for j in chosen]
         edges = [ExplainEdge(f"user:{user}", f"item:{int(hist[j])}", INTERACTS[1], float(values[j])) for j in chosen]
         edges += [ExplainEdge(f"item:{int(hist[j])}", f"item:{item}", "item weight", float(values[j]))
                   for j in chosen]
+        own = () if own_part is None else (Contribution("the item's own weight (you have it)", "recommended",
+                                                        own_part, (f"item:{item}",)),)
         order = np.argsort(-np.abs(values), kind="stable")
         listed, unlisted = order[: self.top], order[self.top :]
-        contributions = tuple(Contribution(f"history item {self._labels['item'][int(hist[j])]}", "history",
-                                           float(values[j]), (f"item:{int(hist[j])}",)) for j in listed)
+        contributions = own + tuple(Contribution(f"history item {self._labels['item'][int(hist[j])]}", "history",
+                                                 float(values[j]), (f"item:{int(hist[j])}",)) for j in listed)
         remainder = (Contribution(f"{len(unlisted):,} other history items", "history",
                                   float(values[unlisted].sum())),) if len(unlisted) else ()
+        via = tuple(sorted((*self._via(nu + hist, values, None), *own), key=lambda c: -c.value))
         is_seen = bool(self.seen[user, item])
         ex = Explanation(model=type(model).__name__, method="item-weights", score=score, user=f"user:{user}",
                          item=f"item:{item}", nodes=tuple(nodes), edges=tuple(edges), contributions=contributions,
-                         remainder=remainder, groups={"history": float(values.sum())},
+                         remainder=remainder, groups={"history": float(values.sum()),
+                                                      **({"recommended": own_part} if own_part is not None else {})},
                          rank=None if is_seen else self.rank_of(user, item),
-                         reference=ref_score, reference_kind=REFERENCES[self.reference] if reference is not None else "",
-                         seen=is_seen, via=self._via(nu + hist, values, None),
-                         themes=self._themes(item, hist, values), history_size=len(hist),
+                         reference=float(reference.sum()) if reference is not None else None,
+                         reference_kind=REFERENCES[self.reference] if reference is not None else "",
+                         seen=is_seen, via=via, themes=self._themes(item, hist, values), history_size=len(hist),
                          history_total=float(values.sum()))
         named = ex.theme()
         top = named[0].nodes[0].split(":") if named is not None else None

@@ -140,6 +140,14 @@ class GFCF(ScoringModel):
     def score_all(self, users: Tensor) -> Tensor:
         return self.filter(csr_rows(self.history_indptr, self.history_indices, users, self.num_items))
 
+    def history_parts(self, items: Tensor) -> Tensor:
+        """The filter of each history item's indicator row: the filter is linear in the row, so these add up to
+        :meth:`score_history`. Shapes: ``[H] → [H, I]``."""
+        items = items.to(self.vt.device)
+        x = torch.zeros(len(items), self.num_items, device=self.vt.device)
+        x[torch.arange(len(items), device=x.device), items] = 1.0
+        return self.filter(x)
+
     def score_history(self, items: Tensor) -> Tensor:
         x = torch.zeros(1, self.num_items, device=self.vt.device)
         x.index_add_(1, items.to(x.device), torch.ones(1, len(items), device=x.device))
@@ -176,7 +184,7 @@ def _build(c: GFCFConfig, x: ModelInputs) -> GFCF:
     return GFCF(x.num_users, x.num_items, alpha=c.alpha, rank=c.rank)
 
 
-SPEC = ModelSpec(GFCFConfig, GFCF, _build,
+SPEC = ModelSpec(GFCFConfig, GFCF, _build, explanation="item-weights",
                  summary="training-free graph filter: normalised item-item filter + ideal low-pass (Shen et al., "
                          "CIKM 2021); fits in seconds")
 
@@ -293,6 +301,6 @@ def _build_bspm(c: BSPMConfig, x: ModelInputs) -> BSPM:
                 t_point_combination=c.t_point_combination)
 
 
-BSPM_SPEC = ModelSpec(BSPMConfig, BSPM, _build_bspm,
+BSPM_SPEC = ModelSpec(BSPMConfig, BSPM, _build_bspm, explanation="item-weights",
                       summary="training-free blurring-sharpening process over GF-CF's filters (Choi et al., "
                               "SIGIR 2023); fits in seconds")

@@ -11,7 +11,7 @@ from torch_geometric.data import HeteroData
 from graphrec.errors import ConfigError, UnknownIdError
 from graphrec.explain import Explainer, Explanation
 from graphrec.graph import GraphBuilder, GraphConfig, normalized_adjacency
-from graphrec.nn import EASE, MFBPR, GraphSAGE, ItemKNN, LightGCN
+from graphrec.nn import BSPM, EASE, GFCF, MFBPR, GraphSAGE, ItemKNN, LightGCN
 from tests.graph.test_builder import tiny, tiny_split
 from tests.nn.test_sage import graph as sage_graph
 
@@ -492,7 +492,8 @@ def test_item_weights_parts_sum_to_the_difference_and_match_the_model(reference)
     _, g = built()
     train = sp.csr_matrix((np.ones(g["user", "interacts", "item"].edge_index.shape[1]),
                            g["user", "interacts", "item"].edge_index.numpy()), shape=(3, 4))
-    for model in (EASE(3, 4, reg=0.5).fit(train), ItemKNN(3, 4, k=2).fit(train)):
+    for model in (EASE(3, 4, reg=0.5).fit(train), ItemKNN(3, 4, k=2).fit(train), GFCF(3, 4, rank=1).fit(train),
+                  BSPM(3, 4, rank=1).fit(train)):
         ex = Explainer(model, g, reference=reference)
         for user in range(3):
             for item in range(4):
