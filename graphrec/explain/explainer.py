@@ -65,6 +65,8 @@ class _Messages:
     forward: np.ndarray
     relations: tuple[str, ...]
 #: what a LightGCN-style explanation is relative to (Explainer's ``reference``), and how the sentence names it
+#: item-weights explanations read a history's parts [rows, items] about this many numbers at a time
+PARTS_CHUNK = 2**24
 REFERENCES = {"mean": "the mean of your candidates", "next": "the next item", "none": ""}
 _GROUP_NAMES = {"user": "the user's own embedding", "history": "history items", "neighbor": "co-interacting users",
                 "item": "items within reach", "recommended": "the item's own embedding",
@@ -231,27 +233,37 @@ class Explainer:
         hist = hist[hist != item]  # a seen item is the one explained, not one of its reasons
         has_item = bool(self.train[user, item])  # its own row is in the score too: a part, never a reason
         rows = np.append(hist, item) if has_item else hist
-        parts_all = model.history_parts(torch.from_numpy(rows).long()).double().cpu().numpy() if len(rows) \
-            else np.zeros((0, model.num_items))  # [H(+1), I]: what each row adds to every item
         seen = self.seen[user].indices
-        reference = None
+        # what each row adds to the item, and to the reference: rows in chunks of about 2**24 numbers, so that a
+        # long history on a large catalogue never holds [H, I] at once
+        at_item, at_reference = np.zeros(len(rows)), np.zeros(len(rows))
+        column: int | None = None  # the next item's, for reference "next"
+        candidates: np.ndarray | None = None
         if self.reference == "mean":
             candidates = np.ones(model.num_items, dtype=bool)
             candidates[seen] = False
-            if candidates.any():
-                reference = parts_all[:, candidates].mean(1)
-        elif self.reference == "next":
-            scores = parts_all.sum(0)
+            if not candidates.any():
+                candidates = None
+        elif self.reference == "next" and len(rows):
+            scores = model.score_history(torch.from_numpy(rows).long()).double().cpu().numpy()
             own = scores[item]
             scores[seen] = np.inf
             below = np.where(scores < own, scores, -np.inf)
             nxt = int(np.argmax(below))
-            if np.isfinite(below[nxt]):
-                reference = parts_all[:, nxt]
-        all_values = parts_all[:, item] - (reference if reference is not None else 0.0)  # the exact parts
+            column = nxt if np.isfinite(below[nxt]) else None
+        chunk = max(1, PARTS_CHUNK // max(1, model.num_items))
+        for start in range(0, len(rows), chunk):
+            part = model.history_parts(torch.from_numpy(rows[start : start + chunk]).long()).double().cpu().numpy()
+            at_item[start : start + chunk] = part[:, item]
+            if candidates is not None:
+                at_reference[start : start + chunk] = part[:, candidates].mean(1)
+            elif column is not None:
+                at_reference[start : start + chunk] = part[:, column]
+        reference = at_reference if candidates is not None or column is not None else None
+        all_values = at_item - (reference if reference is not None else 0.0)  # the exact parts
         values = all_values[: len(hist)]
         own_part = float(all_values[-1]) if has_item else None
-        score = float(parts_all[:, item].sum())
+        score = float(at_item.sum())
         chosen = np.argsort(-values, kind="stable")[: self.max_history]
         nu = model.num_users
         nodes = [self._node("user", user, "user", 0.0),

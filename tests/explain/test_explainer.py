@@ -509,3 +509,23 @@ def test_item_weights_html_has_one_table_of_parts():
     assert "Through which of your interactions" in page and "item-item weights" in page
     assert "<h2>Contributions</h2>" not in page  # the same split twice would say nothing more
     assert "item weight" in page and "*" not in page.split("<body>")[1]
+
+
+def test_item_weights_in_chunks_equal_the_whole(monkeypatch):
+    """A long history on a large catalogue is read a few rows at a time: the same parts."""
+    from graphrec.explain import explainer as module
+
+    _, g = built()
+    ei = g["user", "interacts", "item"].edge_index
+    train = sp.csr_matrix((np.ones(ei.shape[1]), ei.numpy()), shape=(3, 4))
+    model = EASE(3, 4, reg=0.5).fit(train)
+    for reference in ("mean", "next"):
+        whole = Explainer(model, g, reference=reference).explain_index(1, 3)
+        calls = []
+        parts = model.history_parts
+        monkeypatch.setattr(model, "history_parts", lambda items: calls.append(len(items)) or parts(items))
+        monkeypatch.setattr(module, "PARTS_CHUNK", 4)  # one row (4 items) at a time
+        got = Explainer(model, g, reference=reference).explain_index(1, 3)
+        monkeypatch.undo()
+        assert calls and max(calls) == 1 and len(calls) == len(train[1].indices)
+        assert [c.value for c in got.via] == pytest.approx([c.value for c in whole.via])
