@@ -523,7 +523,8 @@ def test_item_weights_in_chunks_equal_the_whole(monkeypatch):
         whole = Explainer(model, g, reference=reference).explain_index(1, 3)
         calls = []
         parts = model.history_parts
-        monkeypatch.setattr(model, "history_parts", lambda items: calls.append(len(items)) or parts(items))
+        monkeypatch.setattr(model, "history_parts",
+                            lambda items, calls=calls, parts=parts: calls.append(len(items)) or parts(items))
         monkeypatch.setattr(module, "PARTS_CHUNK", 4)  # one row (4 items) at a time
         got = Explainer(model, g, reference=reference).explain_index(1, 3)
         monkeypatch.undo()
