@@ -166,31 +166,54 @@ PAIRED = ("recall@20", "ndcg@20")
 NON_GRAPH = ("mostpop", "itemknn", "ease", "mf-bpr")
 
 
-def split_record(split: dict) -> dict:
-    """What a run's split is, but for the seed (the seed pairs the runs): the split section's other keys."""
-    return {k: v for k, v in sorted(split.items()) if k != "seed"}
+#: the split of every run recorded before runs recorded theirs (2026-12-07)
+LEGACY_SPLIT = {"method": "random", "ratios": [0.8, 0.1, 0.1], "shuffle": "global"}
 
 
-def describe_split(split: dict | None) -> str:
-    """The table header's words for the split every run shares (runs saved before the split was recorded: the
-    per-user random 80/10/10 split they all used)."""
-    if not split or (split.get("method", "random") == "random"
-                     and list(split.get("ratios", [0.8, 0.1, 0.1])) == [0.8, 0.1, 0.1]):
-        return "the per-user random 80/10/10 split"
+def split_record(split: dict | None) -> dict:
+    """What a run's split is, but for the seed (the seed pairs the runs): the keys its method reads, defaults
+    filled in. A run recorded without a split, or a random one without ``shuffle``, used the global shuffle
+    of the per-user random 80/10/10 split (the only split recorded before)."""
+    from dataclasses import fields
+
+    from graphrec.run.config import SplitSection
+
+    split = dict(split or LEGACY_SPLIT)
+    method = split.get("method", "random")
+    if "shuffle" not in split and method in ("random", "cold-items"):
+        split["shuffle"] = "global"
+    defaults = {f.name: f.default for f in fields(SplitSection)}
+    out: dict = {"method": method}
+    for key in SplitSection.READS.get(method, ()):
+        if key != "seed":
+            value = split.get(key, defaults[key])
+            out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def describe_split(split: dict) -> str:
+    """The table header's words for the split every run shares, and what the seed sets."""
     ratios = "/".join(f"{r:g}" for r in split.get("ratios", []))
-    return f"the {split.get('method')} split" + (f" {ratios}" if ratios else "")
+    if split["method"] == "random" and split.get("ratios") == [0.8, 0.1, 0.1]:
+        return "each seed sets the per-user random 80/10/10 split and the training"
+    if split["method"] in ("random", "cold-items"):
+        return f"each seed sets the {split['method']} split {ratios} and the training"
+    what = f"the fixed split {split.get('fixed')}" if split["method"] == "fixed" else \
+        f"the {split['method']} split" + (f" {ratios}" if ratios else "")
+    return f"{what}, the same for every seed; each seed sets the training"
 
 
 def check_same_split(dataset: str, rows: dict[str, list[dict]]) -> dict | None:
     """The split all ``rows`` of ``dataset`` share; SystemExit naming two runs that differ (their per-user
     metrics cannot be paired, nor their means compared)."""
-    splits = {json.dumps(r.get("split"), sort_keys=True): (m, r) for m, runs in rows.items() for r in runs}
+    splits = {json.dumps(split_record(r.get("split")), sort_keys=True): (m, r) for m, runs in rows.items()
+              for r in runs}
     if len(splits) > 1:
         (a_key, (a, ra)), (b_key, (b, rb)) = list(splits.items())[:2]
         raise SystemExit(f"{dataset}: the runs do not share a split, so they cannot be compared or paired: "
                          f"{a} ({ra.get('run_dir', ra.get('config'))}) has {a_key}, {b} "
                          f"({rb.get('run_dir', rb.get('config'))}) has {b_key}")
-    return next(iter(splits.values()))[1].get("split") if splits else None
+    return json.loads(next(iter(splits))) if splits else None
 
 
 def per_user_record(run_dir: Path) -> dict:
@@ -278,13 +301,13 @@ def write_table(out: str, results: dict[tuple[str, str], list[dict]], seeds: lis
     seeds = sorted({r["seed"] for runs in results.values() for r in runs}) or seeds
     splits = {d: check_same_split(d, {m: runs for (dd, m), runs in results.items() if dd == d})
               for d in dict.fromkeys(d for d, _ in results)}
-    words = {describe_split(sp) for sp in splits.values()}
+    words = {describe_split(sp) for sp in splits.values() if sp is not None}
     lines = [
         "# Results",
         "",
-        f"Test metrics, mean ± std over seeds {', '.join(map(str, seeds))} (each seed sets "
-        f"{' / '.join(sorted(words)) or 'the split'} and the training). Full ranking over all items, train and "
-        "valid items excluded. "
+        f"Test metrics, mean ± std over seeds {', '.join(map(str, seeds))} "
+        f"({'; '.join(sorted(words)) or 'each seed sets the split and the training'}). Full ranking over all "
+        "items, train and valid items excluded. "
         "Popularity: mean train count of recommended items; novelty: mean -log2 popularity share; "
         "ILD: intra-list diversity (genre or text-embedding cosine distance); cold items: test items with no train "
         "interaction.",

@@ -94,9 +94,9 @@ class Explainer:
 
     Args:
         model: A trained :class:`~graphrec.nn.LightGCN` (SimGCL, XSimGCL),
-            :class:`~graphrec.nn.GraphSAGE`, :class:`~graphrec.nn.EASE` or
-            :class:`~graphrec.nn.ItemKNN` (the model registry's
-            ``explanation``).
+            :class:`~graphrec.nn.GraphSAGE`, :class:`~graphrec.nn.EASE`,
+            :class:`~graphrec.nn.ItemKNN`, :class:`~graphrec.nn.GFCF` or
+            :class:`~graphrec.nn.BSPM` (the model registry's ``explanation``).
         graph: The train graph (:class:`~graphrec.graph.GraphBuilder`), for
             raw ids, labels and attribute nodes.
         max_history, max_neighbors, max_attributes: Subgraph size.
@@ -293,9 +293,18 @@ class Explainer:
                          history_total=float(values.sum()))
         named = ex.theme()
         top = named[0].nodes[0].split(":") if named is not None else None
-        attr_nodes, attr_edges = self._attribute_context(item, [int(hist[j]) for j in chosen[:2]],
-                                                         first=(top[0], int(top[1])) if top else None,
-                                                         first_history=[int(hist[j]) for j in chosen])
+        shown = [int(hist[j]) for j in chosen]
+        if named is not None and not any(f"item:{h}" in named[0].nodes for h in shown):
+            # none of the items shown has the genre the sentence names: show the one of its titles carrying the
+            # most, with its path to the item, as the LightGCN pictures do
+            part_of = dict(zip(hist.tolist(), values.tolist(), strict=True))
+            h = max((int(k.split(":")[1]) for k in named[0].nodes[1:]), key=lambda x: (part_of.get(x, 0.0), -x))
+            shown.append(h)
+            ex = replace(ex, nodes=(*ex.nodes, self._node("item", h, "history", part_of.get(h, 0.0))),
+                         edges=(*ex.edges, ExplainEdge(f"user:{user}", f"item:{h}", INTERACTS[1], part_of.get(h, 0.0)),
+                                ExplainEdge(f"item:{h}", f"item:{item}", "item weight", part_of.get(h, 0.0))))
+        attr_nodes, attr_edges = self._attribute_context(item, shown[:2], first=(top[0], int(top[1])) if top else None,
+                                                         first_history=shown)
         return replace(ex, nodes=(*ex.nodes, *attr_nodes), edges=(*ex.edges, *attr_edges))
 
     # --- LightGCN: exact ---

@@ -44,8 +44,7 @@ CONTRIBUTIONS_VS_VIA = (" So an item you rated has another value here than above
                         "that reaches you through it, not its own embedding's part.")
 ITEM_WEIGHTS_CAPTION = ("The {what} split by the items you rated: this model scores an item by adding up what each "
                         "item you rated gives it (its item-item weights), so each row is one item's weight to this "
-                        "item, less its mean weight to your candidates (for the lead). The rows add up to the "
-                        "{what}; the sentence and the bars use them.")
+                        "item{less}. The rows add up to the {what}; the sentence and the bars use them.")
 SAGE_VIA_CAPTION = ("The score split by the first step that the model's messages take into you or into the item: "
                     "each row is everything that reaches you through one of your edges (an item you rated; the "
                     "others you rated together; an attribute of yours) or the item through one of its edges (the "
@@ -152,7 +151,7 @@ class Contribution:
 class Explanation:
     """Why ``item`` scores for ``user``: a subgraph and the contributions that carried the score.
 
-    Contrastive where the model allows it (LightGCN and its successors, EASE, ItemKNN): the
+    Contrastive where the model allows it (LightGCN and its successors, EASE, ItemKNN, GF-CF, BSPM): the
     contributions decompose :attr:`difference`, the item's score less a
     reference (the mean score of the user's candidate items, or the next
     item's), so the parts every candidate shares cancel. Invariant:
@@ -164,7 +163,8 @@ class Explanation:
         model: The explained model's name (``"LightGCN"``).
         method: ``"exact"`` (LightGCN decomposition),
             ``"integrated-gradients"`` (GraphSAGE edge masks) or
-            ``"item-weights"`` (a sum over the history: EASE, ItemKNN).
+            ``"item-weights"`` (a sum over the history: EASE, ItemKNN,
+            GF-CF, BSPM).
         score: The model's score of the pair.
         user, item: Keys of the explained user and item nodes.
         nodes, edges: The subgraph.
@@ -690,15 +690,16 @@ class Explanation:
         via = "".join(f"<tr><td>{e(c.label)}</td><td>{c.value:+.4f}</td><td>{_share(c.value / self.lift)}</td></tr>"
                       for c in self.via) if self.lift > 0 else ""
         what = "lead" if self.reference is not None else "score"
+        less = f", less its weight to {self.reference_kind}" if self.reference is not None else ""
         heading, via_caption = (("Through which first steps", SAGE_VIA_CAPTION)
                                 if self.method == "integrated-gradients" else
                                 ("Through which of your interactions",
                                  (ITEM_WEIGHTS_CAPTION if self.method == "item-weights" else VIA_CAPTION)
-                                 .format(what=what)))
+                                 .format(what=what, less=less)))
         via_table = (f"<h2>{heading}</h2><p>{e(via_caption)}</p><table>"
                      f"<tr><th>part</th><th>value</th><th>share</th></tr>{via}</table>" if via else "")
         caption = (CONTRIBUTIONS_CAPTION.format(what=what) + (CONTRIBUTIONS_VS_VIA if via else "")
-                   if self.method == "exact" else ITEM_WEIGHTS_CAPTION.format(what=what)
+                   if self.method == "exact" else ITEM_WEIGHTS_CAPTION.format(what=what, less=less)
                    if self.method == "item-weights" else ATTRIBUTIONS_CAPTION)  # item-weights: without a lift
         rows = "".join(f"<tr><td>{e(c.group)}</td><td>{e(c.label)}</td><td>{c.value:+.4f}</td></tr>"
                        for c in (*self.contributions, *self.remainder))

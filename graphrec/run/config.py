@@ -248,10 +248,22 @@ def with_recorded_shuffle(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "split": {**split, "shuffle": "global"}}
 
 
+def _split_keys_read(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with only the split keys its method reads: a run directory written before 2026-12-07 may record
+    others (compare.py set split.seed on a fixed split), which never acted."""
+    split = raw.get("split")
+    if not isinstance(split, dict):
+        return raw
+    reads = SplitSection.READS.get(split.get("method", "random"))
+    if reads is None:
+        return raw
+    return {**raw, "split": {k: v for k, v in split.items() if k in ("method", "shuffle") or k in reads}}
+
+
 def _only_read(raw: dict[str, Any]) -> dict[str, Any]:
     """``raw`` without the keys its model does not read (see :func:`check_unused`), old model names translated;
     a random split written before ``split.shuffle`` existed is the global shuffle it was made with."""
-    raw = with_recorded_shuffle(raw)
+    raw = _split_keys_read(with_recorded_shuffle(raw))
     section = raw.get("model")
     model: dict[str, Any] = dict(section) if isinstance(section, dict) else {}
     name = model.get("name", DEFAULT_MODEL)

@@ -530,3 +530,24 @@ def test_item_weights_in_chunks_equal_the_whole(monkeypatch):
         monkeypatch.undo()
         assert calls and max(calls) == 1 and len(calls) == len(train[1].indices)
         assert [c.value for c in got.via] == pytest.approx([c.value for c in whole.via])
+
+
+def test_the_named_genre_is_in_an_item_weights_picture():
+    """As for LightGCN: a path through the genre the sentence names, a title of it joining the history shown."""
+    from tests.sampling.test_neighbor import random_graph
+
+    data = random_graph(seed=1, users=12, items=15, edges=80)
+    ei = data["user", "interacts", "item"].edge_index
+    m = EASE(12, 15, reg=1.0).fit(sp.csr_matrix((np.ones(ei.shape[1]), ei.numpy()), shape=(12, 15)))
+    ex = Explainer(m, data, max_history=1)
+    named = added = 0
+    for u in range(12):
+        for i in range(15):
+            e = ex.explain_index(u, i)
+            theme = e.theme()
+            if theme is None:
+                continue
+            named += 1
+            added += len(e.by_role("history")) > 1
+            assert theme[0].nodes[0] in {n.key for n in e.on_paths()}, (u, i)
+    assert named and added

@@ -131,3 +131,11 @@ def test_a_run_directory_written_before_split_shuffle_keeps_the_global_shuffle(t
     assert load_config(fixed, strict=False) == load_config(fixed)  # no shuffle to keep: resumes as written
     new = load_config(write(tmp_path, "name: t\nmodel:\n  name: mf-bpr\n"))
     assert load_config(write(tmp_path, dump_config(new)), strict=False).split.shuffle == "grouped"  # written since
+
+
+def test_a_run_directory_may_record_split_keys_that_never_acted(tmp_path):
+    """compare.py set split.seed on fixed splits before such keys were refused: the run still loads."""
+    old = write(tmp_path, "name: t\nsplit:\n  method: fixed\n  fixed: u1\n  seed: 2021\nmodel:\n  name: mostpop\n")
+    assert load_config(old, strict=False).split.seed == 2020  # its default: it never acted
+    with pytest.raises(ConfigError, match="split.seed is not read by split.method 'fixed'"):
+        load_config(old)
