@@ -137,5 +137,5 @@ def test_a_run_directory_may_record_split_keys_that_never_acted(tmp_path):
     """compare.py set split.seed on fixed splits before such keys were refused: the run still loads."""
     old = write(tmp_path, "name: t\nsplit:\n  method: fixed\n  fixed: u1\n  seed: 2021\nmodel:\n  name: mostpop\n")
     assert load_config(old, strict=False).split.seed == 2020  # its default: it never acted
-    with pytest.raises(ConfigError, match="split.seed is not read by split.method 'fixed'"):
+    with pytest.raises(ConfigError, match=r"split\.seed is not read by split\.method 'fixed'"):
         load_config(old)
