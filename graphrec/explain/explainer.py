@@ -226,12 +226,21 @@ class Explainer:
 
     # --- a sum over the history (EASE, ItemKNN): exact, one part per history item ---
 
+    def _history_scored(self, user: int) -> np.ndarray:
+        """The items a history-sum model scores ``user`` from: its own record of the history (so that the parts
+        add up to its score whatever ``train`` the Explainer was given), else the train matrix's row."""
+        indptr, indices = getattr(self.model, "history_indptr", None), getattr(self.model, "history_indices", None)
+        if isinstance(indptr, torch.Tensor) and isinstance(indices, torch.Tensor) and \
+                len(indptr) == self.model.num_users + 1 and int(indptr[-1]) > 0:
+            return indices[int(indptr[user]) : int(indptr[user + 1])].cpu().numpy().astype(np.int64)
+        return self.train[user].indices.astype(np.int64)
+
     @torch.no_grad()
     def _item_weights(self, user: int, item: int) -> Explanation:
         model = self.model
-        hist = self.train[user].indices
-        hist = hist[hist != item]  # a seen item is the one explained, not one of its reasons
-        has_item = bool(self.train[user, item])  # its own row is in the score too: a part, never a reason
+        scored = self._history_scored(user)
+        hist = scored[scored != item]  # a seen item is the one explained, not one of its reasons
+        has_item = len(hist) < len(scored)  # its own row is in the score too: a part, never a reason
         rows = np.append(hist, item) if has_item else hist
         seen = self.seen[user].indices
         # what each row adds to the item, and to the reference: rows in chunks of about 2**24 numbers, so that a

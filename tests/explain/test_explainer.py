@@ -551,3 +551,12 @@ def test_the_named_genre_is_in_an_item_weights_picture():
             added += len(e.by_role("history")) > 1
             assert theme[0].nodes[0] in {n.key for n in e.on_paths()}, (u, i)
     assert named and added
+
+
+def test_item_weights_read_the_history_the_model_scores_from():
+    """An Explainer given another train matrix (train + valid) still splits the model's own score exactly."""
+    m, g = item_weight_model()
+    more = sp.csr_matrix(np.array([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))  # not what EASE was fitted on
+    e = Explainer(m, g, train=more, seen=more, reference="none").explain("b", 12)
+    assert e.score == pytest.approx(float(m.score_all(torch.tensor([1]))[0, 2]))  # B[10, 12] = 2: b's own history
+    assert [n.label for n in e.by_role("history")] == ["Alien"]
