@@ -52,13 +52,16 @@ def beyond_accuracy(result: RankingResult, ev: Evaluator, k: int | None = None) 
 
     k = k or max(ev.ks)
     top = result.top_items[:, :k]
+    listed = result.listed[:, :k] if result.listed is not None else np.ones(top.shape, dtype=bool)
+    whole = listed.all(1)  # lists without -inf filler (every list, unless fewer than k items could be ranked)
     num_users, num_items = ev.truth.shape
-    out = {f"coverage@{k}": coverage(top, num_items)}
+    shown = top[listed]  # the items listed, filler left out
+    out = {f"coverage@{k}": coverage(shown, num_items)}
     if ev.item_popularity is not None:
-        out[f"popularity@{k}"] = mean_popularity(top, ev.item_popularity)
-        out[f"novelty@{k}"] = novelty(top, ev.item_popularity, num_users)
-    if ev.item_features is not None:
-        out[f"diversity@{k}"] = intra_list_diversity(top, ev.item_features, ev.batch_size)
+        out[f"popularity@{k}"] = mean_popularity(shown, ev.item_popularity)
+        out[f"novelty@{k}"] = novelty(shown, ev.item_popularity, num_users)
+    if ev.item_features is not None:  # over whole lists (a pair of listed items needs both)
+        out[f"diversity@{k}"] = intra_list_diversity(top[whole], ev.item_features, ev.batch_size)
     if ev.user_activity is not None and len(result.users):
         activity = ev.user_activity[result.users]
         # low: at most the 1/3 quantile of activity, mid: at most the 2/3 one, high: above it (ties go to the
@@ -68,7 +71,8 @@ def beyond_accuracy(result: RankingResult, ev: Evaluator, k: int | None = None) 
         for b, name in enumerate(("low", "mid", "high")):
             sel = bucket == b
             if sel.any():
-                part = RankingResult(result.users[sel], result.top_items[sel], result.hits[sel], result.n_relevant[sel])
+                part = RankingResult(result.users[sel], result.top_items[sel], result.hits[sel], result.n_relevant[sel],
+                                     None if result.listed is None else result.listed[sel])
                 acc = accuracy(part, (k,), ("recall", "ndcg"))
                 out[f"recall@{k}[{name}-activity]"] = acc[f"recall@{k}"]
                 out[f"ndcg@{k}[{name}-activity]"] = acc[f"ndcg@{k}"]
@@ -83,6 +87,7 @@ def beyond_accuracy(result: RankingResult, ev: Evaluator, k: int | None = None) 
         if sel.any():
             top_sel = result.top_items[sel][:, :k]
             rows = np.repeat(np.arange(sel.sum()), k)
-            cold_hit = np.asarray(cold_truth[np.flatnonzero(sel)][rows, top_sel.ravel()]).reshape(-1, k) > 0
+            cold_hit = (np.asarray(cold_truth[np.flatnonzero(sel)][rows, top_sel.ravel()]).reshape(-1, k) > 0) & \
+                listed[sel]
             out[f"recall@{k}[cold-items]"] = float((cold_hit.sum(1) / n_cold[sel]).mean())
     return out

@@ -26,6 +26,9 @@ class RankingResult:
     top_items: np.ndarray  # [U, K]
     hits: np.ndarray  # [U, K] bool
     n_relevant: np.ndarray  # [U]
+    #: [U, K] bool: the list's entries with a finite score (a user with fewer than K items to rank, such as
+    #: a small candidate set, gets -inf filler after them, which lists nothing); None: every entry
+    listed: np.ndarray | None = None
 
 
 class Evaluator:
@@ -122,6 +125,7 @@ class Evaluator:
         # large temporaries fragmented the heap (graphrec keeps freed memory) and grew RSS with the users
         count = sum(min(bs, n - b * bs) for b in mine)
         tops, hits = np.empty((count, k_max), dtype=np.int64), np.empty((count, k_max), dtype=bool)
+        listings = np.empty((count, k_max), dtype=bool)
         at = 0
         for b in mine:
             users = self.users[b * bs : (b + 1) * bs]
@@ -137,16 +141,18 @@ class Evaluator:
             tr = self.truth[users].tocoo()  # relevant pairs, rows local to the batch
             truth_keys = np.sort(tr.row.astype(np.int64) * num_items + tr.col)
             tops[at : at + len(users)] = top
+            listings[at : at + len(users)] = listed
             hits[at : at + len(users)] = in_sorted(np.arange(len(users))[:, None] * num_items + top, truth_keys) & listed
             at += len(users)
         if world.distributed:  # rank r holds batches r, r + N, ...: interleave them back into batch order
-            parts = distributed.all_gather((tops, hits), world)
+            parts = distributed.all_gather((tops, hits, listings), world)
             order = [(parts[b % world.size], (b // world.size) * bs, min(bs, n - b * bs)) for b in range(-(-n // bs))]
             tops = np.concatenate([p[0][o : o + c] for p, o, c in order]) if order else tops
             hits = np.concatenate([p[1][o : o + c] for p, o, c in order]) if order else hits
+            listings = np.concatenate([p[2][o : o + c] for p, o, c in order]) if order else listings
         model.train(was_training)
         n_rel = np.diff(self.truth.indptr)[self.users]
-        result = RankingResult(self.users, tops, hits, n_rel)
+        result = RankingResult(self.users, tops, hits, n_rel, listings)
         self.last_result = result
         return result
 

@@ -109,6 +109,13 @@ def test_candidates_rank_and_count_only_themselves():
     np.testing.assert_array_equal(res.n_relevant, [1])  # item 0 cannot be listed: not in the denominator
     m = ev.evaluate(model)
     assert m["recall@3"] == pytest.approx(1.0) and m["precision@3"] == pytest.approx(1 / 3)
+    np.testing.assert_array_equal(res.listed, [[True, True, False]])
+    # beyond accuracy counts the listed items only: the filler is no recommendation
+    pop = np.array([9.0, 9.0, 9.0, 1.0, 3.0])
+    full = Evaluator(truth, ks=(3,), candidates=np.array([False, False, False, True, True]), item_popularity=pop,
+                     item_features=torch.eye(5)).evaluate(model, beyond=True)
+    assert full["coverage@3"] == pytest.approx(2 / 5) and full["popularity@3"] == pytest.approx(2.0)
+    assert math.isnan(full["diversity@3"])  # no whole list of 3 to measure
     # a user whose relevant items are all outside the candidates is not evaluated
     assert len(Evaluator(to_csr(np.array([0]), np.array([0]), 1, 5), ks=(3,),
                          candidates=np.array([False, False, False, True, True])).users) == 0
