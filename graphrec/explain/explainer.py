@@ -65,8 +65,6 @@ class _Messages:
     forward: np.ndarray
     relations: tuple[str, ...]
 #: what a LightGCN-style explanation is relative to (Explainer's ``reference``), and how the sentence names it
-#: item-weights explanations read a history's parts [rows, items] about this many numbers at a time
-PARTS_CHUNK = 2**24
 REFERENCES = {"mean": "the mean of your candidates", "next": "the next item", "none": ""}
 _GROUP_NAMES = {"user": "the user's own embedding", "history": "history items", "neighbor": "co-interacting users",
                 "item": "items within reach", "recommended": "the item's own embedding",
@@ -243,32 +241,26 @@ class Explainer:
         has_item = len(hist) < len(scored)  # its own row is in the score too: a part, never a reason
         rows = np.append(hist, item) if has_item else hist
         seen = self.seen[user].indices
-        # what each row adds to the item, and to the reference: rows in chunks of about 2**24 numbers, so that a
-        # long history on a large catalogue never holds [H, I] at once
-        at_item, at_reference = np.zeros(len(rows)), np.zeros(len(rows))
-        column: int | None = None  # the next item's, for reference "next"
-        candidates: np.ndarray | None = None
+        # what each row adds to the item, and to the reference (the model reads its parts as it can afford:
+        # ScoringModel.history_parts_at)
+        columns = [np.eye(1, model.num_items, item)[0]]
         if self.reference == "mean":
             candidates = np.ones(model.num_items, dtype=bool)
             candidates[seen] = False
-            if not candidates.any():
-                candidates = None
+            if candidates.any():
+                columns.append(candidates / candidates.sum())
         elif self.reference == "next" and len(rows):
             scores = model.score_history(torch.from_numpy(rows).long()).double().cpu().numpy()
             own = scores[item]
             scores[seen] = np.inf
             below = np.where(scores < own, scores, -np.inf)
             nxt = int(np.argmax(below))
-            column = nxt if np.isfinite(below[nxt]) else None
-        chunk = max(1, PARTS_CHUNK // max(1, model.num_items))
-        for start in range(0, len(rows), chunk):
-            part = model.history_parts(torch.from_numpy(rows[start : start + chunk]).long()).double().cpu().numpy()
-            at_item[start : start + chunk] = part[:, item]
-            if candidates is not None:
-                at_reference[start : start + chunk] = part[:, candidates].mean(1)
-            elif column is not None:
-                at_reference[start : start + chunk] = part[:, column]
-        reference = at_reference if candidates is not None or column is not None else None
+            if np.isfinite(below[nxt]):
+                columns.append(np.eye(1, model.num_items, nxt)[0])
+        at = model.history_parts_at(torch.from_numpy(rows).long(), torch.from_numpy(np.stack(columns, 1))).numpy() \
+            if len(rows) else np.zeros((0, len(columns)))
+        at_item = at[:, 0]
+        reference = at[:, 1] if len(columns) > 1 else None
         all_values = at_item - (reference if reference is not None else 0.0)  # the exact parts
         values = all_values[: len(hist)]
         own_part = float(all_values[-1]) if has_item else None

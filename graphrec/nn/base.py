@@ -17,7 +17,7 @@ live in :mod:`graphrec.train`, :mod:`graphrec.eval` and :mod:`graphrec.rank`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -115,6 +115,20 @@ class ScoringModel(nn.Module):
         over the history (``"item-weights"`` explanations): ``[H] → [H, num_items]``, whose rows add up to
         :meth:`score_history` of ``items``."""
         raise NotImplementedError(f"{type(self).__name__}'s scores are not a sum over the user's history items")
+
+    #: :meth:`history_parts_at` reads the parts about this many numbers at a time
+    PARTS_CHUNK: ClassVar[int] = 2**24
+
+    def history_parts_at(self, items: Tensor, columns: Tensor) -> Tensor:
+        """:meth:`history_parts` of ``items`` times ``columns`` ``[I, C]`` (a target's indicator, the mean over
+        candidates...): ``[H] → [H, C]``. By default the parts are read in chunks of rows of about
+        :attr:`PARTS_CHUNK` numbers, so that a long history on a large catalogue never holds ``[H, I]`` at once;
+        a model with a cheaper way overrides it."""
+        chunk = max(1, self.PARTS_CHUNK // max(1, self.num_items))
+        cols = columns.to(torch.float64)
+        out = [self.history_parts(items[start : start + chunk]).to(torch.float64).cpu() @ cols.cpu()
+               for start in range(0, len(items), chunk)]
+        return torch.cat(out) if out else torch.zeros(0, columns.shape[1], dtype=torch.float64)
 
     def fold_in_state(self) -> Any:
         """What :meth:`fold_in` reads, computed once from the trained weights (a server keeps it).

@@ -148,6 +148,20 @@ class GFCF(ScoringModel):
         x[torch.arange(len(items), device=x.device), items] = 1.0
         return self.filter(x)
 
+    def history_parts_at(self, items: Tensor, columns: Tensor) -> Tensor:
+        """GF-CF's operator ``W = R̃ᵀR̃ + α D^{-1/2}VᵀV D^{1/2}`` applied to the columns once, rows picked after:
+        ``(W C)[items]``, two filter passes whatever the history's length (R̃ᵀR̃ is symmetric). A subclass with
+        another filter (BSPM) reads the parts row by row."""
+        if type(self).filter is not GFCF.filter:
+            return super().history_parts_at(items, columns)
+        c = columns.to(self.vt.device, torch.float32)
+        if self.vt.shape[0] == 0:
+            return torch.zeros(len(items), c.shape[1], dtype=torch.float64)
+        d = self.inv_sqrt_degree
+        sqrt_d = torch.where(d > 0, 1.0 / d.clamp(min=1e-12), torch.zeros_like(d))
+        wc = self.linear(c.t().contiguous()).t() + self.alpha * d[:, None] * (self.vt.t() @ (self.vt @ (sqrt_d[:, None] * c)))
+        return wc[items.to(wc.device)].to(torch.float64).cpu()
+
     def score_history(self, items: Tensor) -> Tensor:
         x = torch.zeros(1, self.num_items, device=self.vt.device)
         x.index_add_(1, items.to(x.device), torch.ones(1, len(items), device=x.device))

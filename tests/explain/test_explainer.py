@@ -513,8 +513,6 @@ def test_item_weights_html_has_one_table_of_parts():
 
 def test_item_weights_in_chunks_equal_the_whole(monkeypatch):
     """A long history on a large catalogue is read a few rows at a time: the same parts."""
-    from graphrec.explain import explainer as module
-
     _, g = built()
     ei = g["user", "interacts", "item"].edge_index
     train = sp.csr_matrix((np.ones(ei.shape[1]), ei.numpy()), shape=(3, 4))
@@ -525,11 +523,29 @@ def test_item_weights_in_chunks_equal_the_whole(monkeypatch):
         parts = model.history_parts
         monkeypatch.setattr(model, "history_parts",
                             lambda items, calls=calls, parts=parts: calls.append(len(items)) or parts(items))
-        monkeypatch.setattr(module, "PARTS_CHUNK", 4)  # one row (4 items) at a time
+        monkeypatch.setattr(model, "PARTS_CHUNK", 4)  # one row (4 items) at a time
         got = Explainer(model, g, reference=reference).explain_index(1, 3)
         monkeypatch.undo()
         assert calls and max(calls) == 1 and len(calls) == len(train[1].indices)
         assert [c.value for c in got.via] == pytest.approx([c.value for c in whole.via])
+
+
+def test_gfcf_reads_its_parts_with_two_filter_passes():
+    """GF-CF applies its operator to the few columns an explanation needs, not to every history row; BSPM,
+    whose filter is another, reads them row by row: both equal history_parts times the columns."""
+    _, g = built()
+    ei = g["user", "interacts", "item"].edge_index
+    train = sp.csr_matrix((np.ones(ei.shape[1]), ei.numpy()), shape=(3, 4))
+    items = torch.tensor([0, 2, 3])
+    columns = torch.rand(4, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for model in (GFCF(3, 4, rank=1, alpha=0.3).fit(train), BSPM(3, 4, rank=1).fit(train)):
+        want = model.history_parts(items).double() @ columns
+        torch.testing.assert_close(model.history_parts_at(items, columns), want, atol=1e-5, rtol=1e-5)
+    gfcf = GFCF(3, 4, rank=1, alpha=0.3).fit(train)
+    rows = []
+    gfcf.history_parts = lambda items: rows.append(len(items))  # the fast path never reads rows
+    gfcf.history_parts_at(items, columns)
+    assert rows == []
 
 
 def test_the_named_genre_is_in_an_item_weights_picture():
