@@ -112,6 +112,8 @@ class Explainer:
             interaction edges).
         users, items: The prepared vocabularies, for raw-id lookups (default:
             the graph's ``node_raw_ids``).
+        verb: How the sentences say what a user did with an item: ``"rated"``
+            (default) or, for a log without ratings, ``"interacted with"``.
         reference: What a LightGCN-style explanation is relative to:
             ``"mean"`` (default: the mean score of the user's candidate items,
             those not in ``seen``), ``"next"`` (the item ranked just below), or
@@ -129,10 +131,10 @@ class Explainer:
                  max_attributes: int = 3, top: int = 10, steps: int = 16, seen: sp.csr_matrix | None = None,
                  fanouts: list[int] | None = None, train: sp.csr_matrix | None = None,
                  users: Vocabulary | None = None, items: Vocabulary | None = None,
-                 reference: str = "mean") -> None:
+                 reference: str = "mean", verb: str = "rated") -> None:
         if reference not in REFERENCES:
             raise ConfigError(f"reference must be one of {', '.join(REFERENCES)}, got {reference!r}")
-        self.reference = reference
+        self.reference, self.verb = reference, verb
         spec = spec_of(model)
         if spec is None or spec.explanation is None:
             explainable = [name for name, s in MODELS.items() if s.explanation is not None]
@@ -217,10 +219,12 @@ class Explainer:
             if not 0 <= value < n:
                 raise UnknownIdError(f"{name} index {value} out of range [0, {n})")
         if self.method == "exact":
-            return self._lightgcn(cast(LightGCN, self.model), user, item)
-        if self.method == "item-weights":
-            return self._item_weights(user, item)
-        return self._graphsage(cast(GraphSAGE, self.model), user, item)
+            ex = self._lightgcn(cast(LightGCN, self.model), user, item)
+        elif self.method == "item-weights":
+            ex = self._item_weights(user, item)
+        else:
+            ex = self._graphsage(cast(GraphSAGE, self.model), user, item)
+        return ex if self.verb == "rated" else replace(ex, verb=self.verb)
 
     # --- a sum over the history (EASE, ItemKNN): exact, one part per history item ---
 

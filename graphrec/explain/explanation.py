@@ -188,6 +188,8 @@ class Explanation:
             (an item has several genres), so they do not add up.
         history_size, history_total: How many items the user interacted with (the explained one excepted),
             and the sum of their :attr:`via` parts: what a theme is weighed against (0: unknown).
+        verb: How the sentence says what the user did with an item: ``"rated"`` (a log with ratings, the
+            default) or ``"interacted with"`` (clicks, check-ins...): :class:`~graphrec.explain.Explainer`'s.
     """
 
     model: str
@@ -209,6 +211,7 @@ class Explanation:
     themes: tuple[Contribution, ...] = ()
     history_size: int = 0
     history_total: float = 0.0
+    verb: str = "rated"
 
     def __post_init__(self) -> None:
         keys = {n.key for n in self.nodes}
@@ -314,6 +317,7 @@ class Explanation:
                 via=tuple(Contribution(**{**c, "nodes": tuple(c["nodes"])}) for c in d.get("via", [])),
                 themes=tuple(Contribution(**{**c, "nodes": tuple(c["nodes"])}) for c in d.get("themes", [])),
                 history_size=int(d.get("history_size", 0)), history_total=float(d.get("history_total", 0.0)),
+                verb=str(d.get("verb", "rated")),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not an explanation dict: {exc}") from exc
@@ -352,10 +356,11 @@ class Explanation:
             g.add_edge(e.source, e.target, type=e.type, importance=e.importance)
         return g
 
-    def text(self, verb: str = "rated") -> str:
-        """The sentence, in plain text (titles in quotes): the item's rank, the history items that carried
+    def text(self, verb: str | None = None) -> str:
+        """The sentence (``verb``: default :attr:`verb`), in plain text (titles in quotes): the item's rank, the
+        history items that carried
         the most of its score (with their shares), and what they share."""
-        return self._sentence(verb, lambda label: f"\u201c{label}\u201d")
+        return self._sentence(verb or self.verb, lambda label: f"\u201c{label}\u201d")
 
     def _sentence(self, verb: str, mark: Any) -> str:
         """The sentence with each title passed through ``mark`` (quotes for text, ``<em>`` for HTML)."""
@@ -706,7 +711,7 @@ class Explanation:
         edges = "".join(f"<tr><td>{e(self.node(x.source).caption)}</td><td>{e(x.type)}</td>"
                         f"<td>{e(self.node(x.target).caption)}</td><td>{x.importance:+.4f}</td></tr>"
                         for x in sorted(self.edges, key=lambda x: -x.importance))
-        sentence = self._sentence("rated", lambda label: f"<em>{e(label)}</em>")
+        sentence = self._sentence(self.verb, lambda label: f"<em>{e(label)}</em>")
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{e(item.label)}</title>"
                 "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
                 "table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd}"

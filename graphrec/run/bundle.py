@@ -162,6 +162,18 @@ class DeployedModel(Recommender):
         """An item's human-readable name (its title where the dataset has one)."""
         return str(self.graph.node_labels["item"][int(self.items.encode([item])[0])])
 
+    @property
+    def verb(self) -> str:
+        """How explanations say what a user did with an item: ``"rated"`` where the run's data had ratings
+        (MovieLens, a log with ``columns.rating``; what runs recorded before said nothing of it), else
+        ``"interacted with"`` (a LightGCN-format folder, a log of clicks...)."""
+        dataset = ((self.meta.get("provenance") or {}).get("config") or {}).get("dataset") or {}
+        fmt = dataset.get("format")
+        if fmt in ("lightgcn", "synthetic") or (fmt in ("csv", "parquet")
+                                                and not (dataset.get("columns") or {}).get("rating")):
+            return "interacted with"
+        return "rated"
+
     def explain(self, user: object, item: object) -> Any:
         """Why ``item`` scores for ``user`` (raw ids): an :class:`~graphrec.explain.Explanation`."""
         with self._explainer_lock:  # a server's threads share one explainer, built once
@@ -169,7 +181,7 @@ class DeployedModel(Recommender):
                 from graphrec.explain import Explainer
 
                 self._explainer = Explainer(self.model, self.graph, seen=self.seen, train=self.train,
-                                            users=self.users, items=self.items)
+                                            users=self.users, items=self.items, verb=self.verb)
         return self._explainer.explain(user, item)
 
     @torch.inference_mode()

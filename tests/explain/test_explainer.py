@@ -476,6 +476,9 @@ def test_item_weights_exact_by_hand():
     assert sum(c.value for c in plain.via) == pytest.approx(3.0)
     assert not any(c.group == "user" for c in plain.via)  # no taste profile: the history is all there is
     assert plain.text() == "“Ran” is your top recommendation, mostly because you rated “Alien” (67%)."
+    clicks = Explainer(m, g, reference="none", verb="interacted with").explain("a", 12)  # a log without ratings
+    assert clicks.text() == "“Ran” is your top recommendation, mostly because you interacted with “Alien” (67%)."
+    assert Explanation.from_dict(clicks.to_dict()) == clicks and "you interacted with" in clicks.to_html()
     # an item the user has is reported as such, and never its own reason
     seen = Explainer(m, g).explain("a", 10)
     assert seen.seen and seen.rank is None and seen.text() == "You already rated “Alien”: it is not ranked among " \

@@ -124,6 +124,18 @@ def test_recommend_with_explanations_refuses_a_model_without_them_before_printin
     assert out == "" and "MostPopular has no graph explanation" in err
 
 
+def test_explanations_say_rated_only_where_the_data_had_ratings(bundled):
+    model = graphrec.load(bundled)
+    assert model.verb == "rated"  # the shop log has its stars column
+    dataset = model.meta["provenance"]["config"]["dataset"]
+    dataset["columns"]["rating"] = None  # a log of clicks
+    assert model.verb == "interacted with"
+    assert "because you interacted with" in model.explain("u1", model.recommend("u1", k=1)[0][0]).text() or \
+        "the items you interacted with" in model.explain("u1", model.recommend("u1", k=1)[0][0]).text()
+    dataset.update(format="movielens")
+    assert model.verb == "rated"
+
+
 def test_an_item_weights_model_explains_from_its_bundle(bundled, capsys):
     assert main(["recommend", str(bundled), "--user", "u1", "--k", "2", "--explain"]) == 0  # ItemKNN
     out = capsys.readouterr().out
