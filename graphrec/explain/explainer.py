@@ -254,12 +254,8 @@ class Explainer:
             if candidates.any():
                 columns.append(candidates / candidates.sum())
         elif self.reference == "next" and len(rows):
-            scores = model.score_history(torch.from_numpy(rows).long()).double().cpu().numpy()
-            own = scores[item]
-            scores[seen] = np.inf
-            below = np.where(scores < own, scores, -np.inf)
-            nxt = int(np.argmax(below))
-            if np.isfinite(below[nxt]):
+            nxt = _next_below(model.score_history(torch.from_numpy(rows).long()).double(), item, seen)
+            if nxt is not None:
                 columns.append(np.eye(1, model.num_items, nxt)[0])
         at = model.history_parts_at(torch.from_numpy(rows).long(), torch.from_numpy(np.stack(columns, 1))).numpy() \
             if len(rows) else np.zeros((0, len(columns)))
@@ -296,20 +292,11 @@ class Explainer:
                          reference_kind=REFERENCES[self.reference] if reference is not None else "",
                          seen=is_seen, via=via, themes=self._themes(item, hist, values), history_size=len(hist),
                          history_total=float(values.sum()))
-        named = ex.theme()
-        top = named[0].nodes[0].split(":") if named is not None else None
-        shown = [int(hist[j]) for j in chosen]
-        if named is not None and not any(f"item:{h}" in named[0].nodes for h in shown):
-            # none of the items shown has the genre the sentence names: show the one of its titles carrying the
-            # most, with its path to the item, as the LightGCN pictures do
-            part_of = dict(zip(hist.tolist(), values.tolist(), strict=True))
-            h = max((int(k.split(":")[1]) for k in named[0].nodes[1:]), key=lambda x: (part_of.get(x, 0.0), -x))
-            shown.append(h)
-            ex = replace(ex, nodes=(*ex.nodes, self._node("item", h, "history", part_of.get(h, 0.0))),
-                         edges=(*ex.edges, ExplainEdge(f"user:{user}", f"item:{h}", INTERACTS[1], part_of.get(h, 0.0)),
-                                ExplainEdge(f"item:{h}", f"item:{item}", "item weight", part_of.get(h, 0.0))))
-        attr_nodes, attr_edges = self._attribute_context(item, shown[:2], first=(top[0], int(top[1])) if top else None,
-                                                         first_history=shown)
+        part_of = dict(zip(hist.tolist(), values.tolist(), strict=True))
+        ex, shown, named = self._theme_in_picture(ex, user, item, [int(hist[j]) for j in chosen],
+                                                  lambda h: part_of.get(h, 0.0), lambda h: part_of.get(h, 0.0),
+                                                  to_item=True)
+        attr_nodes, attr_edges = self._attribute_context(item, shown[:2], first=named, first_history=shown)
         return replace(ex, nodes=(*ex.nodes, *attr_nodes), edges=(*ex.edges, *attr_edges))
 
     # --- LightGCN: exact ---
@@ -328,12 +315,8 @@ class Explainer:
             if count <= 0:
                 return None
             return (self._cache["item_sum"] - items[torch.from_numpy(seen).to(items.device)].sum(0)) / count
-        scores = (items @ users[user]).clone()  # "next": the candidate just below the item
-        scores[torch.from_numpy(seen).to(items.device)] = torch.inf
-        own = scores[item].item() if not self.seen[user, item] else float((items[item] * users[user]).sum())
-        below = torch.where(scores < own, scores, torch.full_like(scores, -torch.inf))
-        nxt = int(torch.argmax(below))
-        return None if not torch.isfinite(below[nxt]) else items[nxt]
+        nxt = _next_below(items @ users[user], item, seen)  # "next": the candidate just below the item
+        return None if nxt is None else items[nxt]
 
     @torch.no_grad()
     def _lightgcn(self, model: LightGCN, user: int, item: int) -> Explanation:
@@ -398,22 +381,30 @@ class Explainer:
         if model.extra_emb is not None:
             attr_nodes, attr_edges = self._propagated_attributes(model, terms, values, item, chosen_h)
         else:  # the genre the sentence names (Explanation.theme) first, linked to every shown item that has it
-            named = ex.theme()
-            top = named[0].nodes[0].split(":") if named is not None else None
-            shown_h = list(chosen_h)
-            if named is not None and not any(f"item:{h}" in named[0].nodes for h in chosen_h):
-                # none of the items shown has the named genre: show the one of its titles carrying the most, so
-                # that the picture has the genre's path to the item that the sentence speaks of
-                theirs = [int(k.split(":")[1]) for k in named[0].nodes[1:]]
-                h = max(theirs, key=lambda x: (via_of.get(nu + x, 0.0), -x))
-                shown_h.append(h)
-                nodes.append(self._node("item", h, "history", float(values[nu + h])))
-                edges.append(ExplainEdge(f"user:{user}", f"item:{h}", INTERACTS[1], via_of.get(nu + h, 0.0)))
-                ex = replace(ex, nodes=tuple(nodes), edges=tuple(edges))
-            attr_nodes, attr_edges = self._attribute_context(item, chosen_h[:2] or chosen_h,
-                                                             first=(top[0], int(top[1])) if top else None,
-                                                             first_history=shown_h)
+            ex, shown_h, named = self._theme_in_picture(ex, user, item, chosen_h, lambda h: via_of.get(nu + h, 0.0),
+                                                        lambda h: float(values[nu + h]), to_item=False)
+            attr_nodes, attr_edges = self._attribute_context(item, chosen_h[:2], first=named, first_history=shown_h)
         return replace(ex, nodes=(*ex.nodes, *attr_nodes), edges=(*ex.edges, *attr_edges))
+
+    def _theme_in_picture(self, ex: Explanation, user: int, item: int, shown: list[int], part: Callable[[int], float],
+                          importance: Callable[[int], float], to_item: bool
+                          ) -> tuple[Explanation, list[int], tuple[str, int] | None]:
+        """``ex``, the history items ``shown`` and the attribute the sentence names (:meth:`Explanation.theme`),
+        where one is: when none of ``shown`` has it, the one of its titles whose ``part`` is largest joins them,
+        with its edge from the user (and, ``to_item``, its weight to the item), so that the picture has the
+        attribute's path to the item the sentence speaks of."""
+        named = ex.theme()
+        if named is None:
+            return ex, shown, None
+        t, a = named[0].nodes[0].split(":")
+        if any(f"item:{h}" in named[0].nodes for h in shown):
+            return ex, shown, (t, int(a))
+        h = max((int(k.split(":")[1]) for k in named[0].nodes[1:]), key=lambda x: (part(x), -x))
+        edges = [ExplainEdge(f"user:{user}", f"item:{h}", INTERACTS[1], part(h))]
+        if to_item:
+            edges.append(ExplainEdge(f"item:{h}", f"item:{item}", "item weight", part(h)))
+        return (replace(ex, nodes=(*ex.nodes, self._node("item", h, "history", importance(h))),
+                        edges=(*ex.edges, *edges)), [*shown, h], (t, int(a)))
 
     def _themes(self, item: int, hist: np.ndarray, parts: np.ndarray) -> tuple[Contribution, ...]:
         """:attr:`Explanation.themes`: for each attribute of the item (its genres...), the part of the difference
@@ -794,6 +785,16 @@ class Explainer:
                     src = f"item:{j}"
                     edges.append(ExplainEdge(src, key, self._relation[attr_t], imp.get((src, key), 0.0)))
         return nodes, edges
+
+
+def _next_below(scores: torch.Tensor, item: int, seen: np.ndarray) -> int | None:
+    """The candidate ranked just below ``item`` by ``scores`` (``seen`` items are no candidates), or None."""
+    own = float(scores[item])
+    scores = scores.clone()
+    scores[torch.from_numpy(seen).to(scores.device)] = torch.inf
+    below = torch.where(scores < own, scores, torch.full_like(scores, -torch.inf))
+    nxt = int(torch.argmax(below))
+    return nxt if torch.isfinite(below[nxt]) else None
 
 
 def _key(raw: object) -> str:

@@ -358,8 +358,7 @@ class Explanation:
 
     def text(self, verb: str | None = None) -> str:
         """The sentence (``verb``: default :attr:`verb`), in plain text (titles in quotes): the item's rank, the
-        history items that carried
-        the most of its score (with their shares), and what they share."""
+        history items that carried the most of its score (with their shares), and what they share."""
         return self._sentence(verb or self.verb, lambda label: f"\u201c{label}\u201d")
 
     def _sentence(self, verb: str, mark: Any) -> str:

@@ -127,9 +127,13 @@ class GFCF(ScoringModel):
 
         Items without interactions get 0 (their ``d^{-1/2}`` is 0, and so is their ``d^{1/2}`` here).
         """
-        d = self.inv_sqrt_degree
-        sqrt_d = torch.where(d > 0, 1.0 / d.clamp(min=1e-12), torch.zeros_like(d))
+        d, sqrt_d = self._degree_scales()
         return (((y * d) @ self.vt.t()) @ self.vt) * sqrt_d
+
+    def _degree_scales(self) -> tuple[Tensor, Tensor]:
+        """``d_I^{-1/2}`` and ``d_I^{1/2}`` per item (both 0 for an item without interactions)."""
+        d = self.inv_sqrt_degree
+        return d, torch.where(d > 0, 1.0 / d.clamp(min=1e-12), torch.zeros_like(d))
 
     def filter(self, x: Tensor) -> Tensor:
         """The filter applied to histories ``x [B, I]`` (0/1 or counts): ``[B, I]`` scores."""
@@ -157,8 +161,7 @@ class GFCF(ScoringModel):
         c = columns.to(self.vt.device, torch.float32)
         if self.vt.shape[0] == 0:
             return torch.zeros(len(items), c.shape[1], dtype=torch.float64)
-        d = self.inv_sqrt_degree
-        sqrt_d = torch.where(d > 0, 1.0 / d.clamp(min=1e-12), torch.zeros_like(d))
+        d, sqrt_d = self._degree_scales()
         wc = self.linear(c.t().contiguous()).t() + self.alpha * d[:, None] * (self.vt.t() @ (self.vt @ (sqrt_d[:, None] * c)))
         return wc[items.to(wc.device)].to(torch.float64).cpu()
 

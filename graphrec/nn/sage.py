@@ -390,11 +390,7 @@ class GraphSAGE(ScoringModel):
         for t, side, add in ((et, 0, new), (reverse(et), 1, new.flip(0))):
             ei = g[t].edge_index
             g[t].edge_index = torch.cat([ei[:, ei[side] != user], add], dim=1)
-        was = self.training
-        self.eval()
-        h = self.encoder(*self._inputs(g.to(self.device)))
-        self.train(was)
-        return h["user"][user]
+        return self._encode(g)["user"][user]
 
     def _indices(self, node_type: str, raw_ids: Sequence[object]) -> list[int]:
         """Node indices of raw ids (the graph's ``node_raw_ids``; a graph without them is indexed by position)."""
@@ -485,6 +481,11 @@ class GraphSAGE(ScoringModel):
             add = torch.tensor([src, dst], dtype=torch.long)
             for t, e in ((et, add), (reverse(et), add.flip(0))):
                 g[t].edge_index = torch.cat([g[t].edge_index, e], dim=1)
+        return self._encode(g)
+
+    @torch.no_grad()
+    def _encode(self, g: HeteroData) -> dict[str, Tensor]:
+        """Every node's embedding on an edited copy ``g`` of the graph, in eval mode (the mode is restored)."""
         was = self.training
         self.eval()
         h = self.encoder(*self._inputs(g.to(self.device)))

@@ -331,14 +331,19 @@ def test_a_seen_item_is_never_its_own_reason():
     assert len({n.key for n in e.nodes}) == len(e.nodes)
 
 
-def test_the_named_genre_is_in_the_picture():
+@pytest.mark.parametrize("kind", ["lightgcn", "item-weights"])
+def test_the_named_genre_is_in_the_picture(kind):
     """Where the sentence names a genre (Explanation.theme), the picture holds a path through it, even when none
     of the history items shown for their own parts has it (one of the genre's titles joins them)."""
     from tests.sampling.test_neighbor import random_graph
 
     data = random_graph(seed=1, users=12, items=15, edges=80)
     torch.manual_seed(0)
-    m = LightGCN(12, 15, normalized_adjacency(data), dim=4, num_layers=2).eval()
+    if kind == "lightgcn":
+        m = LightGCN(12, 15, normalized_adjacency(data), dim=4, num_layers=2).eval()
+    else:
+        ei = data["user", "interacts", "item"].edge_index
+        m = EASE(12, 15, reg=1.0).fit(sp.csr_matrix((np.ones(ei.shape[1]), ei.numpy()), shape=(12, 15)))
     ex = Explainer(m, data, max_history=1)
     named = added = 0
     for u in range(12):
@@ -549,27 +554,6 @@ def test_gfcf_reads_its_parts_with_two_filter_passes():
     gfcf.history_parts = lambda items: rows.append(len(items))  # the fast path never reads rows
     gfcf.history_parts_at(items, columns)
     assert rows == []
-
-
-def test_the_named_genre_is_in_an_item_weights_picture():
-    """As for LightGCN: a path through the genre the sentence names, a title of it joining the history shown."""
-    from tests.sampling.test_neighbor import random_graph
-
-    data = random_graph(seed=1, users=12, items=15, edges=80)
-    ei = data["user", "interacts", "item"].edge_index
-    m = EASE(12, 15, reg=1.0).fit(sp.csr_matrix((np.ones(ei.shape[1]), ei.numpy()), shape=(12, 15)))
-    ex = Explainer(m, data, max_history=1)
-    named = added = 0
-    for u in range(12):
-        for i in range(15):
-            e = ex.explain_index(u, i)
-            theme = e.theme()
-            if theme is None:
-                continue
-            named += 1
-            added += len(e.by_role("history")) > 1
-            assert theme[0].nodes[0] in {n.key for n in e.on_paths()}, (u, i)
-    assert named and added
 
 
 def test_item_weights_read_the_history_the_model_scores_from():
