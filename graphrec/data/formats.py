@@ -353,8 +353,7 @@ def _numeric(p: Path, col: pd.Series, name: str, where, at) -> np.ndarray:  # ty
     bad = values.isna().to_numpy()
     if bad.any():
         row = int(np.argmax(bad))
-        found = "an empty cell" if pd.isna(col.iloc[row]) else f"{col.iloc[row]!r}"
-        raise DataFormatError(p, f"column '{name}' expected a number{at(row)}, found {found}", **where(row))
+        raise DataFormatError(p, f"column '{name}' expected a number{at(row)}, found {_cell(col, row)}", **where(row))
     return values.to_numpy(np.float64)
 
 
@@ -367,8 +366,7 @@ def _timestamps(p: Path, col: pd.Series, name: str, where, at) -> np.ndarray:  #
         if col.hasnans:
             row = int(np.argmax(col.isna().to_numpy()))
             raise DataFormatError(p, f"column '{name}' has an empty timestamp{at(row)}", **where(row))
-        stamps = col.dt.tz_localize("UTC") if col.dt.tz is None else col
-        return ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+        return _epoch_seconds(col.dt.tz_localize("UTC") if col.dt.tz is None else col)
     values = pd.to_numeric(col, errors="coerce")
     if col.dtype.kind not in "iuf" and values.isna().all():  # dates: ISO 8601, else any form pandas reads
         parsed = pd.to_datetime(col, errors="coerce", utc=True, format="ISO8601")
@@ -377,8 +375,17 @@ def _timestamps(p: Path, col: pd.Series, name: str, where, at) -> np.ndarray:  #
         bad = parsed.isna().to_numpy()
         if bad.any():
             row = int(np.argmax(bad))
-            found = "an empty cell" if pd.isna(col.iloc[row]) else f"{col.iloc[row]!r}"
             raise DataFormatError(p, f"column '{name}' expected a date or seconds since the epoch{at(row)}, "
-                                     f"found {found}", **where(row))
-        return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+                                     f"found {_cell(col, row)}", **where(row))
+        return _epoch_seconds(parsed)
     return _numeric(p, col, name, where, at).astype(np.int64)
+
+
+def _epoch_seconds(stamps: pd.Series) -> np.ndarray:
+    """Whole seconds since the epoch of time-zone-aware timestamps."""
+    return ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)
+
+
+def _cell(col: pd.Series, row: int) -> str:
+    """A cell as a message quotes it: its value, or that it is empty."""
+    return "an empty cell" if pd.isna(col.iloc[row]) else repr(col.iloc[row])

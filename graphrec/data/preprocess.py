@@ -29,6 +29,15 @@ def duplicate_mask(dataset: Dataset) -> np.ndarray:
     return mask
 
 
+def one_per_key(keys: np.ndarray, *ties: np.ndarray, last: bool = False) -> np.ndarray:
+    """Positions of one entry per distinct key, in their original order: of each key's entries ordered by
+    ``ties`` (most significant first), then by position, the first (``last``: the last)."""
+    order = np.lexsort((np.arange(len(keys)), *reversed(ties), keys))
+    ordered = keys[order]
+    pick = np.r_[ordered[1:] != ordered[:-1], True] if last else np.r_[True, ordered[1:] != ordered[:-1]]
+    return np.sort(order[pick])
+
+
 def drop_duplicates(dataset: Dataset, policy: DuplicatePolicy = "last") -> Dataset:
     """Keep one interaction per (user, item) pair.
 
@@ -43,7 +52,6 @@ def drop_duplicates(dataset: Dataset, policy: DuplicatePolicy = "last") -> Datas
     inter = dataset.interactions
     n = len(inter)
     keys = inter.pair_keys(dataset.num_items)
-    order_pos = np.arange(n)
     ts = inter.timestamp if inter.timestamp is not None else np.zeros(n, dtype=np.int64)
     if policy not in ("last", "first", "max", "error"):
         raise ValueError(f"duplicate policy must be 'last', 'first', 'max' or 'error', got {policy!r}")
@@ -57,16 +65,10 @@ def drop_duplicates(dataset: Dataset, policy: DuplicatePolicy = "last") -> Datas
             raise ValueError(f"{dataset.name}: (user {raw_u}, item {raw_i}) occurs more than once "
                              f"(first repeat at row {p + 1}); {int(dup.sum())} repeats in all")
         return dataset
-    if policy == "last":
-        order = np.lexsort((order_pos, ts, keys))
-        pick = np.r_[keys[order][1:] != keys[order][:-1], True]
-    elif policy == "first":
-        order = np.lexsort((order_pos, ts, keys))
-        pick = np.r_[True, keys[order][1:] != keys[order][:-1]]
-    else:  # "max"
-        order = np.lexsort((order_pos, ts, inter.rating, keys))
-        pick = np.r_[keys[order][1:] != keys[order][:-1], True]
-    kept = np.sort(order[pick])
+    if policy == "max":
+        kept = one_per_key(keys, inter.rating, ts, last=True)
+    else:
+        kept = one_per_key(keys, ts, last=policy == "last")
     if len(kept) == n:
         return dataset
     return replace(dataset.with_interactions(inter.take(kept)), repeats_dropped=dataset.repeats_dropped + n - len(kept))

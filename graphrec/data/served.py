@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from graphrec.data.dataset import Dataset, Interactions
+from graphrec.data.preprocess import one_per_key
 from graphrec.data.vocab import Vocabulary
 from graphrec.data.wal import EventLog
 from graphrec.errors import DataFormatError
@@ -92,9 +93,6 @@ def _first_positive(inter: Interactions, num_items: int, threshold: float | None
     """One interaction per (user, item) pair: of its occurrences, the first (in dataset-then-log order) that
     is rated at least ``threshold`` (every one is, without it), else the first; the kept ones in their order."""
     keys = inter.pair_keys(num_items)
-    pos = np.arange(len(keys))
     dropped = np.zeros(len(keys), dtype=bool) if threshold is None else inter.rating < threshold
-    order = np.lexsort((pos, dropped, keys))
-    first = np.r_[True, keys[order][1:] != keys[order][:-1]]
-    kept = np.sort(order[first])
+    kept = one_per_key(keys, dropped)
     return inter if len(kept) == len(keys) else inter.take(kept)

@@ -60,6 +60,11 @@ class SourceConfig:
     format: str = ""
     implicit_threshold: float | None = None
     k_core: int | None = None
+
+    @property
+    def rated(self) -> bool:
+        """Whether the files hold ratings (explanations then say "you rated"); a source without says so."""
+        return True
     added: str | None = None
 
     def __post_init__(self) -> None:
@@ -199,6 +204,10 @@ class LightGCNSource(SourceConfig):
     path: str | None = None
     data_dir: str | None = None
 
+    @property
+    def rated(self) -> bool:
+        return False
+
     def folder(self) -> Path:
         if self.path is not None:
             return _resolve(self.path, self.data_dir, "dataset.path")
@@ -285,6 +294,10 @@ class TableSource(SourceConfig):
             raise ConfigError("implicit_threshold keeps interactions rated at least that, but this log has no "
                               "ratings (columns.rating is not set): every interaction is a positive already")
 
+    @property
+    def rated(self) -> bool:
+        return self.columns.rating is not None
+
     def read(self, download: bool = False) -> Dataset:
         path = _resolve(self.path, self.data_dir, "dataset.path")
         ds = load_interactions(path, self.columns.mapping(), sep=self.sep, name=self.name, format=self.format,
@@ -362,6 +375,10 @@ class SyntheticSource(SourceConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_synthetic_sizes(self.users, self.items, self.interactions)
+
+    @property
+    def rated(self) -> bool:
+        return False
 
     def read(self, download: bool = False) -> Dataset:
         return synthetic_dataset(self.users, self.items, self.interactions, self.seed, self.name)

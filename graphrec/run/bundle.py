@@ -165,14 +165,16 @@ class DeployedModel(Recommender):
     @property
     def verb(self) -> str:
         """How explanations say what a user did with an item: ``"rated"`` where the run's data had ratings
-        (MovieLens, a log with ``columns.rating``; what runs recorded before said nothing of it), else
-        ``"interacted with"`` (a LightGCN-format folder, a log of clicks...)."""
-        dataset = ((self.meta.get("provenance") or {}).get("config") or {}).get("dataset") or {}
-        fmt = dataset.get("format")
-        if fmt in ("lightgcn", "synthetic") or (fmt in ("csv", "parquet")
-                                                and not (dataset.get("columns") or {}).get("rating")):
-            return "interacted with"
-        return "rated"
+        (:attr:`~graphrec.data.sources.SourceConfig.rated` of the dataset it recorded; a run that recorded none,
+        or one this version cannot read, is taken as rated), else ``"interacted with"``."""
+        from graphrec.data.sources import source_config
+
+        dataset = ((self.meta.get("provenance") or {}).get("config") or {}).get("dataset")
+        try:
+            rated = source_config(dataset).rated if dataset else True
+        except GraphrecError:
+            rated = True
+        return "rated" if rated else "interacted with"
 
     def explain(self, user: object, item: object) -> Any:
         """Why ``item`` scores for ``user`` (raw ids): an :class:`~graphrec.explain.Explanation`."""
